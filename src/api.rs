@@ -1,0 +1,58 @@
+//! The gRPC services, one file each: decode and validate a request, call the store inside
+//! one transaction, encode the response. Prost types stop here.
+
+pub mod elections;
+pub mod organizations;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::aip::paging::PageTokens;
+use crate::error::{Result, Violations};
+
+/// What every service needs: the pool and the page-token signer.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub page_tokens: PageTokens,
+}
+
+impl AppState {
+    pub async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+}
+
+/// An instant as the contract writes it.
+pub fn to_timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: time.timestamp(),
+        // Always below 1e9, so it fits.
+        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// A contract timestamp as an instant; out-of-range values are refused.
+pub fn from_timestamp(timestamp: &prost_types::Timestamp) -> Result<DateTime<Utc>, String> {
+    u32::try_from(timestamp.nanos)
+        .ok()
+        .filter(|nanos| *nanos < 1_000_000_000)
+        .and_then(|nanos| DateTime::from_timestamp(timestamp.seconds, nanos))
+        .ok_or_else(|| "is not a valid timestamp".to_owned())
+}
+
+/// Checks a free-text field: trimmed emptiness when required, and a length limit so that
+/// no caller can store megabytes in a name.
+pub fn check_text(
+    violations: &mut Violations,
+    field: &str,
+    value: &str,
+    required: bool,
+    max_chars: usize,
+) {
+    if required && value.trim().is_empty() {
+        violations.add(field, "is required");
+    } else if value.chars().count() > max_chars {
+        violations.add(field, format!("must be at most {max_chars} characters"));
+    }
+}

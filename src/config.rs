@@ -1,0 +1,179 @@
+//! Configuration from flags and environment variables (flags win). Secrets are never printed.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::telemetry::LogFormat;
+
+/// Observer Registry: international election observation over gRPC.
+#[derive(Debug, Parser)]
+#[command(name = "observer-registry", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Create the database if missing, migrate it, and serve gRPC (the default).
+    Serve,
+    /// Create the database if missing and run the migrations, then exit.
+    Migrate,
+}
+
+/// Settings shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Address the gRPC server listens on.
+    #[arg(
+        long,
+        env = "LISTEN_ADDR",
+        default_value = "127.0.0.1:50051",
+        global = true
+    )]
+    pub listen_addr: SocketAddr,
+
+    /// PostgreSQL connection URL; the database is created if it does not exist.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres:postgres@localhost:5432/observer_registry",
+        hide_env_values = true,
+        hide_default_value = true,
+        global = true
+    )]
+    pub database_url: String,
+
+    /// Maximum number of database connections.
+    #[arg(long, env = "DB_POOL_SIZE", default_value_t = 16, global = true)]
+    pub db_pool_size: u32,
+
+    /// How long a request waits for a free database connection before UNAVAILABLE.
+    #[arg(long, env = "DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    pub db_acquire_timeout: Duration,
+
+    /// Upper bound on any one SQL statement.
+    #[arg(long, env = "DB_STATEMENT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub db_statement_timeout: Duration,
+
+    /// How long start-up keeps retrying an unreachable database before giving up.
+    #[arg(long, env = "DB_STARTUP_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration, global = true)]
+    pub db_startup_timeout: Duration,
+
+    /// How often readiness checks the database.
+    #[arg(long, env = "HEALTH_CHECK_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
+    pub health_check_interval: Duration,
+
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+    #[arg(long, env = "SHUTDOWN_GRACE_PERIOD", default_value = "25s", value_parser = humantime::parse_duration, global = true)]
+    pub shutdown_grace_period: Duration,
+
+    /// How long a create's request_id is remembered (AIP-155; at least 24h).
+    #[arg(long, env = "REQUEST_ID_RETENTION", default_value = "48h", value_parser = parse_retention, global = true)]
+    pub request_id_retention: Duration,
+
+    /// Log line format.
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "pretty",
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+fn parse_retention(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if duration < Duration::from_secs(24 * 3600) {
+        return Err("must be at least 24h".to_owned());
+    }
+    Ok(duration)
+}
+
+impl Settings {
+    /// Logs the effective configuration, with the database password masked.
+    pub fn log(&self) {
+        tracing::info!(
+            listen_addr = %self.listen_addr,
+            database_url = %mask_password(&self.database_url),
+            db_pool_size = self.db_pool_size,
+            db_acquire_timeout = ?self.db_acquire_timeout,
+            db_statement_timeout = ?self.db_statement_timeout,
+            db_startup_timeout = ?self.db_startup_timeout,
+            health_check_interval = ?self.health_check_interval,
+            shutdown_grace_period = ?self.shutdown_grace_period,
+            request_id_retention = ?self.request_id_retention,
+            log_format = ?self.log_format,
+            "configuration"
+        );
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:****@host/db`; also masks a
+/// `password=` query parameter.
+pub fn mask_password(url: &str) -> String {
+    let mut masked = url.to_owned();
+    if let Some(scheme_end) = masked.find("://") {
+        let authority_start = scheme_end + 3;
+        let authority_end = masked[authority_start..]
+            .find(['/', '?'])
+            .map_or(masked.len(), |i| authority_start + i);
+        if let Some(at) = masked[authority_start..authority_end].rfind('@') {
+            let userinfo = &masked[authority_start..authority_start + at];
+            if let Some(colon) = userinfo.find(':') {
+                let start = authority_start + colon + 1;
+                masked.replace_range(start..authority_start + at, "****");
+            }
+        }
+    }
+    if let Some(query_start) = masked.find('?') {
+        let (base, query) = masked.split_at(query_start + 1);
+        let query = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=****"),
+                _ => pair.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        masked = format!("{base}{query}");
+    }
+    masked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(
+            mask_password("postgres://postgres:s3cr@t@localhost:5432/db"),
+            "postgres://postgres:****@localhost:5432/db"
+        );
+        assert_eq!(
+            mask_password("postgres://localhost/db"),
+            "postgres://localhost/db"
+        );
+        assert_eq!(
+            mask_password("postgres://u@h/db?sslmode=require&password=x"),
+            "postgres://u@h/db?sslmode=require&password=****"
+        );
+    }
+
+    #[test]
+    fn defaults_parse() {
+        let cli = Cli::try_parse_from(["observer-registry"]).unwrap();
+        assert_eq!(cli.settings.listen_addr.to_string(), "127.0.0.1:50051");
+        assert!(cli.command.is_none());
+        let cli =
+            Cli::try_parse_from(["observer-registry", "migrate", "--db-pool-size", "3"]).unwrap();
+        assert_eq!(cli.command, Some(Command::Migrate));
+        assert_eq!(cli.settings.db_pool_size, 3);
+    }
+}

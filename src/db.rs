@@ -1,0 +1,87 @@
+//! Database connection, creation and migration.
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
+
+use crate::config::Settings;
+
+/// The embedded migrations (`migrations/`).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Connection options from the settings: application name for `pg_stat_activity`, and a
+/// statement timeout so no query outlives its purpose.
+pub fn connect_options(settings: &Settings) -> anyhow::Result<PgConnectOptions> {
+    let timeout_ms = settings.db_statement_timeout.as_millis().to_string();
+    Ok(PgConnectOptions::from_str(&settings.database_url)
+        .context("DATABASE_URL is not a valid PostgreSQL URL")?
+        .application_name("observer-registry")
+        .options([("statement_timeout", timeout_ms.as_str())]))
+}
+
+/// A pool that connects on demand, so the service starts and reports NOT_SERVING while
+/// the database is away instead of failing.
+pub fn pool(options: PgConnectOptions, settings: &Settings) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(settings.db_pool_size)
+        .acquire_timeout(settings.db_acquire_timeout)
+        .connect_lazy_with(options)
+}
+
+/// Creates the database named in `options` if it does not exist yet.
+pub async fn ensure_database(options: &PgConnectOptions) -> anyhow::Result<()> {
+    let name = options.get_database().unwrap_or("postgres").to_owned();
+    let mut admin = PgConnection::connect_with(&options.clone().database("postgres"))
+        .await
+        .context("cannot connect to PostgreSQL")?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut admin)
+            .await?;
+    if !exists {
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        match sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}")))
+            .execute(&mut admin)
+            .await
+        {
+            Ok(_) => tracing::info!(database = %name, "database created"),
+            // Another replica created it at the same moment.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+            Err(e) => return Err(e).context("cannot create the database"),
+        }
+    }
+    admin.close().await.ok();
+    Ok(())
+}
+
+/// Creates the database if needed and migrates it, retrying while PostgreSQL is not
+/// reachable yet (a pod may start before its database) until the start-up timeout.
+pub async fn prepare(settings: &Settings) -> anyhow::Result<PgPool> {
+    let options = connect_options(settings)?;
+    let deadline = Instant::now() + settings.db_startup_timeout;
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let attempt = async {
+            ensure_database(&options).await?;
+            let pool = pool(options.clone(), settings);
+            MIGRATOR.run(&pool).await.context("migration failed")?;
+            anyhow::Ok(pool)
+        };
+        match attempt.await {
+            Ok(pool) => {
+                tracing::info!("database ready and migrated");
+                return Ok(pool);
+            }
+            Err(error) if Instant::now() + delay < deadline => {
+                tracing::warn!(error = format!("{error:#}"), retry_in = ?delay, "database not ready");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Validated domain types: once parsed, always valid. No prost types and no SQL here.
+
+pub mod country;
+pub mod date;
+pub mod election;
+pub mod names;
+pub mod organization;

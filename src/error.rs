@@ -1,0 +1,333 @@
+//! The one error type of the service and the one table that maps it to gRPC.
+//!
+//! Handlers end with `?`; every status carries `google.rpc.ErrorInfo` (domain
+//! `observer-registry`, an UPPER_SNAKE reason) and INVALID_ARGUMENT also carries
+//! `google.rpc.BadRequest` with one violation per bad field (AIP-193). Internal errors are
+//! logged whole and answered generically: no SQL or driver text reaches a client.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// `ErrorInfo.domain` of every error this service returns.
+pub const ERROR_DOMAIN: &str = "observer-registry";
+
+/// Why a call failed. Each reason has exactly one gRPC code (see [`Reason::code`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    InvalidArgument,
+    InvalidPageToken,
+    InvalidFilter,
+    NotFound,
+    AlreadyExists,
+    EtagMismatch,
+    HostCountryCitizen,
+    DuplicateObserver,
+    DelegationOrganizationMismatch,
+    HeadNotMember,
+    InvalidStateTransition,
+    AccreditationClosed,
+    MeetingConflict,
+    OutsideDelegationStay,
+    HasChildren,
+    Unauthenticated,
+    PermissionDenied,
+    Unavailable,
+    /// A transaction lost a race (serialization failure or deadlock) and may be retried.
+    Aborted,
+    DeadlineExceeded,
+    Unimplemented,
+    Internal,
+}
+
+impl Reason {
+    /// The single table from reason to gRPC code.
+    pub fn code(self) -> Code {
+        use Reason::*;
+        match self {
+            InvalidArgument | InvalidPageToken | InvalidFilter => Code::InvalidArgument,
+            NotFound => Code::NotFound,
+            AlreadyExists | DuplicateObserver => Code::AlreadyExists,
+            EtagMismatch | Aborted => Code::Aborted,
+            HostCountryCitizen
+            | DelegationOrganizationMismatch
+            | HeadNotMember
+            | InvalidStateTransition
+            | AccreditationClosed
+            | MeetingConflict
+            | OutsideDelegationStay
+            | HasChildren => Code::FailedPrecondition,
+            Unauthenticated => Code::Unauthenticated,
+            PermissionDenied => Code::PermissionDenied,
+            Unavailable => Code::Unavailable,
+            DeadlineExceeded => Code::DeadlineExceeded,
+            Unimplemented => Code::Unimplemented,
+            Internal => Code::Internal,
+        }
+    }
+
+    /// The `ErrorInfo.reason` string, as API.md names it.
+    pub fn as_str(self) -> &'static str {
+        use Reason::*;
+        match self {
+            InvalidArgument => "INVALID_ARGUMENT",
+            InvalidPageToken => "INVALID_PAGE_TOKEN",
+            InvalidFilter => "INVALID_FILTER",
+            NotFound => "NOT_FOUND",
+            AlreadyExists => "ALREADY_EXISTS",
+            EtagMismatch => "ETAG_MISMATCH",
+            HostCountryCitizen => "HOST_COUNTRY_CITIZEN",
+            DuplicateObserver => "DUPLICATE_OBSERVER",
+            DelegationOrganizationMismatch => "DELEGATION_ORGANIZATION_MISMATCH",
+            HeadNotMember => "HEAD_NOT_MEMBER",
+            InvalidStateTransition => "INVALID_STATE_TRANSITION",
+            AccreditationClosed => "ACCREDITATION_CLOSED",
+            MeetingConflict => "MEETING_CONFLICT",
+            OutsideDelegationStay => "OUTSIDE_DELEGATION_STAY",
+            HasChildren => "HAS_CHILDREN",
+            Unauthenticated => "UNAUTHENTICATED",
+            PermissionDenied => "PERMISSION_DENIED",
+            Unavailable => "UNAVAILABLE",
+            Aborted => "ABORTED",
+            DeadlineExceeded => "DEADLINE_EXCEEDED",
+            Unimplemented => "UNIMPLEMENTED",
+            Internal => "INTERNAL",
+        }
+    }
+}
+
+/// One bad field of a request (`google.rpc.BadRequest.FieldViolation`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// Path of the field as in the request, e.g. `election.host_country`.
+    pub field: String,
+    pub description: String,
+}
+
+/// A failed call: reason, a message for humans, and the details clients act on.
+#[derive(Debug)]
+pub struct Error {
+    pub reason: Reason,
+    pub message: String,
+    pub violations: Vec<FieldViolation>,
+    /// `ErrorInfo.metadata`, e.g. the resource a NOT_FOUND is about.
+    pub metadata: HashMap<String, String>,
+    /// The cause of an internal error: logged, never sent.
+    source: Option<anyhow::Error>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Error {
+            reason,
+            message: message.into(),
+            violations: Vec::new(),
+            metadata: HashMap::new(),
+            source: None,
+        }
+    }
+
+    /// Adds an `ErrorInfo.metadata` entry.
+    pub fn with_metadata(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// INVALID_ARGUMENT for one field, with `reason` (e.g. INVALID_FILTER).
+    pub fn invalid_field(reason: Reason, field: &str, description: impl Into<String>) -> Self {
+        let description = description.into();
+        let mut error = Error::new(reason, format!("{field}: {description}"));
+        error.violations.push(FieldViolation {
+            field: field.to_owned(),
+            description,
+        });
+        error
+    }
+
+    /// INVALID_ARGUMENT / INVALID_ARGUMENT for one field.
+    pub fn invalid(field: &str, description: impl Into<String>) -> Self {
+        Error::invalid_field(Reason::InvalidArgument, field, description)
+    }
+
+    pub fn not_found(resource: &str) -> Self {
+        Error::new(Reason::NotFound, format!("{resource} not found"))
+            .with_metadata("resource", resource)
+    }
+
+    pub fn already_exists(resource: &str) -> Self {
+        Error::new(Reason::AlreadyExists, format!("{resource} already exists"))
+            .with_metadata("resource", resource)
+    }
+
+    pub fn etag_mismatch(resource: &str) -> Self {
+        Error::new(
+            Reason::EtagMismatch,
+            format!("{resource} was changed since it was read: the etag does not match"),
+        )
+        .with_metadata("resource", resource)
+    }
+
+    /// FAILED_PRECONDITION (or the reason's own code) for a broken domain rule.
+    pub fn precondition(reason: Reason, message: impl Into<String>) -> Self {
+        Error::new(reason, message)
+    }
+
+    pub fn unimplemented(what: &str) -> Self {
+        Error::new(
+            Reason::Unimplemented,
+            format!("{what} is not implemented yet"),
+        )
+    }
+
+    /// An error the client cannot act on; `source` is logged when the status is built.
+    pub fn internal(source: impl Into<anyhow::Error>) -> Self {
+        let mut error = Error::new(Reason::Internal, "internal error");
+        error.source = Some(source.into());
+        error
+    }
+
+    /// Maps a database error: constraint violations become client errors (SQLSTATE table),
+    /// lost connections become UNAVAILABLE, everything else INTERNAL.
+    pub fn from_sqlx(error: sqlx::Error) -> Self {
+        use sqlx::Error as E;
+        match &error {
+            E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::Tls(_) => {
+                tracing::warn!(error = %error, "database unavailable");
+                Error::new(
+                    Reason::Unavailable,
+                    "the database is unavailable; retry later",
+                )
+            }
+            E::Database(db) => match db.code().as_deref() {
+                Some("23505") => constraint_error(db.constraint(), Reason::AlreadyExists),
+                Some("23503") => constraint_error(db.constraint(), Reason::HasChildren),
+                Some("23P01") => constraint_error(db.constraint(), Reason::MeetingConflict),
+                Some("23514") | Some("23502") | Some("22001") => {
+                    constraint_error(db.constraint(), Reason::InvalidArgument)
+                }
+                Some("40001") | Some("40P01") => Error::new(
+                    Reason::Aborted,
+                    "the change conflicted with a concurrent change; retry it",
+                ),
+                Some("57014") => Error::new(
+                    Reason::DeadlineExceeded,
+                    "the database statement ran out of time",
+                ),
+                Some(code) if code.starts_with("08") || code.starts_with("57P") => {
+                    tracing::warn!(error = %error, "database unavailable");
+                    Error::new(
+                        Reason::Unavailable,
+                        "the database is unavailable; retry later",
+                    )
+                }
+                _ => Error::internal(error),
+            },
+            _ => Error::internal(error),
+        }
+    }
+
+    /// Whether a retry of the whole transaction may succeed.
+    pub fn is_retryable(&self) -> bool {
+        self.reason == Reason::Aborted
+    }
+}
+
+/// The message for a violated constraint, by name. The application checks these rules first
+/// for a precise error; reaching here means a concurrent caller won a race.
+fn constraint_error(constraint: Option<&str>, fallback: Reason) -> Error {
+    let message = match constraint {
+        Some(name) => format!("the request conflicts with a database rule ({name})"),
+        None => "the request conflicts with a database rule".to_owned(),
+    };
+    let mut error = Error::new(fallback, message);
+    if let Some(name) = constraint {
+        error = error.with_metadata("constraint", name);
+    }
+    error
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(error: sqlx::Error) -> Self {
+        Error::from_sqlx(error)
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.reason.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Status {
+        if let Some(source) = &error.source {
+            tracing::error!(error = ?source, "internal error");
+        }
+        let mut details = ErrorDetails::with_error_info(
+            error.reason.as_str(),
+            ERROR_DOMAIN,
+            error.metadata.clone(),
+        );
+        for violation in &error.violations {
+            details.add_bad_request_violation(&violation.field, &violation.description);
+        }
+        Status::with_error_details(error.reason.code(), error.message, details)
+    }
+}
+
+/// Collects every bad field of a request, so the client learns all of them at once.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    pub fn new() -> Self {
+        Violations::default()
+    }
+
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(FieldViolation {
+            field: field.into(),
+            description: description.into(),
+        });
+    }
+
+    /// Keeps the value of a check, recording its failure under `field`.
+    pub fn check<T, E: std::fmt::Display>(
+        &mut self,
+        field: &str,
+        result: std::result::Result<T, E>,
+    ) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.add(field, error.to_string());
+                None
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Ok when no field was bad; otherwise INVALID_ARGUMENT naming every bad field.
+    pub fn finish(self) -> Result<()> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let message = self
+            .0
+            .iter()
+            .map(|v| format!("{}: {}", v.field, v.description))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut error = Error::new(Reason::InvalidArgument, message);
+        error.violations = self.0;
+        Err(error)
+    }
+}

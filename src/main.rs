@@ -1,0 +1,81 @@
+//! The `observer-registry` binary: configuration → telemetry → run.
+
+use anyhow::Context;
+use clap::Parser;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use observer_registry::config::{Cli, Command, Settings};
+use observer_registry::{db, server, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    telemetry::init(cli.settings.log_format);
+    cli.settings.log();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => {
+            db::prepare(&cli.settings).await?;
+            Ok(())
+        }
+        Command::Serve => serve(cli.settings).await,
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let pool = db::prepare(&settings).await?;
+    let listener = TcpListener::bind(settings.listen_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
+    tracing::info!(address = %listener.local_addr()?, "serving gRPC");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let mut stopped = stop_rx.clone();
+    let server = server::serve(
+        listener,
+        pool.clone(),
+        server::ServeOptions::from(&settings),
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        },
+    );
+
+    let mut stopped = stop_rx;
+    let grace_period = settings.shutdown_grace_period;
+    tokio::select! {
+        result = server => result?,
+        _ = async {
+            let _ = stopped.wait_for(|stop| *stop).await;
+            tokio::time::sleep(grace_period).await;
+        } => tracing::warn!(?grace_period, "grace period over; exiting with calls still in flight"),
+    }
+    pool.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM (Kubernetes) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => tracing::info!("SIGINT received"),
+                    _ = terminate.recv() => tracing::info!("SIGTERM received"),
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the server");
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

@@ -1,0 +1,162 @@
+//! Builds the tonic router (contract services, health, reflection, layers) and serves it on
+//! an injected listener until the shutdown future resolves. Tests bind `127.0.0.1:0`.
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context;
+use http::HeaderMap;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::server::NamedService;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+use crate::aip::paging::PageTokens;
+use crate::api::AppState;
+use crate::api::elections::ElectionApi;
+use crate::api::organizations::OrganizationApi;
+use crate::config::Settings;
+use crate::health::{self, Readiness};
+use crate::pb;
+use crate::pb::v1::election_service_server::ElectionServiceServer;
+use crate::pb::v1::organization_service_server::OrganizationServiceServer;
+use crate::store;
+
+/// What the server needs beyond the listener and the pool.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub health_check_interval: Duration,
+    pub request_id_retention: Duration,
+}
+
+impl From<&Settings> for ServeOptions {
+    fn from(settings: &Settings) -> Self {
+        ServeOptions {
+            health_check_interval: settings.health_check_interval,
+            request_id_retention: settings.request_id_retention,
+        }
+    }
+}
+
+/// How often forgotten request ids are purged.
+const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Serves until `shutdown` resolves; then readiness goes NOT_SERVING at once, new calls
+/// are refused and the calls in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    pool: PgPool,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let page_tokens = PageTokens::new(
+        &store::secrets::page_token_key(&pool)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read the page-token key: {e}"))?,
+    );
+    let state = AppState {
+        pool: pool.clone(),
+        page_tokens,
+    };
+
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let readiness = Readiness::new(
+        reporter,
+        vec![
+            <ElectionServiceServer<ElectionApi> as NamedService>::NAME,
+            <OrganizationServiceServer<OrganizationApi> as NamedService>::NAME,
+        ],
+    )
+    .await;
+    let (stopping_tx, stopping) = watch::channel(false);
+    tokio::spawn(health::watch_database(
+        pool.clone(),
+        readiness.clone(),
+        options.health_check_interval,
+        stopping.clone(),
+    ));
+    tokio::spawn(purge_request_ids(
+        pool.clone(),
+        options.request_id_retention,
+        stopping,
+    ));
+
+    let reflection_v1 = reflection().build_v1().context("reflection v1")?;
+    let reflection_v1alpha = reflection().build_v1alpha().context("reflection v1alpha")?;
+
+    let trace = TraceLayer::new_for_grpc()
+        .make_span_with(|request: &http::Request<_>| {
+            tracing::info_span!("grpc", method = %request.uri().path())
+        })
+        .on_request(())
+        .on_response(|response: &http::Response<_>, latency: Duration, span: &Span| {
+            // Errors come as trailers-only responses: the status is in the headers.
+            if response.headers().contains_key("grpc-status") {
+                log_request(Some(response.headers()), latency, span);
+            }
+        })
+        .on_eos(|trailers: Option<&HeaderMap>, latency: Duration, span: &Span| {
+            log_request(trailers, latency, span);
+        })
+        .on_failure(());
+
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    Server::builder()
+        .layer(trace)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(ElectionServiceServer::new(ElectionApi::new(state.clone())))
+        .add_service(OrganizationServiceServer::new(OrganizationApi::new(state)))
+        .serve_with_incoming_shutdown(incoming, async move {
+            shutdown.await;
+            let _ = stopping_tx.send(true);
+            readiness.set(false).await;
+            tracing::info!("shutdown started: refusing new calls, finishing calls in flight");
+        })
+        .await
+        .context("gRPC server failed")?;
+    tracing::info!("all calls finished");
+    Ok(())
+}
+
+/// Reflection with the contract, health and `google.rpc` error types, so grpcurl can list,
+/// describe and print error details readably.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// One line per call: method (from the span), gRPC status code and latency.
+fn log_request(headers: Option<&HeaderMap>, latency: Duration, span: &Span) {
+    let code = headers
+        .and_then(|h| h.get("grpc-status"))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map(tonic::Code::from_i32)
+        .unwrap_or(tonic::Code::Unknown);
+    let latency_ms = latency.as_secs_f64() * 1000.0;
+    tracing::info!(parent: span, code = ?code, latency_ms, "request finished");
+}
+
+/// Forgets request ids past their retention, hourly, until shutdown.
+async fn purge_request_ids(pool: PgPool, retention: Duration, mut stopping: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(PURGE_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stopping.wait_for(|stopping| *stopping) => return,
+        }
+        match store::request_ids::purge(&pool, retention).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "forgot expired request ids"),
+            Err(error) => tracing::warn!(%error, "could not purge expired request ids"),
+        }
+    }
+}

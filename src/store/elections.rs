@@ -1,0 +1,210 @@
+//! SQL for elections.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::aip::filter::{FieldType, FilterField};
+use crate::aip::paging::{KeyValue, Keyed, ListQuery, ListSpec, SortField};
+use crate::domain::country::CountryCode;
+use crate::domain::election::{Election, ElectionFields};
+use crate::error::{Error, Reason, Result};
+use crate::store::listing::{Source, fetch_page};
+
+/// What ListElections filters and orders by.
+pub static LIST_SPEC: ListSpec = ListSpec {
+    collection: "elections",
+    filter_fields: &[
+        FilterField {
+            path: "display_name",
+            column: "display_name",
+            field_type: FieldType::Text,
+            nullable: false,
+        },
+        FilterField {
+            path: "host_country",
+            column: "host_country",
+            field_type: FieldType::Text,
+            nullable: false,
+        },
+        FilterField {
+            path: "voting_day",
+            column: "voting_day",
+            field_type: FieldType::Date,
+            nullable: false,
+        },
+        FilterField {
+            path: "accreditation_deadline",
+            column: "accreditation_deadline",
+            field_type: FieldType::Timestamp,
+            nullable: true,
+        },
+        FilterField {
+            path: "create_time",
+            column: "create_time",
+            field_type: FieldType::Timestamp,
+            nullable: false,
+        },
+        FilterField {
+            path: "update_time",
+            column: "update_time",
+            field_type: FieldType::Timestamp,
+            nullable: false,
+        },
+    ],
+    sort_fields: &[
+        SortField {
+            path: "create_time",
+            column: "create_time",
+        },
+        SortField {
+            path: "update_time",
+            column: "update_time",
+        },
+        SortField {
+            path: "display_name",
+            column: "display_name",
+        },
+        SortField {
+            path: "voting_day",
+            column: "voting_day",
+        },
+    ],
+    tiebreak: SortField {
+        path: "name",
+        column: "id",
+    },
+    default_order_by: "create_time",
+};
+
+#[derive(sqlx::FromRow)]
+struct ElectionRow {
+    id: String,
+    display_name: String,
+    host_country: String,
+    voting_day: NaiveDate,
+    accreditation_deadline: Option<DateTime<Utc>>,
+    description: String,
+    create_time: DateTime<Utc>,
+    update_time: DateTime<Utc>,
+    etag: Uuid,
+}
+
+impl TryFrom<ElectionRow> for Election {
+    type Error = Error;
+
+    fn try_from(row: ElectionRow) -> Result<Election> {
+        Ok(Election {
+            fields: ElectionFields {
+                display_name: row.display_name,
+                host_country: CountryCode::parse(&row.host_country).map_err(|e| {
+                    Error::internal(anyhow::anyhow!("stored election {}: {e}", row.id))
+                })?,
+                voting_day: row.voting_day,
+                accreditation_deadline: row.accreditation_deadline,
+                description: row.description,
+            },
+            id: row.id,
+            create_time: row.create_time,
+            update_time: row.update_time,
+            etag: row.etag,
+        })
+    }
+}
+
+impl Keyed for Election {
+    fn key_value(&self, path: &str) -> KeyValue {
+        match path {
+            "create_time" => KeyValue::time(self.create_time),
+            "update_time" => KeyValue::time(self.update_time),
+            "display_name" => KeyValue::Text(self.fields.display_name.clone()),
+            "voting_day" => KeyValue::Date(self.fields.voting_day),
+            _ => KeyValue::Text(self.id.clone()),
+        }
+    }
+}
+
+const COLUMNS: &str = "id, display_name, host_country, voting_day, accreditation_deadline, \
+                       description, create_time, update_time, etag";
+
+pub async fn insert(
+    conn: &mut PgConnection,
+    id: &str,
+    fields: &ElectionFields,
+) -> Result<Election> {
+    let row: ElectionRow = sqlx::query_as(trusted_sql!(
+        "INSERT INTO elections (id, display_name, host_country, voting_day, \
+         accreditation_deadline, description) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(&fields.display_name)
+    .bind(fields.host_country.as_str())
+    .bind(fields.voting_day)
+    .bind(fields.accreditation_deadline)
+    .bind(&fields.description)
+    .fetch_one(conn)
+    .await
+    .map_err(|e| match Error::from(e) {
+        error if error.reason == Reason::AlreadyExists => {
+            Error::already_exists(&format!("elections/{id}"))
+        }
+        error => error,
+    })?;
+    row.try_into()
+}
+
+/// The election, locked for the rest of the transaction when `for_update`.
+pub async fn get(conn: &mut PgConnection, id: &str, for_update: bool) -> Result<Option<Election>> {
+    let lock = if for_update { " FOR UPDATE" } else { "" };
+    let row: Option<ElectionRow> = sqlx::query_as(trusted_sql!(
+        "SELECT {COLUMNS} FROM elections WHERE id = $1{lock}"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(Election::try_from).transpose()
+}
+
+/// Replaces the caller-set fields and gives the election a new etag.
+pub async fn update(
+    conn: &mut PgConnection,
+    id: &str,
+    fields: &ElectionFields,
+) -> Result<Election> {
+    let row: ElectionRow = sqlx::query_as(trusted_sql!(
+        "UPDATE elections SET display_name = $2, host_country = $3, voting_day = $4, \
+         accreditation_deadline = $5, description = $6, update_time = now(), \
+         etag = gen_random_uuid() WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(&fields.display_name)
+    .bind(fields.host_country.as_str())
+    .bind(fields.voting_day)
+    .bind(fields.accreditation_deadline)
+    .bind(&fields.description)
+    .fetch_one(conn)
+    .await?;
+    row.try_into()
+}
+
+/// Deletes the election. Children are protected by foreign keys (HAS_CHILDREN).
+pub async fn delete(conn: &mut PgConnection, id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM elections WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn list(conn: &mut PgConnection, query: &ListQuery) -> Result<(Vec<Election>, i64)> {
+    let source = Source {
+        columns: COLUMNS,
+        from: "elections",
+    };
+    let (rows, total) = fetch_page::<ElectionRow>(conn, &source, &|_| {}, query).await?;
+    let elections = rows
+        .into_iter()
+        .map(Election::try_from)
+        .collect::<Result<_>>()?;
+    Ok((elections, total))
+}

@@ -1,0 +1,77 @@
+//! The idempotency table: the first response of every create that carried a `request_id`.
+
+use std::time::Duration;
+
+use prost::Message;
+use sqlx::{PgConnection, PgPool};
+
+use crate::aip::request_id::IdempotencyKey;
+use crate::error::{Error, Result};
+
+/// Claims the key in the caller's transaction. `None`: this is the first call, go on and
+/// [`record`] the response before committing. `Some`: the response of the first call.
+///
+/// A concurrent call with the same key blocks here on the primary key until the first one
+/// commits (then it reads its response) or rolls back (then it becomes the first call).
+pub async fn claim<R: Message + Default>(
+    conn: &mut PgConnection,
+    key: Option<&IdempotencyKey>,
+) -> Result<Option<R>> {
+    let Some(key) = key else { return Ok(None) };
+    let inserted = sqlx::query(
+        "INSERT INTO request_ids (request_id, method, fingerprint, response) \
+         VALUES ($1, $2, $3, '') ON CONFLICT (request_id) DO NOTHING",
+    )
+    .bind(key.request_id)
+    .bind(key.method)
+    .bind(&key.fingerprint)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok(None);
+    }
+    let (method, fingerprint, response): (String, Vec<u8>, Vec<u8>) = sqlx::query_as(
+        "SELECT method, fingerprint, response FROM request_ids WHERE request_id = $1",
+    )
+    .bind(key.request_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if method != key.method || fingerprint != key.fingerprint {
+        return Err(Error::invalid(
+            "request_id",
+            "this request_id was already used for a different request",
+        ));
+    }
+    R::decode(response.as_slice())
+        .map(Some)
+        .map_err(Error::internal)
+}
+
+/// Stores the response of a first call under its key, in the same transaction as the change.
+pub async fn record<R: Message>(
+    conn: &mut PgConnection,
+    key: Option<&IdempotencyKey>,
+    response: &R,
+) -> Result<()> {
+    let Some(key) = key else { return Ok(()) };
+    sqlx::query("UPDATE request_ids SET response = $2 WHERE request_id = $1")
+        .bind(key.request_id)
+        .bind(response.encode_to_vec())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Forgets keys older than `retention`; returns how many.
+pub async fn purge(pool: &PgPool, retention: Duration) -> Result<u64> {
+    let seconds = retention.as_secs_f64();
+    let purged = sqlx::query(
+        "DELETE FROM request_ids WHERE create_time < now() - make_interval(secs => $1)",
+    )
+    .bind(seconds)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(purged)
+}
