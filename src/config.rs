@@ -102,12 +102,12 @@ impl Settings {
             listen_addr = %self.listen_addr,
             database_url = %mask_password(&self.database_url),
             db_pool_size = self.db_pool_size,
-            db_acquire_timeout = ?self.db_acquire_timeout,
-            db_statement_timeout = ?self.db_statement_timeout,
-            db_startup_timeout = ?self.db_startup_timeout,
-            health_check_interval = ?self.health_check_interval,
-            shutdown_grace_period = ?self.shutdown_grace_period,
-            request_id_retention = ?self.request_id_retention,
+            db_acquire_timeout = %humantime::format_duration(self.db_acquire_timeout),
+            db_statement_timeout = %humantime::format_duration(self.db_statement_timeout),
+            db_startup_timeout = %humantime::format_duration(self.db_startup_timeout),
+            health_check_interval = %humantime::format_duration(self.health_check_interval),
+            shutdown_grace_period = %humantime::format_duration(self.shutdown_grace_period),
+            request_id_retention = %humantime::format_duration(self.request_id_retention),
             log_format = ?self.log_format,
             "configuration"
         );

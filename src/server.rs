@@ -63,15 +63,13 @@ pub async fn serve(
         page_tokens,
     };
 
+    // Only complete services are served, and reflection lists only what is served.
+    let services = vec![
+        <ElectionServiceServer<ElectionApi> as NamedService>::NAME,
+        <OrganizationServiceServer<OrganizationApi> as NamedService>::NAME,
+    ];
     let (reporter, health_service) = tonic_health::server::health_reporter();
-    let readiness = Readiness::new(
-        reporter,
-        vec![
-            <ElectionServiceServer<ElectionApi> as NamedService>::NAME,
-            <OrganizationServiceServer<OrganizationApi> as NamedService>::NAME,
-        ],
-    )
-    .await;
+    let readiness = Readiness::new(reporter, services.clone()).await;
     let (stopping_tx, stopping) = watch::channel(false);
     tokio::spawn(health::watch_database(
         pool.clone(),
@@ -85,8 +83,10 @@ pub async fn serve(
         stopping,
     ));
 
-    let reflection_v1 = reflection().build_v1().context("reflection v1")?;
-    let reflection_v1alpha = reflection().build_v1alpha().context("reflection v1alpha")?;
+    let reflection_v1 = reflection(&services).build_v1().context("reflection v1")?;
+    let reflection_v1alpha = reflection(&services)
+        .build_v1alpha()
+        .context("reflection v1alpha")?;
 
     let trace = TraceLayer::new_for_grpc()
         .make_span_with(|request: &http::Request<_>| {
@@ -126,11 +126,15 @@ pub async fn serve(
 
 /// Reflection with the contract, health and `google.rpc` error types, so grpcurl can list,
 /// describe and print error details readably.
-fn reflection() -> tonic_reflection::server::Builder<'static> {
-    tonic_reflection::server::Builder::configure()
+fn reflection(services: &[&'static str]) -> tonic_reflection::server::Builder<'static> {
+    let builder = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("grpc.health.v1.Health");
+    services.iter().fold(builder, |builder, service| {
+        builder.with_service_name(*service)
+    })
 }
 
 /// One line per call: method (from the span), gRPC status code and latency.
@@ -141,7 +145,7 @@ fn log_request(headers: Option<&HeaderMap>, latency: Duration, span: &Span) {
         .and_then(|v| v.parse::<i32>().ok())
         .map(tonic::Code::from_i32)
         .unwrap_or(tonic::Code::Unknown);
-    let latency_ms = latency.as_secs_f64() * 1000.0;
+    let latency_ms = latency.as_micros() as f64 / 1000.0;
     tracing::info!(parent: span, code = ?code, latency_ms, "request finished");
 }
 

@@ -39,7 +39,8 @@ pub fn resolve(mask: Option<&prost_types::FieldMask>, spec: &MaskSpec) -> Result
         return Ok(UpdateMask(spec.updatable.to_vec()));
     }
     let mut fields = Vec::with_capacity(paths.len());
-    for path in paths {
+    for given in paths {
+        let path = snake_case(given);
         if let Some(field) = spec.updatable.iter().find(|f| **f == path) {
             if !fields.contains(field) {
                 fields.push(*field);
@@ -47,19 +48,34 @@ pub fn resolve(mask: Option<&prost_types::FieldMask>, spec: &MaskSpec) -> Result
         } else if spec.output_only.contains(&path.as_str()) {
             return Err(Error::invalid(
                 "update_mask",
-                format!("`{path}` is output only and cannot be updated"),
+                format!("`{given}` is output only and cannot be updated"),
             ));
         } else {
             return Err(Error::invalid(
                 "update_mask",
                 format!(
-                    "`{path}` is not an updatable field (updatable: {})",
+                    "`{given}` is not an updatable field (updatable: {})",
                     spec.updatable.join(", ")
                 ),
             ));
         }
     }
     Ok(UpdateMask(fields))
+}
+
+/// Field-mask paths may arrive in proto3 JSON's lowerCamelCase (`startTime`) when a client
+/// such as grpcurl 1.8 sends the mask as an object instead of the string form.
+fn snake_case(path: &str) -> String {
+    let mut snake = String::with_capacity(path.len() + 4);
+    for c in path.chars() {
+        if c.is_ascii_uppercase() {
+            snake.push('_');
+            snake.push(c.to_ascii_lowercase());
+        } else {
+            snake.push(c);
+        }
+    }
+    snake
 }
 
 #[cfg(test)]
@@ -92,6 +108,13 @@ mod tests {
         assert_eq!(error.violations[0].field, "update_mask");
         assert!(error.message.contains("output only"));
         assert!(resolve(Some(&mask(&["bogus"])), &SPEC).is_err());
+        assert!(resolve(Some(&mask(&["createTime"])), &SPEC).is_err());
+        assert_eq!(
+            resolve(Some(&mask(&["displayName"])), &SPEC)
+                .unwrap()
+                .fields(),
+            ["display_name"]
+        );
         assert_eq!(
             resolve(Some(&mask(&["description"])), &SPEC)
                 .unwrap()

@@ -1,0 +1,175 @@
+//! Test harness: a real server on `127.0.0.1:0` over a fresh PostgreSQL database (from
+//! `#[sqlx::test]`), reached through the shipped generated client.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use observer_registry::pb::v1 as pb;
+use observer_registry::server::{self, ServeOptions};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+pub use pb::election_service_client::ElectionServiceClient;
+pub use pb::organization_service_client::OrganizationServiceClient;
+pub use tonic_health::pb::health_client::HealthClient;
+
+/// A running server and a connected channel.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub channel: Channel,
+    pub pool: PgPool,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+pub fn test_options() -> ServeOptions {
+    ServeOptions {
+        health_check_interval: Duration::from_millis(100),
+        request_id_retention: Duration::from_secs(48 * 3600),
+    }
+}
+
+/// Starts the server on a fresh port with `pool` (the test's own database).
+pub async fn spawn_app(pool: PgPool) -> TestApp {
+    spawn_app_with(pool.clone(), pool).await
+}
+
+/// Starts the server with `server_pool` (e.g. through a proxy) while the test keeps
+/// `pool` for direct inspection.
+pub async fn spawn_app_with(pool: PgPool, server_pool: PgPool) -> TestApp {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server::serve(
+        listener,
+        server_pool,
+        test_options(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    TestApp {
+        addr,
+        channel,
+        pool,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+impl TestApp {
+    pub fn elections(&self) -> ElectionServiceClient<Channel> {
+        ElectionServiceClient::new(self.channel.clone())
+    }
+
+    pub fn organizations(&self) -> OrganizationServiceClient<Channel> {
+        OrganizationServiceClient::new(self.channel.clone())
+    }
+
+    pub fn health(&self) -> HealthClient<Channel> {
+        HealthClient::new(self.channel.clone())
+    }
+
+    /// Starts shutdown and waits for the server to finish.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.take().unwrap().await.unwrap()
+    }
+
+    /// Rows in a table, to prove a refused call changed nothing.
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the overall health status is `want` (checked every 50 ms, up to 10 s).
+    pub async fn wait_for_health(&self, service: &str, want: i32) {
+        let mut health = self.health();
+        for _ in 0..200 {
+            let status = health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: service.to_owned(),
+                })
+                .await
+                .map(|r| r.into_inner().status);
+            if status.as_ref().ok() == Some(&want) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("health of {service:?} never became {want}");
+    }
+}
+
+pub const SERVING: i32 = 1;
+pub const NOT_SERVING: i32 = 2;
+
+/// Asserts the code and `ErrorInfo` (domain and reason) of a failed call.
+#[track_caller]
+pub fn assert_error(status: &Status, code: Code, reason: &str) {
+    assert_eq!(status.code(), code, "unexpected status: {status:?}");
+    let info = status
+        .get_details_error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"));
+    assert_eq!(info.domain, "observer-registry");
+    assert_eq!(info.reason, reason, "unexpected reason in {status:?}");
+}
+
+/// The fields named by the `BadRequest` violations of a failed call.
+pub fn violated_fields(status: &Status) -> Vec<String> {
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
+/// Asserts INVALID_ARGUMENT with `reason` and a violation for exactly these fields.
+#[track_caller]
+pub fn assert_invalid(status: &Status, reason: &str, fields: &[&str]) {
+    assert_error(status, Code::InvalidArgument, reason);
+    let mut got = violated_fields(status);
+    got.sort();
+    let mut want: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
+    want.sort();
+    assert_eq!(got, want, "violations of {status:?}");
+}
+
+pub fn kz_election(display_name: &str) -> pb::Election {
+    pb::Election {
+        display_name: display_name.to_owned(),
+        host_country: "KZ".to_owned(),
+        voting_day: "2023-03-19".to_owned(),
+        ..Default::default()
+    }
+}
+
+pub async fn create_election(app: &TestApp, id: &str) -> pb::Election {
+    app.elections()
+        .create_election(pb::CreateElectionRequest {
+            election_id: id.to_owned(),
+            election: Some(kz_election("Early parliamentary election")),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+pub fn new_request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
