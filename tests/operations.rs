@@ -1,0 +1,312 @@
+//! What operators rely on: health that follows the database, reflection for grpcurl, and a
+//! graceful shutdown of the real binary on SIGTERM.
+
+mod common;
+#[path = "common/proxy.rs"]
+mod proxy;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use observer_registry::pb::v1 as pb;
+use proxy::Proxy;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+const ELECTIONS: &str = "observer_registry.v1.ElectionService";
+
+#[sqlx::test]
+async fn health_follows_the_database_and_recovers_without_a_restart(pool: PgPool) {
+    let options = pool.connect_options().as_ref().clone();
+    let proxy = Proxy::start(format!("127.0.0.1:{}", options.get_port()).parse().unwrap()).await;
+    let server_pool = PgPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(1))
+        .connect_lazy_with(options.host("127.0.0.1").port(proxy.addr.port()));
+    let app = spawn_app_with(pool, server_pool).await;
+    create_election(&app, "kz-2023").await;
+    app.wait_for_health("", SERVING).await;
+    app.wait_for_health(ELECTIONS, SERVING).await;
+
+    proxy.cut();
+    app.wait_for_health("", NOT_SERVING).await;
+    app.wait_for_health(ELECTIONS, NOT_SERVING).await;
+    app.wait_for_health("liveness", SERVING).await;
+    let error = app
+        .elections()
+        .get_election(pb::GetElectionRequest {
+            name: "elections/kz-2023".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_error(&error, Code::Unavailable, "UNAVAILABLE");
+    assert!(
+        !error.message().contains("127.0.0.1"),
+        "driver text leaked: {error:?}"
+    );
+
+    proxy.restore();
+    app.wait_for_health("", SERVING).await;
+    app.wait_for_health(ELECTIONS, SERVING).await;
+    let election = app
+        .elections()
+        .get_election(pb::GetElectionRequest {
+            name: "elections/kz-2023".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(election.name, "elections/kz-2023");
+}
+
+#[sqlx::test]
+async fn shutdown_turns_health_not_serving(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.wait_for_health("", SERVING).await;
+    let mut watch = app
+        .health()
+        .watch(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(watch.next().await.unwrap().unwrap().status, SERVING);
+    let addr = app.addr;
+    let stopping = tokio::spawn(app.shutdown());
+    assert_eq!(watch.next().await.unwrap().unwrap().status, NOT_SERVING);
+    drop(watch);
+    stopping.await.unwrap().unwrap();
+    assert!(
+        Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .is_err()
+    );
+}
+
+async fn reflect(channel: Channel, request: MessageRequest) -> MessageResponse {
+    let mut client = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(request),
+    };
+    let mut responses = client
+        .server_reflection_info(tokio_stream::once(request))
+        .await
+        .unwrap()
+        .into_inner();
+    responses
+        .next()
+        .await
+        .unwrap()
+        .unwrap()
+        .message_response
+        .unwrap()
+}
+
+#[sqlx::test]
+async fn reflection_lists_the_served_services_and_knows_the_error_types(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let MessageResponse::ListServicesResponse(list) = reflect(
+        app.channel.clone(),
+        MessageRequest::ListServices(String::new()),
+    )
+    .await
+    else {
+        panic!("not a service list");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for served in [
+        ELECTIONS,
+        "observer_registry.v1.OrganizationService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(
+            names.iter().any(|n| n == served),
+            "{served} missing from {names:?}"
+        );
+    }
+    assert!(
+        !names
+            .iter()
+            .any(|n| n == "observer_registry.v1.MeetingService"),
+        "an unimplemented service is advertised: {names:?}"
+    );
+    for symbol in [
+        "google.rpc.ErrorInfo",
+        "google.rpc.BadRequest",
+        "observer_registry.v1.Election",
+    ] {
+        let response = reflect(
+            app.channel.clone(),
+            MessageRequest::FileContainingSymbol(symbol.into()),
+        )
+        .await;
+        assert!(
+            matches!(response, MessageResponse::FileDescriptorResponse(_)),
+            "{symbol} is not known to reflection: {response:?}"
+        );
+    }
+    // grpcurl 1.8 (the pip wheel) speaks only v1alpha.
+    let mut v1alpha =
+        tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient::new(
+            app.channel.clone(),
+        );
+    let request = tonic_reflection::pb::v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest::ListServices(
+                String::new(),
+            ),
+        ),
+    };
+    let mut responses = v1alpha
+        .server_reflection_info(tokio_stream::once(request))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(responses.next().await.unwrap().is_ok());
+}
+
+/// Runs the real binary on a free port against the test's database, returning the child and
+/// the address it reports.
+async fn start_binary(database_url: &str) -> (tokio::process::Child, String) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_observer-registry"))
+        .env("DATABASE_URL", database_url)
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("LOG_FORMAT", "json")
+        .env("SHUTDOWN_GRACE_PERIOD", "20s")
+        .env("HEALTH_CHECK_INTERVAL", "100ms")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("the binary exited before serving");
+        let log: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if log["message"] == "serving gRPC" {
+            break log["address"].as_str().unwrap().to_owned();
+        }
+    };
+    // Keep draining the log so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, address)
+}
+
+#[sqlx::test]
+async fn sigterm_finishes_calls_in_flight_refuses_new_ones_and_exits_zero(pool: PgPool) {
+    let options = pool.connect_options();
+    let database = options.get_database().unwrap();
+    let url = format!(
+        "postgres://postgres:postgres@127.0.0.1:{}/{database}",
+        options.get_port()
+    );
+    let (mut child, address) = start_binary(&url).await;
+    let channel = Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut elections = pb::election_service_client::ElectionServiceClient::new(channel.clone());
+    elections
+        .create_election(pb::CreateElectionRequest {
+            election_id: "kz-2023".into(),
+            election: Some(kz_election("Early parliamentary election")),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+
+    // Hold the row so that an update stays in flight until we let it go.
+    let mut lock = pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM elections WHERE id = 'kz-2023' FOR UPDATE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let in_flight = tokio::spawn(async move {
+        elections
+            .update_election(pb::UpdateElectionRequest {
+                election: Some(pb::Election {
+                    name: "elections/kz-2023".into(),
+                    description: "written during shutdown".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["description".into()],
+                }),
+            })
+            .await
+    });
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'observer-registry' \
+             AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut watch = HealthClient::new(channel.clone())
+        .watch(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(watch.next().await.unwrap().unwrap().status, SERVING);
+
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    assert_eq!(watch.next().await.unwrap().unwrap().status, NOT_SERVING);
+    drop(watch);
+    let refused = Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await;
+    assert!(
+        refused.is_err(),
+        "a new connection was accepted during shutdown"
+    );
+
+    lock.commit().await.unwrap();
+    let updated = in_flight.await.unwrap().unwrap().into_inner();
+    assert_eq!(updated.description, "written during shutdown");
+
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    let stored: String =
+        sqlx::query_scalar("SELECT description FROM elections WHERE id = 'kz-2023'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, "written during shutdown");
+}
