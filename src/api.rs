@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::aip::paging::PageTokens;
+use crate::clock::Clock;
 use crate::error::{Result, Violations};
 
 /// What every service needs: the pool and the page-token signer.
@@ -15,6 +16,7 @@ use crate::error::{Result, Violations};
 pub struct AppState {
     pub pool: PgPool,
     pub page_tokens: PageTokens,
+    pub clock: Clock,
 }
 
 impl AppState {

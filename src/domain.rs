@@ -2,6 +2,8 @@
 
 pub mod country;
 pub mod date;
+pub mod delegation;
 pub mod election;
 pub mod names;
+pub mod observer;
 pub mod organization;

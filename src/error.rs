@@ -136,6 +136,28 @@ impl Error {
         self
     }
 
+    /// Names the request field an error is about (`BadRequest`), also for errors that are not
+    /// INVALID_ARGUMENT, e.g. which batch entry broke a domain rule.
+    pub fn with_violation(mut self, field: &str, description: impl Into<String>) -> Self {
+        self.violations.push(FieldViolation {
+            field: field.to_owned(),
+            description: description.into(),
+        });
+        self
+    }
+
+    /// Prefixes every violation's field, e.g. `observer.citizenship` →
+    /// `requests[3].observer.citizenship`.
+    pub fn within(mut self, prefix: &str) -> Self {
+        for violation in &mut self.violations {
+            violation.field = format!("{prefix}.{}", violation.field);
+        }
+        if !prefix.is_empty() {
+            self.message = format!("{prefix}: {}", self.message);
+        }
+        self
+    }
+
     /// INVALID_ARGUMENT for one field, with `reason` (e.g. INVALID_FILTER).
     pub fn invalid_field(reason: Reason, field: &str, description: impl Into<String>) -> Self {
         let description = description.into();
@@ -202,11 +224,8 @@ impl Error {
                 )
             }
             E::Database(db) => match db.code().as_deref() {
-                Some("23505") => constraint_error(db.constraint(), Reason::AlreadyExists),
-                Some("23503") => constraint_error(db.constraint(), Reason::HasChildren),
-                Some("23P01") => constraint_error(db.constraint(), Reason::MeetingConflict),
-                Some("23514") | Some("23502") | Some("22001") => {
-                    constraint_error(db.constraint(), Reason::InvalidArgument)
+                Some(code @ ("23505" | "23503" | "23P01" | "23514" | "23502" | "22001")) => {
+                    constraint_error(code, db.constraint(), db.table())
                 }
                 Some("40001") | Some("40P01") => Error::new(
                     Reason::Aborted,
@@ -235,14 +254,54 @@ impl Error {
     }
 }
 
-/// The message for a violated constraint, by name. The application checks these rules first
-/// for a precise error; reaching here means a concurrent caller won a race.
-fn constraint_error(constraint: Option<&str>, fallback: Reason) -> Error {
-    let message = match constraint {
-        Some(name) => format!("the request conflicts with a database rule ({name})"),
-        None => "the request conflicts with a database rule".to_owned(),
+/// The error for a violated constraint, by name: the application checks these rules first
+/// for a precise error, so reaching here means a concurrent caller won a race.
+fn constraint_error(code: &str, constraint: Option<&str>, table: Option<&str>) -> Error {
+    use Reason::*;
+    let known = match constraint {
+        Some("observers_one_person_per_election") => Some((
+            DuplicateObserver,
+            "an observer with this citizenship and travel document number is already registered \
+             in this election",
+        )),
+        Some("observers_delegation_same_organization") => Some((
+            DelegationOrganizationMismatch,
+            "an observer's delegation must be of the same election and sent by the observer's \
+             organization",
+        )),
+        Some("delegations_head_is_member") => Some((
+            HeadNotMember,
+            "the head of a delegation must be one of its members",
+        )),
+        Some("observers_not_host_country_citizen") => Some((
+            HostCountryCitizen,
+            "observers cannot be citizens of the election's host country",
+        )),
+        Some("observers_accreditation_transition") => Some((
+            InvalidStateTransition,
+            "the accreditation state changed concurrently; read the observer again",
+        )),
+        _ => None,
     };
-    let mut error = Error::new(fallback, message);
+    let (reason, message) = match (known, code) {
+        (Some(known), _) => known,
+        // A key violation reported on another table than the constraint's own: the row being
+        // deleted is still referenced.
+        (None, "23503") if table.is_some_and(|t| !constraint.unwrap_or("").starts_with(t)) => {
+            (HasChildren, "the resource is still referenced by others")
+        }
+        (None, "23503") => (
+            NotFound,
+            "a resource the request refers to no longer exists",
+        ),
+        (None, "23505") => (AlreadyExists, "the resource already exists"),
+        (None, "23P01") => (
+            MeetingConflict,
+            "the request conflicts with an existing record",
+        ),
+        (None, _) => (InvalidArgument, "the request breaks a rule of the registry"),
+    };
+    let mut error = Error::new(reason, message);
     if let Some(name) = constraint {
         error = error.with_metadata("constraint", name);
     }

@@ -10,6 +10,8 @@ pub mod pb;
 pub mod aip;
 /// One gRPC service per file: decode and validate, call the store, encode.
 pub mod api;
+/// The injectable current time.
+pub mod clock;
 /// Command-line and environment configuration.
 pub mod config;
 /// Database connection, creation and migration.

@@ -19,6 +19,7 @@ use crate::aip::paging::PageTokens;
 use crate::api::AppState;
 use crate::api::elections::ElectionApi;
 use crate::api::organizations::OrganizationApi;
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::health::{self, Readiness};
 use crate::pb;
@@ -31,6 +32,7 @@ use crate::store;
 pub struct ServeOptions {
     pub health_check_interval: Duration,
     pub request_id_retention: Duration,
+    pub clock: Clock,
 }
 
 impl From<&Settings> for ServeOptions {
@@ -38,6 +40,7 @@ impl From<&Settings> for ServeOptions {
         ServeOptions {
             health_check_interval: settings.health_check_interval,
             request_id_retention: settings.request_id_retention,
+            clock: Clock::system(),
         }
     }
 }
@@ -61,6 +64,7 @@ pub async fn serve(
     let state = AppState {
         pool: pool.clone(),
         page_tokens,
+        clock: options.clock.clone(),
     };
 
     // Only complete services are served, and reflection lists only what is served.

@@ -9,8 +9,10 @@ macro_rules! trusted_sql {
     };
 }
 
+pub mod delegations;
 pub mod elections;
 pub mod listing;
+pub mod observers;
 pub mod organizations;
 pub mod request_ids;
 pub mod secrets;

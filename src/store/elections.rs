@@ -69,6 +69,10 @@ pub static LIST_SPEC: ListSpec = ListSpec {
             path: "voting_day",
             column: "voting_day",
         },
+        SortField {
+            path: "host_country",
+            column: "host_country",
+        },
     ],
     tiebreak: SortField {
         path: "name",
@@ -119,6 +123,7 @@ impl Keyed for Election {
             "update_time" => KeyValue::time(self.update_time),
             "display_name" => KeyValue::Text(self.fields.display_name.clone()),
             "voting_day" => KeyValue::Date(self.fields.voting_day),
+            "host_country" => KeyValue::Text(self.fields.host_country.to_string()),
             _ => KeyValue::Text(self.id.clone()),
         }
     }

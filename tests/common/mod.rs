@@ -3,8 +3,11 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use observer_registry::clock::Clock;
 use observer_registry::pb::v1 as pb;
 use observer_registry::server::{self, ServeOptions};
 use sqlx::PgPool;
@@ -15,7 +18,9 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
+pub use pb::delegation_service_client::DelegationServiceClient;
 pub use pb::election_service_client::ElectionServiceClient;
+pub use pb::observer_service_client::ObserverServiceClient;
 pub use pb::organization_service_client::OrganizationServiceClient;
 pub use tonic_health::pb::health_client::HealthClient;
 
@@ -32,6 +37,26 @@ pub fn test_options() -> ServeOptions {
     ServeOptions {
         health_check_interval: Duration::from_millis(100),
         request_id_retention: Duration::from_secs(48 * 3600),
+        clock: Clock::system(),
+    }
+}
+
+/// A clock the test sets; it starts at `start` and stays there until changed.
+#[derive(Clone)]
+pub struct ManualClock(Arc<Mutex<DateTime<Utc>>>);
+
+impl ManualClock {
+    pub fn new(start: DateTime<Utc>) -> Self {
+        ManualClock(Arc::new(Mutex::new(start)))
+    }
+
+    pub fn set(&self, now: DateTime<Utc>) {
+        *self.0.lock().unwrap() = now;
+    }
+
+    pub fn clock(&self) -> Clock {
+        let now = self.0.clone();
+        Clock::from_fn(move || *now.lock().unwrap())
     }
 }
 
@@ -43,17 +68,29 @@ pub async fn spawn_app(pool: PgPool) -> TestApp {
 /// Starts the server with `server_pool` (e.g. through a proxy) while the test keeps
 /// `pool` for direct inspection.
 pub async fn spawn_app_with(pool: PgPool, server_pool: PgPool) -> TestApp {
+    spawn_app_with_options(pool, server_pool, test_options()).await
+}
+
+/// Starts the server whose "now" is the test's `clock`.
+pub async fn spawn_app_at(pool: PgPool, clock: &ManualClock) -> TestApp {
+    let options = ServeOptions {
+        clock: clock.clock(),
+        ..test_options()
+    };
+    spawn_app_with_options(pool.clone(), pool, options).await
+}
+
+pub async fn spawn_app_with_options(
+    pool: PgPool,
+    server_pool: PgPool,
+    options: ServeOptions,
+) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server::serve(
-        listener,
-        server_pool,
-        test_options(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let task = tokio::spawn(server::serve(listener, server_pool, options, async {
+        let _ = stopped.await;
+    }));
     let channel = Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
@@ -75,6 +112,14 @@ impl TestApp {
 
     pub fn organizations(&self) -> OrganizationServiceClient<Channel> {
         OrganizationServiceClient::new(self.channel.clone())
+    }
+
+    pub fn delegations(&self) -> DelegationServiceClient<Channel> {
+        DelegationServiceClient::new(self.channel.clone())
+    }
+
+    pub fn observers(&self) -> ObserverServiceClient<Channel> {
+        ObserverServiceClient::new(self.channel.clone())
     }
 
     pub fn health(&self) -> HealthClient<Channel> {

@@ -1,0 +1,450 @@
+//! SQL for observers and accreditation numbers.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::aip::filter::{FieldType, FilterField};
+use crate::aip::paging::{KeyValue, Keyed, ListQuery, ListSpec, SortField};
+use crate::domain::country::CountryCode;
+use crate::domain::names;
+use crate::domain::observer::{
+    Accreditation, AccreditationState, Observer, ObserverFields, ObserverRole, observer_name,
+};
+use crate::error::{Error, Reason, Result};
+use crate::store::listing::{Source, fetch_page};
+
+fn organization_key(name: &str) -> Option<String> {
+    names::parse_top_level(name, "organizations")
+        .ok()
+        .map(str::to_owned)
+}
+
+fn delegation_key(name: &str) -> Option<String> {
+    names::parse_child(name, "elections", "delegations")
+        .ok()
+        .map(|(_, id)| id.to_owned())
+}
+
+/// What ListObservers filters and orders by; each has an index on a million rows.
+pub static LIST_SPEC: ListSpec = ListSpec {
+    collection: "observers",
+    filter_fields: &[
+        FilterField {
+            path: "citizenship",
+            column: "citizenship",
+            field_type: FieldType::Text,
+            nullable: false,
+        },
+        FilterField {
+            path: "organization",
+            column: "organization_id",
+            field_type: FieldType::Reference(organization_key),
+            nullable: false,
+        },
+        FilterField {
+            path: "delegation",
+            column: "delegation_id",
+            field_type: FieldType::Reference(delegation_key),
+            nullable: true,
+        },
+        FilterField {
+            path: "role",
+            column: "role",
+            field_type: FieldType::Enum(ObserverRole::NAMES),
+            nullable: true,
+        },
+        FilterField {
+            path: "accreditation.state",
+            column: "accreditation_state",
+            field_type: FieldType::Enum(AccreditationState::NAMES),
+            nullable: false,
+        },
+        FilterField {
+            path: "accreditation.number",
+            column: "accreditation_number",
+            field_type: FieldType::Text,
+            nullable: true,
+        },
+        FilterField {
+            path: "family_name",
+            column: "family_name",
+            field_type: FieldType::Text,
+            nullable: false,
+        },
+        FilterField {
+            path: "given_name",
+            column: "given_name",
+            field_type: FieldType::Text,
+            nullable: false,
+        },
+        FilterField {
+            path: "deployment_region",
+            column: "deployment_region",
+            field_type: FieldType::Text,
+            nullable: false,
+        },
+        FilterField {
+            path: "create_time",
+            column: "create_time",
+            field_type: FieldType::Timestamp,
+            nullable: false,
+        },
+        FilterField {
+            path: "update_time",
+            column: "update_time",
+            field_type: FieldType::Timestamp,
+            nullable: false,
+        },
+    ],
+    sort_fields: &[
+        SortField {
+            path: "create_time",
+            column: "create_time",
+        },
+        SortField {
+            path: "update_time",
+            column: "update_time",
+        },
+        SortField {
+            path: "family_name",
+            column: "family_name",
+        },
+        SortField {
+            path: "given_name",
+            column: "given_name",
+        },
+        SortField {
+            path: "citizenship",
+            column: "citizenship",
+        },
+    ],
+    tiebreak: SortField {
+        path: "name",
+        column: "id",
+    },
+    default_order_by: "create_time",
+};
+
+#[derive(sqlx::FromRow)]
+struct ObserverRow {
+    election_id: String,
+    id: String,
+    given_name: String,
+    family_name: String,
+    citizenship: String,
+    organization_id: String,
+    delegation_id: Option<String>,
+    role: Option<String>,
+    travel_document_number: String,
+    date_of_birth: Option<NaiveDate>,
+    email: String,
+    phone: String,
+    deployment_region: String,
+    accreditation_state: String,
+    accreditation_number: Option<String>,
+    decide_time: Option<DateTime<Utc>>,
+    decision_reason: String,
+    create_time: DateTime<Utc>,
+    update_time: DateTime<Utc>,
+    etag: Uuid,
+    delete_time: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<ObserverRow> for Observer {
+    type Error = Error;
+
+    fn try_from(row: ObserverRow) -> Result<Observer> {
+        let corrupt =
+            |what: String| Error::internal(anyhow::anyhow!("stored observer {}: {what}", row.id));
+        let citizenship = CountryCode::parse(&row.citizenship).map_err(corrupt)?;
+        let role = match row.role.as_deref() {
+            Some(role) => {
+                Some(ObserverRole::parse(role).ok_or_else(|| corrupt(format!("role {role}")))?)
+            }
+            None => None,
+        };
+        let state = AccreditationState::parse(&row.accreditation_state)
+            .ok_or_else(|| corrupt(format!("state {}", row.accreditation_state)))?;
+        Ok(Observer {
+            fields: ObserverFields {
+                given_name: row.given_name,
+                family_name: row.family_name,
+                citizenship,
+                organization_id: row.organization_id,
+                delegation_id: row.delegation_id,
+                role,
+                travel_document_number: row.travel_document_number,
+                date_of_birth: row.date_of_birth,
+                email: row.email,
+                phone: row.phone,
+                deployment_region: row.deployment_region,
+            },
+            accreditation: Accreditation {
+                state,
+                number: row.accreditation_number,
+                decide_time: row.decide_time,
+                reason: row.decision_reason,
+            },
+            election_id: row.election_id,
+            id: row.id,
+            create_time: row.create_time,
+            update_time: row.update_time,
+            etag: row.etag,
+            delete_time: row.delete_time,
+        })
+    }
+}
+
+impl Keyed for Observer {
+    fn key_value(&self, path: &str) -> KeyValue {
+        match path {
+            "create_time" => KeyValue::time(self.create_time),
+            "update_time" => KeyValue::time(self.update_time),
+            "family_name" => KeyValue::Text(self.fields.family_name.clone()),
+            "given_name" => KeyValue::Text(self.fields.given_name.clone()),
+            "citizenship" => KeyValue::Text(self.fields.citizenship.to_string()),
+            _ => KeyValue::Text(self.id.clone()),
+        }
+    }
+}
+
+const COLUMNS: &str = "election_id, id, given_name, family_name, citizenship, organization_id, \
+                       delegation_id, role, travel_document_number, date_of_birth, email, phone, \
+                       deployment_region, accreditation_state, accreditation_number, decide_time, \
+                       decision_reason, create_time, update_time, etag, delete_time";
+
+fn into_observers(rows: Vec<ObserverRow>) -> Result<Vec<Observer>> {
+    rows.into_iter().map(Observer::try_from).collect()
+}
+
+/// Inserts observers in one statement (a batch is one round trip, not one per row) and
+/// returns them in the order given.
+pub async fn insert_many(
+    conn: &mut PgConnection,
+    election_id: &str,
+    observers: &[(String, ObserverFields)],
+) -> Result<Vec<Observer>> {
+    let column = |get: fn(&ObserverFields) -> String| -> Vec<String> {
+        observers.iter().map(|(_, f)| get(f)).collect()
+    };
+    let ids: Vec<String> = observers.iter().map(|(id, _)| id.clone()).collect();
+    let delegations: Vec<Option<String>> = observers
+        .iter()
+        .map(|(_, f)| f.delegation_id.clone())
+        .collect();
+    let roles: Vec<Option<String>> = observers
+        .iter()
+        .map(|(_, f)| f.role.map(|r| r.as_str().to_owned()))
+        .collect();
+    let births: Vec<Option<NaiveDate>> = observers.iter().map(|(_, f)| f.date_of_birth).collect();
+    let rows: Vec<ObserverRow> = sqlx::query_as(trusted_sql!(
+        "INSERT INTO observers (election_id, id, given_name, family_name, citizenship, \
+         organization_id, delegation_id, role, travel_document_number, date_of_birth, email, \
+         phone, deployment_region) \
+         SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+         $7::text[], $8::text[], $9::text[], $10::date[], $11::text[], $12::text[], $13::text[]) \
+         RETURNING {COLUMNS}"
+    ))
+    .bind(election_id)
+    .bind(&ids)
+    .bind(column(|f| f.given_name.clone()))
+    .bind(column(|f| f.family_name.clone()))
+    .bind(column(|f| f.citizenship.to_string()))
+    .bind(column(|f| f.organization_id.clone()))
+    .bind(&delegations)
+    .bind(&roles)
+    .bind(column(|f| f.travel_document_number.clone()))
+    .bind(&births)
+    .bind(column(|f| f.email.clone()))
+    .bind(column(|f| f.phone.clone()))
+    .bind(column(|f| f.deployment_region.clone()))
+    .fetch_all(conn)
+    .await
+    .map_err(|e| match Error::from(e) {
+        error if error.reason == Reason::AlreadyExists => Error::new(
+            Reason::AlreadyExists,
+            "an observer with one of these ids already exists in the election",
+        ),
+        error => error,
+    })?;
+    let mut inserted = into_observers(rows)?;
+    inserted.sort_by_key(|o| ids.iter().position(|id| *id == o.id));
+    Ok(inserted)
+}
+
+/// The observer, locked for the rest of the transaction when `for_update`.
+pub async fn get(
+    conn: &mut PgConnection,
+    election_id: &str,
+    id: &str,
+    for_update: bool,
+) -> Result<Option<Observer>> {
+    let lock = if for_update { " FOR UPDATE" } else { "" };
+    let row: Option<ObserverRow> = sqlx::query_as(trusted_sql!(
+        "SELECT {COLUMNS} FROM observers WHERE election_id = $1 AND id = $2{lock}"
+    ))
+    .bind(election_id)
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(Observer::try_from).transpose()
+}
+
+/// Which of these existing ids are taken in the election.
+pub async fn existing_ids(
+    conn: &mut PgConnection,
+    election_id: &str,
+    ids: &[String],
+) -> Result<Vec<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM observers WHERE election_id = $1 AND id = ANY($2)")
+            .bind(election_id)
+            .bind(ids)
+            .fetch_all(conn)
+            .await?,
+    )
+}
+
+/// Observers not deleted that are the same person as one of `people` (citizenship, travel
+/// document number), other than `except`: `(citizenship, document, observer id)`.
+pub async fn find_same_people(
+    conn: &mut PgConnection,
+    election_id: &str,
+    people: &[(String, String)],
+    except: Option<&str>,
+) -> Result<Vec<(String, String, String)>> {
+    let citizenships: Vec<&str> = people.iter().map(|(c, _)| c.as_str()).collect();
+    let documents: Vec<&str> = people.iter().map(|(_, d)| d.as_str()).collect();
+    Ok(sqlx::query_as(
+        "SELECT o.citizenship::text, o.travel_document_number, o.id \
+         FROM unnest($2::text[], $3::text[]) AS p(citizenship, document) \
+         JOIN observers o ON o.election_id = $1 AND o.citizenship = p.citizenship \
+          AND o.travel_document_number = p.document AND o.delete_time IS NULL \
+         WHERE o.id IS DISTINCT FROM $4",
+    )
+    .bind(election_id)
+    .bind(&citizenships)
+    .bind(&documents)
+    .bind(except)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Replaces the caller-set fields and gives the observer a new etag.
+pub async fn update(
+    conn: &mut PgConnection,
+    election_id: &str,
+    id: &str,
+    fields: &ObserverFields,
+) -> Result<Observer> {
+    let row: ObserverRow = sqlx::query_as(trusted_sql!(
+        "UPDATE observers SET given_name = $3, family_name = $4, citizenship = $5, \
+         organization_id = $6, delegation_id = $7, role = $8, travel_document_number = $9, \
+         date_of_birth = $10, email = $11, phone = $12, deployment_region = $13, \
+         update_time = now(), etag = gen_random_uuid() \
+         WHERE election_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    ))
+    .bind(election_id)
+    .bind(id)
+    .bind(&fields.given_name)
+    .bind(&fields.family_name)
+    .bind(fields.citizenship.as_str())
+    .bind(&fields.organization_id)
+    .bind(&fields.delegation_id)
+    .bind(fields.role.map(ObserverRole::as_str))
+    .bind(&fields.travel_document_number)
+    .bind(fields.date_of_birth)
+    .bind(&fields.email)
+    .bind(&fields.phone)
+    .bind(&fields.deployment_region)
+    .fetch_one(conn)
+    .await?;
+    row.try_into()
+}
+
+/// Soft-deletes (`deleted`) or restores the observer.
+pub async fn set_deleted(
+    conn: &mut PgConnection,
+    election_id: &str,
+    id: &str,
+    deleted: bool,
+) -> Result<Observer> {
+    let row: ObserverRow = sqlx::query_as(trusted_sql!(
+        "UPDATE observers SET delete_time = CASE WHEN $3 THEN now() END, update_time = now(), \
+         etag = gen_random_uuid() WHERE election_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    ))
+    .bind(election_id)
+    .bind(id)
+    .bind(deleted)
+    .fetch_one(conn)
+    .await?;
+    row.try_into()
+}
+
+/// Records an accreditation decision.
+pub async fn set_accreditation(
+    conn: &mut PgConnection,
+    election_id: &str,
+    id: &str,
+    accreditation: &Accreditation,
+) -> Result<Observer> {
+    let row: ObserverRow = sqlx::query_as(trusted_sql!(
+        "UPDATE observers SET accreditation_state = $3, accreditation_number = $4, \
+         decide_time = $5, decision_reason = $6, update_time = now(), etag = gen_random_uuid() \
+         WHERE election_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    ))
+    .bind(election_id)
+    .bind(id)
+    .bind(accreditation.state.as_str())
+    .bind(&accreditation.number)
+    .bind(accreditation.decide_time)
+    .bind(&accreditation.reason)
+    .fetch_one(conn)
+    .await?;
+    row.try_into()
+}
+
+/// The next accreditation sequence of the election. The counter row stays locked until the
+/// transaction ends, so concurrent accreditations get consecutive numbers in commit order,
+/// and a number is never given twice.
+pub async fn next_accreditation_sequence(
+    conn: &mut PgConnection,
+    election_id: &str,
+) -> Result<i32> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO accreditation_counters (election_id, last_number) VALUES ($1, 1) \
+         ON CONFLICT (election_id) DO UPDATE SET last_number = accreditation_counters.last_number + 1 \
+         RETURNING last_number",
+    )
+    .bind(election_id)
+    .fetch_one(conn)
+    .await?)
+}
+
+pub async fn list(
+    conn: &mut PgConnection,
+    election_id: &str,
+    query: &ListQuery,
+) -> Result<(Vec<Observer>, i64)> {
+    let source = Source {
+        columns: COLUMNS,
+        from: "observers",
+    };
+    let election_id = election_id.to_owned();
+    let show_deleted = query.show_deleted;
+    let scope = move |qb: &mut sqlx::QueryBuilder<sqlx::Postgres>| {
+        qb.push(" AND election_id = ")
+            .push_bind(election_id.clone());
+        if !show_deleted {
+            qb.push(" AND delete_time IS NULL");
+        }
+    };
+    let (rows, total) = fetch_page::<ObserverRow>(conn, &source, &scope, query).await?;
+    Ok((into_observers(rows)?, total))
+}
+
+/// The name of an observer, for messages.
+pub fn name(election_id: &str, id: &str) -> String {
+    observer_name(election_id, id)
+}
