@@ -1,8 +1,11 @@
 //! The gRPC services, one file each: decode and validate a request, call the store inside
 //! one transaction, encode the response. Prost types stop here.
 
+pub mod delegations;
 pub mod elections;
+pub mod observers;
 pub mod organizations;
+pub mod registration;
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -57,4 +60,38 @@ pub fn check_text(
     } else if value.chars().count() > max_chars {
         violations.add(field, format!("must be at most {max_chars} characters"));
     }
+}
+
+/// The election id of a child collection's `parent` (`elections/{election}`).
+pub fn parse_parent(parent: &str) -> Result<&str> {
+    crate::domain::names::parse_top_level(parent, "elections")
+        .map_err(|e| crate::error::Error::invalid("parent", e))
+}
+
+/// The election a child resource lives in; NOT_FOUND when it does not exist.
+pub async fn require_election(
+    conn: &mut sqlx::PgConnection,
+    election_id: &str,
+) -> Result<crate::domain::election::Election> {
+    crate::store::elections::get(conn, election_id, false)
+        .await?
+        .ok_or_else(|| crate::error::Error::not_found(&format!("elections/{election_id}")))
+}
+
+/// An optional calendar date field: empty means unknown.
+pub fn optional_date(
+    violations: &mut Violations,
+    field: &str,
+    value: &str,
+) -> Option<chrono::NaiveDate> {
+    if value.is_empty() {
+        None
+    } else {
+        violations.check(field, crate::domain::date::parse_date(value))
+    }
+}
+
+/// `total_size` as the contract types it.
+pub fn total_size(total: i64) -> i32 {
+    i32::try_from(total).unwrap_or(i32::MAX)
 }

@@ -17,13 +17,17 @@ use tracing::Span;
 
 use crate::aip::paging::PageTokens;
 use crate::api::AppState;
+use crate::api::delegations::DelegationApi;
 use crate::api::elections::ElectionApi;
+use crate::api::observers::ObserverApi;
 use crate::api::organizations::OrganizationApi;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::health::{self, Readiness};
 use crate::pb;
+use crate::pb::v1::delegation_service_server::DelegationServiceServer;
 use crate::pb::v1::election_service_server::ElectionServiceServer;
+use crate::pb::v1::observer_service_server::ObserverServiceServer;
 use crate::pb::v1::organization_service_server::OrganizationServiceServer;
 use crate::store;
 
@@ -71,6 +75,8 @@ pub async fn serve(
     let services = vec![
         <ElectionServiceServer<ElectionApi> as NamedService>::NAME,
         <OrganizationServiceServer<OrganizationApi> as NamedService>::NAME,
+        <DelegationServiceServer<DelegationApi> as NamedService>::NAME,
+        <ObserverServiceServer<ObserverApi> as NamedService>::NAME,
     ];
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let readiness = Readiness::new(reporter, services.clone()).await;
@@ -115,7 +121,13 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(ElectionServiceServer::new(ElectionApi::new(state.clone())))
-        .add_service(OrganizationServiceServer::new(OrganizationApi::new(state)))
+        .add_service(OrganizationServiceServer::new(OrganizationApi::new(
+            state.clone(),
+        )))
+        .add_service(DelegationServiceServer::new(DelegationApi::new(
+            state.clone(),
+        )))
+        .add_service(ObserverServiceServer::new(ObserverApi::new(state)))
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
             let _ = stopping_tx.send(true);

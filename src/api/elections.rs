@@ -10,7 +10,7 @@ use crate::domain::country::CountryCode;
 use crate::domain::date::{format_date, parse_date};
 use crate::domain::election::{Election, ElectionFields};
 use crate::domain::names;
-use crate::error::{Error, Result, Violations};
+use crate::error::{Error, Reason, Result, Violations};
 use crate::pb::v1 as pb;
 use crate::pb::v1::election_service_server::ElectionService;
 use crate::store::{self, request_ids};
@@ -134,6 +134,22 @@ impl ElectionApi {
                 "validation passed without values"
             )));
         };
+        if fields.host_country != current.fields.host_country
+            && store::elections::has_observer_citizen_of(&mut tx, id, fields.host_country.as_str())
+                .await?
+        {
+            return Err(Error::precondition(
+                Reason::HostCountryCitizen,
+                format!(
+                    "observers of {} are citizens of {}",
+                    changes.name, fields.host_country
+                ),
+            )
+            .with_violation(
+                "election.host_country",
+                "observers are citizens of this country",
+            ));
+        }
         let election = store::elections::update(&mut tx, id, &fields).await?;
         tx.commit().await?;
         tracing::info!(election = %changes.name, fields = ?mask.fields(), "election updated");
@@ -147,6 +163,20 @@ impl ElectionApi {
             .await?
             .ok_or_else(|| Error::not_found(&request.name))?;
         etag::check(&request.etag, current.etag, &request.name)?;
+        if store::elections::has_children(&mut tx, id).await? {
+            if !request.force {
+                return Err(Error::precondition(
+                    Reason::HasChildren,
+                    format!(
+                        "{} has delegations or observers (also deleted ones); set force to \
+                         delete them with it",
+                        request.name
+                    ),
+                )
+                .with_metadata("resource", &request.name));
+            }
+            store::elections::delete_children(&mut tx, id).await?;
+        }
         store::elections::delete(&mut tx, id).await?;
         tx.commit().await?;
         tracing::info!(election = %request.name, "election deleted");

@@ -9,7 +9,7 @@ use crate::api::{AppState, check_text, to_timestamp};
 use crate::domain::country::CountryCode;
 use crate::domain::names;
 use crate::domain::organization::{Organization, OrganizationFields, OrganizationKind};
-use crate::error::{Error, Result, Violations};
+use crate::error::{Error, Reason, Result, Violations};
 use crate::pb::v1 as pb;
 use crate::pb::v1::organization_service_server::OrganizationService;
 use crate::store::{self, request_ids};
@@ -140,6 +140,16 @@ impl OrganizationApi {
             .await?
             .ok_or_else(|| Error::not_found(&request.name))?;
         etag::check(&request.etag, current.etag, &request.name)?;
+        if store::organizations::is_referenced(&mut tx, id).await? {
+            return Err(Error::precondition(
+                Reason::HasChildren,
+                format!(
+                    "{} is referenced by delegations or observers (also deleted ones)",
+                    request.name
+                ),
+            )
+            .with_metadata("resource", &request.name));
+        }
         store::organizations::delete(&mut tx, id).await?;
         tx.commit().await?;
         tracing::info!(organization = %request.name, "organization deleted");

@@ -213,3 +213,49 @@ pub async fn list(conn: &mut PgConnection, query: &ListQuery) -> Result<(Vec<Ele
         .collect::<Result<_>>()?;
     Ok((elections, total))
 }
+
+/// Whether any delegation or observer, deleted or not, belongs to the election.
+pub async fn has_children(conn: &mut PgConnection, id: &str) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM delegations WHERE election_id = $1) \
+             OR EXISTS (SELECT 1 FROM observers WHERE election_id = $1)",
+    )
+    .bind(id)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Removes every child of the election for good (DeleteElection with `force`).
+pub async fn delete_children(conn: &mut PgConnection, id: &str) -> Result<()> {
+    // Heads first, so the deferred head key has nothing to check when observers go.
+    sqlx::query("UPDATE delegations SET head_observer_id = NULL WHERE election_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM observers WHERE election_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM delegations WHERE election_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Whether an observer that is not deleted holds this citizenship: the host country cannot
+/// then become it.
+pub async fn has_observer_citizen_of(
+    conn: &mut PgConnection,
+    id: &str,
+    country: &str,
+) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM observers WHERE election_id = $1 AND citizenship = $2 \
+         AND delete_time IS NULL)",
+    )
+    .bind(id)
+    .bind(country)
+    .fetch_one(conn)
+    .await?)
+}

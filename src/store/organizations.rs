@@ -229,3 +229,24 @@ pub async fn list(conn: &mut PgConnection, query: &ListQuery) -> Result<(Vec<Org
         .collect::<Result<_>>()?;
     Ok((organizations, total))
 }
+
+/// Which of `ids` exist, share-locked so they cannot be deleted before the caller commits.
+pub async fn existing_ids(conn: &mut PgConnection, ids: &[String]) -> Result<Vec<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM organizations WHERE id = ANY($1) FOR SHARE")
+            .bind(ids)
+            .fetch_all(conn)
+            .await?,
+    )
+}
+
+/// Whether any delegation or observer, deleted or not, names the organization.
+pub async fn is_referenced(conn: &mut PgConnection, id: &str) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM delegations WHERE organization_id = $1) \
+             OR EXISTS (SELECT 1 FROM observers WHERE organization_id = $1)",
+    )
+    .bind(id)
+    .fetch_one(conn)
+    .await?)
+}
