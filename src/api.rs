@@ -3,6 +3,7 @@
 
 pub mod delegations;
 pub mod elections;
+pub mod meetings;
 pub mod observers;
 pub mod organizations;
 pub mod registration;

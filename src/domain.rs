@@ -4,6 +4,7 @@ pub mod country;
 pub mod date;
 pub mod delegation;
 pub mod election;
+pub mod meeting;
 pub mod names;
 pub mod observer;
 pub mod organization;

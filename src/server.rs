@@ -19,6 +19,7 @@ use crate::aip::paging::PageTokens;
 use crate::api::AppState;
 use crate::api::delegations::DelegationApi;
 use crate::api::elections::ElectionApi;
+use crate::api::meetings::MeetingApi;
 use crate::api::observers::ObserverApi;
 use crate::api::organizations::OrganizationApi;
 use crate::clock::Clock;
@@ -27,6 +28,7 @@ use crate::health::{self, Readiness};
 use crate::pb;
 use crate::pb::v1::delegation_service_server::DelegationServiceServer;
 use crate::pb::v1::election_service_server::ElectionServiceServer;
+use crate::pb::v1::meeting_service_server::MeetingServiceServer;
 use crate::pb::v1::observer_service_server::ObserverServiceServer;
 use crate::pb::v1::organization_service_server::OrganizationServiceServer;
 use crate::store;
@@ -77,6 +79,7 @@ pub async fn serve(
         <OrganizationServiceServer<OrganizationApi> as NamedService>::NAME,
         <DelegationServiceServer<DelegationApi> as NamedService>::NAME,
         <ObserverServiceServer<ObserverApi> as NamedService>::NAME,
+        <MeetingServiceServer<MeetingApi> as NamedService>::NAME,
     ];
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let readiness = Readiness::new(reporter, services.clone()).await;
@@ -127,7 +130,8 @@ pub async fn serve(
         .add_service(DelegationServiceServer::new(DelegationApi::new(
             state.clone(),
         )))
-        .add_service(ObserverServiceServer::new(ObserverApi::new(state)))
+        .add_service(ObserverServiceServer::new(ObserverApi::new(state.clone())))
+        .add_service(MeetingServiceServer::new(MeetingApi::new(state)))
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
             let _ = stopping_tx.send(true);

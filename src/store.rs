@@ -12,6 +12,7 @@ macro_rules! trusted_sql {
 pub mod delegations;
 pub mod elections;
 pub mod listing;
+pub mod meetings;
 pub mod observers;
 pub mod organizations;
 pub mod request_ids;

@@ -139,7 +139,7 @@ async fn reflection_lists_the_served_services_and_knows_the_error_types(pool: Pg
     assert!(
         !names
             .iter()
-            .any(|n| n == "observer_registry.v1.MeetingService"),
+            .any(|n| n == "observer_registry.v1.AuditService"),
         "an unimplemented service is advertised: {names:?}"
     );
     for symbol in [

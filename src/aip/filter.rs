@@ -47,6 +47,10 @@ pub enum FieldType {
     /// the stored key and returns `None` for a malformed name. Only `=` and
     /// `!=`, because keys have no meaningful order for clients.
     Reference(fn(&str) -> Option<String>),
+    /// Membership in a `text[]` column of resource keys, e.g. a meeting's delegations:
+    /// `delegation = "elections/e/delegations/d"` keeps rows whose array holds `d`. The
+    /// function maps the name to the key as for [`FieldType::Reference`]. Only `=` and `!=`.
+    Member(fn(&str) -> Option<String>),
 }
 
 /// A field clients may filter on, and the SQL that reads it.
@@ -94,6 +98,12 @@ pub enum Condition {
         op: Op,
         value: Value,
         nullable: bool,
+    },
+    /// The array `column` holds `key` (or does not, when `negated`).
+    Contains {
+        column: &'static str,
+        key: String,
+        negated: bool,
     },
     /// `column` starts with `prefix`, matched literally.
     Prefix {
@@ -308,6 +318,22 @@ fn compare(field: &FilterField, op: Op, text: &str) -> Result<Condition, FilterE
                 _ => return Err(invalid(field, text, "true or false")),
             }
         }
+        FieldType::Member(resolve) => {
+            equality_only(field, op)?;
+            let Some(key) = resolve(text) else {
+                let noun = field.path.rsplit('.').next().unwrap_or(field.path);
+                refuse!(
+                    "`{text}` is not a valid {} name (for `{}`)",
+                    noun.replace('_', " "),
+                    field.path
+                );
+            };
+            return Ok(Condition::Contains {
+                column: field.column,
+                key,
+                negated: op == Op::Ne,
+            });
+        }
         FieldType::Reference(resolve) => {
             equality_only(field, op)?;
             let Some(key) = resolve(text) else {
@@ -417,6 +443,17 @@ impl Condition {
                 qb.push("(").push(column).push(" ").push(operator).push(" ");
                 value.push_bind(qb);
                 qb.push(")");
+            }
+            // `@>` lets PostgreSQL use a GIN index on the array.
+            Condition::Contains {
+                column,
+                key,
+                negated,
+            } => {
+                qb.push(if *negated { "(NOT " } else { "(" });
+                qb.push(column).push(" @> ARRAY[");
+                qb.push_bind(key.clone());
+                qb.push("]::text[])");
             }
             Condition::Prefix { column, prefix } => {
                 qb.push("(").push(column).push(" LIKE ");
@@ -822,5 +859,45 @@ mod tests {
         let mut qb = QueryBuilder::<Postgres>::new("");
         Condition::Or(vec![Condition::And(vec![])]).push_sql(&mut qb);
         assert_eq!(qb.sql().as_str(), "((TRUE))");
+    }
+}
+
+#[cfg(test)]
+mod membership_tests {
+    use super::*;
+
+    fn delegation_key(name: &str) -> Option<String> {
+        name.strip_prefix("elections/e/delegations/")
+            .map(str::to_owned)
+    }
+
+    const FIELDS: &[FilterField] = &[FilterField {
+        path: "delegation",
+        column: "delegation_ids",
+        field_type: FieldType::Member(delegation_key),
+        nullable: false,
+    }];
+
+    #[test]
+    fn membership_is_an_array_containment_with_a_bound_key() {
+        let condition = parse(r#"delegation = "elections/e/delegations/sco""#, FIELDS)
+            .unwrap()
+            .unwrap();
+        let mut qb = QueryBuilder::<Postgres>::new("");
+        condition.push_sql(&mut qb);
+        assert_eq!(qb.sql().as_str(), "(delegation_ids @> ARRAY[$1]::text[])");
+
+        let negated = parse(r#"delegation != "elections/e/delegations/sco""#, FIELDS)
+            .unwrap()
+            .unwrap();
+        let mut qb = QueryBuilder::<Postgres>::new("");
+        negated.push_sql(&mut qb);
+        assert_eq!(
+            qb.sql().as_str(),
+            "(NOT delegation_ids @> ARRAY[$1]::text[])"
+        );
+
+        assert!(parse(r#"delegation = "organizations/x""#, FIELDS).is_err());
+        assert!(parse(r#"delegation < "elections/e/delegations/sco""#, FIELDS).is_err());
     }
 }

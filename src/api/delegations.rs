@@ -10,6 +10,7 @@ use crate::api::{
 };
 use crate::domain::date::format_date;
 use crate::domain::delegation::{Delegation, DelegationFields, stay_in_order};
+use crate::domain::meeting::within_stay;
 use crate::domain::names;
 use crate::domain::observer::observer_name;
 use crate::error::{Error, Reason, Result, Violations};
@@ -198,6 +199,29 @@ impl DelegationApi {
                 .with_violation("delegation.head", "must be a member of the delegation"));
             }
         }
+        if (fields.arrival_date, fields.departure_date)
+            != (current.fields.arrival_date, current.fields.departure_date)
+        {
+            let meetings =
+                store::meetings::scheduled_with_delegation(&mut tx, election_id, id).await?;
+            if let Some(meeting) = meetings.iter().find(|m| {
+                !within_stay(
+                    m.fields.start_time,
+                    m.fields.end_time,
+                    fields.arrival_date,
+                    fields.departure_date,
+                )
+            }) {
+                return Err(Error::precondition(
+                    Reason::OutsideDelegationStay,
+                    format!(
+                        "{} is scheduled outside the new stay; move or cancel it first",
+                        meeting.name()
+                    ),
+                )
+                .with_metadata("meeting", meeting.name()));
+            }
+        }
         let delegation = store::delegations::update(&mut tx, election_id, id, &fields).await?;
         tx.commit().await?;
         tracing::info!(delegation = %changes.name, fields = ?mask.fields(), "delegation updated");
@@ -226,6 +250,22 @@ impl DelegationApi {
             _ => {}
         }
         etag::check(etag_given, current.etag, name)?;
+        if deleted {
+            // Decision (README): a delegation expected at a scheduled meeting is not deleted
+            // behind the protocol office's back; cancel or change the meeting first.
+            let meetings =
+                store::meetings::scheduled_with_delegation(&mut tx, election_id, id).await?;
+            if let Some(meeting) = meetings.first() {
+                return Err(Error::precondition(
+                    Reason::HasChildren,
+                    format!(
+                        "{name} is expected at the scheduled {}; cancel or change it first",
+                        meeting.name()
+                    ),
+                )
+                .with_metadata("meeting", meeting.name()));
+            }
+        }
         let delegation = store::delegations::set_deleted(&mut tx, election_id, id, deleted).await?;
         tx.commit().await?;
         tracing::info!(delegation = %name, deleted, "delegation deletion changed");

@@ -168,7 +168,7 @@ impl ElectionApi {
                 return Err(Error::precondition(
                     Reason::HasChildren,
                     format!(
-                        "{} has delegations or observers (also deleted ones); set force to \
+                        "{} has delegations, observers or meetings (also deleted ones); set force to \
                          delete them with it",
                         request.name
                     ),

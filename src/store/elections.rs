@@ -214,11 +214,12 @@ pub async fn list(conn: &mut PgConnection, query: &ListQuery) -> Result<(Vec<Ele
     Ok((elections, total))
 }
 
-/// Whether any delegation or observer, deleted or not, belongs to the election.
+/// Whether any delegation, observer or meeting, deleted or not, belongs to the election.
 pub async fn has_children(conn: &mut PgConnection, id: &str) -> Result<bool> {
     Ok(sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM delegations WHERE election_id = $1) \
-             OR EXISTS (SELECT 1 FROM observers WHERE election_id = $1)",
+             OR EXISTS (SELECT 1 FROM observers WHERE election_id = $1) \
+             OR EXISTS (SELECT 1 FROM meetings WHERE election_id = $1)",
     )
     .bind(id)
     .fetch_one(conn)
@@ -227,6 +228,10 @@ pub async fn has_children(conn: &mut PgConnection, id: &str) -> Result<bool> {
 
 /// Removes every child of the election for good (DeleteElection with `force`).
 pub async fn delete_children(conn: &mut PgConnection, id: &str) -> Result<()> {
+    sqlx::query("DELETE FROM meetings WHERE election_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     // Heads first, so the deferred head key has nothing to check when observers go.
     sqlx::query("UPDATE delegations SET head_observer_id = NULL WHERE election_id = $1")
         .bind(id)
