@@ -17,12 +17,62 @@ pub struct Cli {
     pub settings: Settings,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Create the database if missing, migrate it, and serve gRPC (the default).
     Serve,
     /// Create the database if missing and run the migrations, then exit.
     Migrate,
+    /// Import observers from a CSV list into an election of a running service.
+    ImportObservers(ImportArgs),
+    /// Export an election's observers from a running service as CSV on stdout.
+    ExportObservers(ExportArgs),
+    /// Load the Astana 2023 story into a running service (idempotent).
+    Demo(DemoArgs),
+}
+
+/// Where the operator commands find the service.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct ClientArgs {
+    /// The running service, e.g. http://127.0.0.1:50051.
+    #[arg(
+        long,
+        env = "OBSERVER_REGISTRY_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub server: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The election to import into, e.g. elections/kz-2023.
+    #[arg(long)]
+    pub election: String,
+    /// Rows per atomic batch (1 to 1000).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub batch_size: u16,
+    /// The CSV file (UTF-8, header row; columns in the README).
+    pub file: std::path::PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The election to export, e.g. elections/kz-2023.
+    #[arg(long)]
+    pub election: String,
+    /// An AIP-160 filter, as ListObservers takes it.
+    #[arg(long, default_value = "")]
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// Settings shared by every subcommand.

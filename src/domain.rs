@@ -8,3 +8,4 @@ pub mod meeting;
 pub mod names;
 pub mod observer;
 pub mod organization;
+pub mod summary;

@@ -10,6 +10,8 @@ pub mod pb;
 pub mod aip;
 /// One gRPC service per file: decode and validate, call the store, encode.
 pub mod api;
+/// Operator commands that talk to a running service through the shipped client.
+pub mod cli;
 /// The injectable current time.
 pub mod clock;
 /// Command-line and environment configuration.

@@ -1,24 +1,33 @@
 //! The `observer-registry` binary: configuration → telemetry → run.
 
+use std::process::ExitCode;
+
 use anyhow::Context;
 use clap::Parser;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use observer_registry::config::{Cli, Command, Settings};
-use observer_registry::{db, server, telemetry};
+use observer_registry::{cli, db, server, telemetry};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     telemetry::init(cli.settings.log_format);
-    cli.settings.log();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => {
+            cli.settings.log();
             db::prepare(&cli.settings).await?;
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Serve => serve(cli.settings).await,
+        Command::Serve => {
+            cli.settings.log();
+            serve(cli.settings).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ImportObservers(args) => cli::import::run(&args).await,
+        Command::ExportObservers(args) => cli::export::run(&args).await,
+        Command::Demo(args) => cli::demo::run(&args).await,
     }
 }
 

@@ -11,6 +11,7 @@ macro_rules! trusted_sql {
 
 pub mod delegations;
 pub mod elections;
+pub mod figures;
 pub mod listing;
 pub mod meetings;
 pub mod observers;

@@ -461,16 +461,3 @@ async fn malformed_names_are_invalid_and_unknown_ones_not_found(pool: PgPool) {
         .unwrap_err();
     assert_error(&error, Code::NotFound, "NOT_FOUND");
 }
-
-#[sqlx::test]
-async fn the_summary_is_not_implemented_yet(pool: PgPool) {
-    let app = spawn_app(pool).await;
-    let error = app
-        .elections()
-        .get_election_summary(pb::GetElectionSummaryRequest {
-            name: "elections/kz".into(),
-        })
-        .await
-        .unwrap_err();
-    assert_error(&error, Code::Unimplemented, "UNIMPLEMENTED");
-}

@@ -184,6 +184,45 @@ impl ElectionApi {
     }
 }
 
+impl ElectionApi {
+    async fn summary(&self, request: pb::GetElectionSummaryRequest) -> Result<pb::ElectionSummary> {
+        let id = parse_name(&request.name, "name")?;
+        let mut conn = self.state.pool.acquire().await?;
+        store::elections::get(&mut conn, id, false)
+            .await?
+            .ok_or_else(|| Error::not_found(&request.name))?;
+        drop(conn);
+        let summary = store::figures::summary(&self.state.pool, id).await?;
+        Ok(pb::ElectionSummary {
+            election: request.name.clone(),
+            accredited_observers: summary.accredited_observers,
+            pending_observers: summary.pending_observers,
+            international_organizations: summary.international_organizations,
+            organizations: summary.organizations,
+            countries: summary.countries,
+            delegations: summary.delegations,
+            meetings: summary.meetings,
+            headline: summary.headline(),
+            by_organization: summary
+                .by_organization
+                .into_iter()
+                .map(
+                    |(id, display_name, observers)| pb::OrganizationObserverCount {
+                        organization: format!("organizations/{id}"),
+                        display_name,
+                        observers,
+                    },
+                )
+                .collect(),
+            by_country: summary
+                .by_country
+                .into_iter()
+                .map(|(country, observers)| pb::CountryObserverCount { country, observers })
+                .collect(),
+        })
+    }
+}
+
 fn parse_name<'a>(name: &'a str, field: &str) -> Result<&'a str> {
     names::parse_top_level(name, "elections").map_err(|e| Error::invalid(field, e))
 }
@@ -288,8 +327,8 @@ impl ElectionService for ElectionApi {
 
     async fn get_election_summary(
         &self,
-        _request: Request<pb::GetElectionSummaryRequest>,
+        request: Request<pb::GetElectionSummaryRequest>,
     ) -> Result<Response<pb::ElectionSummary>, Status> {
-        Err(Error::unimplemented("GetElectionSummary").into())
+        Ok(Response::new(self.summary(request.into_inner()).await?))
     }
 }

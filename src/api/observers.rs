@@ -103,7 +103,12 @@ impl ObserverApi {
         &self,
         request: pb::BatchCreateObserversRequest,
     ) -> Result<pb::BatchCreateObserversResponse> {
-        let key = request_id::key(&request.request_id, BATCH_CREATE_METHOD, &request)?;
+        // A dry run is not remembered: it must not answer a later real batch.
+        let key = if request.validate_only {
+            None
+        } else {
+            request_id::key(&request.request_id, BATCH_CREATE_METHOD, &request)?
+        };
         let mut violations = Violations::new();
         let election_id = violations.check(
             "parent",
@@ -153,6 +158,10 @@ impl ObserverApi {
         }
         let election = require_election(&mut tx, election_id).await?;
         let created = register(&mut tx, &election, entries).await?;
+        if request.validate_only {
+            // Dropping the transaction rolls the checked inserts back.
+            return Ok(pb::BatchCreateObserversResponse::default());
+        }
         let response = pb::BatchCreateObserversResponse {
             observers: created.iter().map(to_proto).collect(),
         };
@@ -363,6 +372,46 @@ impl ObserverApi {
         tx.commit().await?;
         tracing::info!(observer = %name, from = from.as_str(), to = next.as_str(), "accreditation decided");
         Ok(to_proto(&observer))
+    }
+}
+
+impl ObserverApi {
+    /// Accredited observers for the public portal: name, citizenship and sending body only.
+    async fn public_register(
+        &self,
+        request: pb::ListPublicRegisterRequest,
+    ) -> Result<pb::ListPublicRegisterResponse> {
+        let election_id = parse_parent(&request.parent)?;
+        let query = self.state.page_tokens.prepare(
+            &store::figures::PUBLIC_REGISTER_SPEC,
+            &ListRequest {
+                parent: &request.parent,
+                page_size: request.page_size,
+                page_token: &request.page_token,
+                filter: &request.filter,
+                ..Default::default()
+            },
+        )?;
+        let mut conn = self.state.pool.acquire().await?;
+        require_election(&mut conn, election_id).await?;
+        let (rows, total) = store::figures::public_register(&mut conn, election_id, &query).await?;
+        let page = Page::from_rows(&self.state.page_tokens, &query, rows, total);
+        Ok(pb::ListPublicRegisterResponse {
+            entries: page
+                .items
+                .into_iter()
+                .map(|entry| pb::PublicRegisterEntry {
+                    given_name: entry.given_name,
+                    family_name: entry.family_name,
+                    citizenship: entry.citizenship,
+                    organization: format!("organizations/{}", entry.organization_id),
+                    organization_display_name: entry.organization_display_name,
+                    accreditation_number: entry.accreditation_number.unwrap_or_default(),
+                })
+                .collect(),
+            next_page_token: page.next_page_token,
+            total_size: total_size(page.total_size),
+        })
     }
 }
 
@@ -710,9 +759,11 @@ impl ObserverService for ObserverApi {
 
     async fn list_public_register(
         &self,
-        _request: Request<pb::ListPublicRegisterRequest>,
+        request: Request<pb::ListPublicRegisterRequest>,
     ) -> Result<Response<pb::ListPublicRegisterResponse>, Status> {
-        Err(Error::unimplemented("ListPublicRegister").into())
+        Ok(Response::new(
+            self.public_register(request.into_inner()).await?,
+        ))
     }
 
     type WatchObserversStream = tonic::codegen::BoxStream<pb::ObserverEvent>;

@@ -245,6 +245,10 @@ pub async fn delete_children(conn: &mut PgConnection, id: &str) -> Result<()> {
         .bind(id)
         .execute(&mut *conn)
         .await?;
+    sqlx::query("DELETE FROM observer_tallies WHERE election_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

@@ -346,6 +346,7 @@ pub async fn batch_create(
             parent: parent.to_owned(),
             requests,
             request_id: request_id.to_owned(),
+            validate_only: false,
         })
         .await
         .map(|r| r.into_inner().observers)
