@@ -25,8 +25,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
 
     let descriptor_set = prost_types::FileDescriptorSet::decode(descriptor_bytes.as_slice())?;
+    // A partner's client-only build (`--no-default-features --features client`) compiles
+    // no server code.
+    let server = env::var_os("CARGO_FEATURE_SERVER").is_some();
     tonic_prost_build::configure()
-        .build_server(true)
+        .build_server(server)
         .build_client(true)
         .compile_fds(descriptor_set)?;
 

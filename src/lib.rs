@@ -6,27 +6,42 @@
 /// The generated gRPC contract: messages, server traits and the shipped client.
 pub mod pb;
 
+/// Connecting to the service as a partner: TLS, client certificates, bearer tokens.
+pub mod client;
+
 /// Shared AIP mechanics: paging, filters, field masks, request-id idempotency.
+#[cfg(feature = "server")]
 pub mod aip;
 /// One gRPC service per file: decode and validate, call the store, encode.
+#[cfg(feature = "server")]
 pub mod api;
 /// Operator commands that talk to a running service through the shipped client.
+#[cfg(feature = "server")]
 pub mod cli;
 /// The injectable current time.
+#[cfg(feature = "server")]
 pub mod clock;
 /// Command-line and environment configuration.
+#[cfg(feature = "server")]
 pub mod config;
 /// Database connection, creation and migration.
+#[cfg(feature = "server")]
 pub mod db;
 /// Validated domain types and rules; no prost, no SQL.
+#[cfg(feature = "server")]
 pub mod domain;
 /// The one error type and its mapping to gRPC statuses with rich details.
+#[cfg(feature = "server")]
 pub mod error;
 /// Readiness and liveness reporting through `grpc.health.v1.Health`.
+#[cfg(feature = "server")]
 pub mod health;
 /// Builds the tonic router and serves it on an injected listener.
+#[cfg(feature = "server")]
 pub mod server;
 /// All SQL, one file per resource.
+#[cfg(feature = "server")]
 pub mod store;
 /// Logging set-up.
+#[cfg(feature = "server")]
 pub mod telemetry;

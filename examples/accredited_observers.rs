@@ -1,0 +1,59 @@
+//! A partner system's first program: connect with the agency's token and page through the
+//! accredited observers of an election.
+//!
+//! ```sh
+//! OBSERVER_REGISTRY_TOKEN=… cargo run --example accredited_observers --no-default-features \
+//!     --features client -- http://127.0.0.1:50051 elections/kz-2023
+//! ```
+
+use observer_registry::client::{Client, ClientOptions};
+use observer_registry::pb::v1::ListObserversRequest;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let server = args
+        .next()
+        .unwrap_or_else(|| "http://127.0.0.1:50051".to_owned());
+    let election = args
+        .next()
+        .unwrap_or_else(|| "elections/kz-2023".to_owned());
+    let options = ClientOptions {
+        token: std::env::var("OBSERVER_REGISTRY_TOKEN").ok(),
+        ..Default::default()
+    };
+    let client = Client::connect(server, options).await?;
+
+    let mut page_token = String::new();
+    let mut count = 0;
+    loop {
+        let page = client
+            .observers()
+            .list_observers(ListObserversRequest {
+                parent: election.clone(),
+                filter: "accreditation.state = ACCREDITED".to_owned(),
+                page_size: 500,
+                page_token,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        for observer in &page.observers {
+            let number = observer
+                .accreditation
+                .as_ref()
+                .map_or("", |a| a.number.as_str());
+            println!(
+                "{number}\t{} {}\t{}",
+                observer.given_name, observer.family_name, observer.citizenship
+            );
+        }
+        count += page.observers.len();
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    eprintln!("{count} accredited observers in {election}");
+    Ok(())
+}
