@@ -31,6 +31,8 @@ pub enum Reason {
     MeetingConflict,
     OutsideDelegationStay,
     HasChildren,
+    /// A delegation a scheduled meeting needs was deleted.
+    DelegationDeleted,
     Unauthenticated,
     PermissionDenied,
     Unavailable,
@@ -57,7 +59,8 @@ impl Reason {
             | AccreditationClosed
             | MeetingConflict
             | OutsideDelegationStay
-            | HasChildren => Code::FailedPrecondition,
+            | HasChildren
+            | DelegationDeleted => Code::FailedPrecondition,
             Unauthenticated => Code::Unauthenticated,
             PermissionDenied => Code::PermissionDenied,
             Unavailable => Code::Unavailable,
@@ -86,6 +89,7 @@ impl Reason {
             MeetingConflict => "MEETING_CONFLICT",
             OutsideDelegationStay => "OUTSIDE_DELEGATION_STAY",
             HasChildren => "HAS_CHILDREN",
+            DelegationDeleted => "DELEGATION_DELETED",
             Unauthenticated => "UNAUTHENTICATED",
             PermissionDenied => "PERMISSION_DENIED",
             Unavailable => "UNAVAILABLE",

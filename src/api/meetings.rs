@@ -86,7 +86,7 @@ impl MeetingApi {
             return Ok(first);
         }
         require_election(&mut tx, election_id).await?;
-        self.check_schedule(&mut tx, election_id, &id, &fields)
+        self.check_schedule(&mut tx, election_id, &id, &fields, Change::Create)
             .await?;
         let inserted = store::meetings::insert(&mut tx, election_id, &id, &fields).await;
         let meeting = to_proto(
@@ -100,13 +100,16 @@ impl MeetingApi {
         Ok(meeting)
     }
 
-    /// The delegations exist, are live and stay long enough, and nobody is double-booked.
+    /// The delegations exist and are live, they stay long enough, and nobody is
+    /// double-booked — as far as `change` needs: a cancelled meeting holds no slot, a held
+    /// one is history, and delegations a meeting already had are not re-examined on edits.
     async fn check_schedule(
         &self,
         conn: &mut sqlx::PgConnection,
         election_id: &str,
         id: &str,
         fields: &MeetingFields,
+        change: Change<'_>,
     ) -> Result<()> {
         let delegations: HashMap<String, _> =
             store::delegations::get_many_for_share(conn, election_id, &fields.delegation_ids)
@@ -114,22 +117,45 @@ impl MeetingApi {
                 .into_iter()
                 .map(|d| (d.id.clone(), d))
                 .collect();
+        let state = match change {
+            Change::Create => MeetingState::Scheduled,
+            Change::Update(current) | Change::Undelete(current) => current.state,
+        };
         for (i, delegation_id) in fields.delegation_ids.iter().enumerate() {
             let name = delegation_name(election_id, delegation_id);
-            let delegation = delegations
+            let live = delegations
                 .get(delegation_id)
-                .filter(|d| d.delete_time.is_none())
-                .ok_or_else(|| {
-                    Error::invalid(
-                        &format!("meeting.delegations[{i}]"),
-                        format!("{name} does not exist or is deleted"),
-                    )
-                })?;
+                .filter(|d| d.delete_time.is_none());
+            let Some(delegation) = live else {
+                match change {
+                    Change::Update(current)
+                        if current.fields.delegation_ids.contains(delegation_id) =>
+                    {
+                        continue;
+                    }
+                    Change::Undelete(_) if state != MeetingState::Scheduled => continue,
+                    Change::Undelete(_) => {
+                        return Err(Error::precondition(
+                            Reason::DelegationDeleted,
+                            format!("{name} was deleted: undelete it or change the meeting's delegations"),
+                        )
+                        .with_metadata("delegation", name));
+                    }
+                    _ => {
+                        return Err(Error::invalid(
+                            &format!("meeting.delegations[{i}]"),
+                            format!("{name} does not exist or is deleted"),
+                        ));
+                    }
+                }
+            };
             let stay = (
                 delegation.fields.arrival_date,
                 delegation.fields.departure_date,
             );
-            if !within_stay(fields.start_time, fields.end_time, stay.0, stay.1) {
+            if state == MeetingState::Scheduled
+                && !within_stay(fields.start_time, fields.end_time, stay.0, stay.1)
+            {
                 return Err(Error::precondition(
                     Reason::OutsideDelegationStay,
                     format!(
@@ -140,8 +166,9 @@ impl MeetingApi {
                 .with_metadata("delegation", name));
             }
         }
-        if let Some((other, who)) =
-            store::meetings::find_conflict(conn, election_id, id, fields).await?
+        if state != MeetingState::Cancelled
+            && let Some((other, who)) =
+                store::meetings::find_conflict(conn, election_id, id, fields).await?
         {
             return Err(conflict(election_id, &other, &who));
         }
@@ -232,10 +259,8 @@ impl MeetingApi {
                 "validation passed without values"
             )));
         };
-        if current.state != MeetingState::Cancelled {
-            self.check_schedule(&mut tx, election_id, id, &fields)
-                .await?;
-        }
+        self.check_schedule(&mut tx, election_id, id, &fields, Change::Update(&current))
+            .await?;
         let updated = store::meetings::update(&mut tx, election_id, id, &fields).await;
         let meeting = self
             .name_conflict(updated, election_id, id, &fields)
@@ -267,13 +292,17 @@ impl MeetingApi {
             _ => {}
         }
         etag::check(etag_given, current.etag, name)?;
-        if !deleted && current.state != MeetingState::Cancelled {
-            // Its slot may have been booked while it was deleted.
-            if let Some((other, who)) =
-                store::meetings::find_conflict(&mut tx, election_id, id, &current.fields).await?
-            {
-                return Err(conflict(election_id, &other, &who));
-            }
+        if !deleted {
+            // Its slot may have been booked, its delegations deleted or their stays changed
+            // while it was deleted.
+            self.check_schedule(
+                &mut tx,
+                election_id,
+                id,
+                &current.fields,
+                Change::Undelete(&current),
+            )
+            .await?;
         }
         let changed = store::meetings::set_deleted(&mut tx, election_id, id, deleted).await;
         let meeting = self
@@ -338,6 +367,14 @@ impl MeetingApi {
         tracing::info!(meeting = %name, state = next.as_str(), "meeting concluded");
         Ok(to_proto(&meeting))
     }
+}
+
+/// Which change of a meeting is being checked.
+#[derive(Clone, Copy)]
+enum Change<'a> {
+    Create,
+    Update(&'a Meeting),
+    Undelete(&'a Meeting),
 }
 
 fn conflict(election_id: &str, other: &str, who: &str) -> Error {
