@@ -1,6 +1,7 @@
 //! The gRPC services, one file each: decode and validate a request, call the store inside
 //! one transaction, encode the response. Prost types stop here.
 
+pub mod audit;
 pub mod delegations;
 pub mod elections;
 pub mod meetings;

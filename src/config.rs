@@ -29,6 +29,8 @@ pub enum Command {
     ExportObservers(ExportArgs),
     /// Load the Astana 2023 story into a running service (idempotent).
     Demo(DemoArgs),
+    /// Print the SHA-256 of a bearer token read from stdin, for the agencies file.
+    HashToken,
 }
 
 /// Where the operator commands find the service.
@@ -126,6 +128,29 @@ pub struct Settings {
     #[arg(long, env = "REQUEST_ID_RETENTION", default_value = "48h", value_parser = parse_retention, global = true)]
     pub request_id_retention: Duration,
 
+    /// The agencies file (identities, roles, credentials); reloaded on SIGHUP. Without it,
+    /// callers are anonymous with every role, which is allowed only on a loopback address.
+    #[arg(long, env = "IDENTITIES_FILE", global = true)]
+    pub identities: Option<std::path::PathBuf>,
+
+    /// Accept anonymous callers (every role) on a non-loopback address without an agencies
+    /// file. For trusted networks only.
+    #[arg(long, env = "ALLOW_ANONYMOUS", global = true)]
+    pub allow_anonymous: bool,
+
+    /// PEM certificate chain of the server; with --tls-key, the service speaks TLS.
+    #[arg(long, env = "TLS_CERT_FILE", requires = "tls_key", global = true)]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key of the server.
+    #[arg(long, env = "TLS_KEY_FILE", requires = "tls_cert", global = true)]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// PEM CA certificate(s) that sign agencies' client certificates (mutual TLS); clients
+    /// without a certificate may still present a bearer token.
+    #[arg(long, env = "TLS_CLIENT_CA_FILE", requires = "tls_cert", global = true)]
+    pub tls_client_ca: Option<std::path::PathBuf>,
+
     /// Log line format.
     #[arg(
         long,
@@ -158,6 +183,10 @@ impl Settings {
             health_check_interval = %humantime::format_duration(self.health_check_interval),
             shutdown_grace_period = %humantime::format_duration(self.shutdown_grace_period),
             request_id_retention = %humantime::format_duration(self.request_id_retention),
+            identities = ?self.identities,
+            allow_anonymous = self.allow_anonymous,
+            tls = self.tls_cert.is_some(),
+            mutual_tls = self.tls_client_ca.is_some(),
             log_format = ?self.log_format,
             "configuration"
         );

@@ -15,6 +15,9 @@ pub mod aip;
 /// One gRPC service per file: decode and validate, call the store, encode.
 #[cfg(feature = "server")]
 pub mod api;
+/// Who may call what: identities, roles, the authorizing layer.
+#[cfg(feature = "server")]
+pub mod auth;
 /// Operator commands that talk to a running service through the shipped client.
 #[cfg(feature = "server")]
 pub mod cli;

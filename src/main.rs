@@ -28,10 +28,22 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::ImportObservers(args) => cli::import::run(&args).await,
         Command::ExportObservers(args) => cli::export::run(&args).await,
         Command::Demo(args) => cli::demo::run(&args).await,
+        Command::HashToken => {
+            let mut token = String::new();
+            std::io::stdin().read_line(&mut token)?;
+            anyhow::ensure!(!token.trim().is_empty(), "give the token on standard input");
+            println!(
+                "{}",
+                observer_registry::auth::identities::hash_token(&token)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let options = server::ServeOptions::from_settings(&settings)?;
+    reload_identities_on_sighup(options.identities.clone());
     let pool = db::prepare(&settings).await?;
     let listener = TcpListener::bind(settings.listen_addr)
         .await
@@ -44,14 +56,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
     let mut stopped = stop_rx.clone();
-    let server = server::serve(
-        listener,
-        pool.clone(),
-        server::ServeOptions::from(&settings),
-        async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        },
-    );
+    let server = server::serve(listener, pool.clone(), options, async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    });
 
     let mut stopped = stop_rx;
     let grace_period = settings.shutdown_grace_period;
@@ -65,6 +72,28 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     pool.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Re-reads the agencies file on SIGHUP; connections stay open, and a file with a mistake
+/// leaves the agencies in force.
+fn reload_identities_on_sighup(identities: std::sync::Arc<observer_registry::auth::IdentityStore>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; the agencies file will not be reloaded");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match identities.reload() {
+                Ok(agencies) => tracing::info!(agencies, "agencies file reloaded"),
+                Err(error) => tracing::error!(
+                    error = format!("{error:#}"),
+                    "agencies file not reloaded; the previous one stays in force"
+                ),
+            }
+        }
+    });
 }
 
 /// Resolves on SIGTERM (Kubernetes) or SIGINT (Ctrl-C).

@@ -2,6 +2,7 @@
 //! an injected listener until the shutdown future resolves. Tests bind `127.0.0.1:0`.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -10,22 +11,25 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::server::NamedService;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
 use crate::aip::paging::PageTokens;
 use crate::api::AppState;
+use crate::api::audit::AuditApi;
 use crate::api::delegations::DelegationApi;
 use crate::api::elections::ElectionApi;
 use crate::api::meetings::MeetingApi;
 use crate::api::observers::ObserverApi;
 use crate::api::organizations::OrganizationApi;
+use crate::auth::{AuthLayer, IdentityStore};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::health::{self, Readiness};
 use crate::pb;
+use crate::pb::v1::audit_service_server::AuditServiceServer;
 use crate::pb::v1::delegation_service_server::DelegationServiceServer;
 use crate::pb::v1::election_service_server::ElectionServiceServer;
 use crate::pb::v1::meeting_service_server::MeetingServiceServer;
@@ -39,15 +43,55 @@ pub struct ServeOptions {
     pub health_check_interval: Duration,
     pub request_id_retention: Duration,
     pub clock: Clock,
+    /// The agencies; `IdentityStore::anonymous()` when none are configured.
+    pub identities: Arc<IdentityStore>,
+    /// Whether anonymous callers are accepted when no agencies are configured.
+    pub allow_anonymous: bool,
+    /// TLS (and mutual TLS) for the server, when configured.
+    pub tls: Option<ServerTlsConfig>,
 }
 
-impl From<&Settings> for ServeOptions {
-    fn from(settings: &Settings) -> Self {
-        ServeOptions {
+impl ServeOptions {
+    /// The options of the settings: reads the agencies file and the TLS material, and
+    /// refuses anonymous callers on a non-loopback address unless explicitly allowed.
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        let identities = match &settings.identities {
+            Some(path) => IdentityStore::load(path)?,
+            None => IdentityStore::anonymous(),
+        };
+        let loopback = settings.listen_addr.ip().is_loopback();
+        if !identities.is_configured() && !loopback && !settings.allow_anonymous {
+            anyhow::bail!(
+                "refusing to serve on {} without an agencies file: give --identities FILE \
+                 (IDENTITIES_FILE), or --allow-anonymous (ALLOW_ANONYMOUS=true) to let anyone \
+                 call with every role",
+                settings.listen_addr
+            );
+        }
+        let tls = match (&settings.tls_cert, &settings.tls_key) {
+            (Some(cert), Some(key)) => {
+                let read = |path: &std::path::Path| {
+                    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+                };
+                let mut tls =
+                    ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
+                if let Some(ca) = &settings.tls_client_ca {
+                    tls = tls
+                        .client_ca_root(Certificate::from_pem(read(ca)?))
+                        .client_auth_optional(true);
+                }
+                Some(tls)
+            }
+            _ => None,
+        };
+        Ok(ServeOptions {
             health_check_interval: settings.health_check_interval,
             request_id_retention: settings.request_id_retention,
             clock: Clock::system(),
-        }
+            identities: Arc::new(identities),
+            allow_anonymous: settings.allow_anonymous || loopback,
+            tls,
+        })
     }
 }
 
@@ -80,6 +124,7 @@ pub async fn serve(
         <DelegationServiceServer<DelegationApi> as NamedService>::NAME,
         <ObserverServiceServer<ObserverApi> as NamedService>::NAME,
         <MeetingServiceServer<MeetingApi> as NamedService>::NAME,
+        <AuditServiceServer<AuditApi> as NamedService>::NAME,
     ];
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let readiness = Readiness::new(reporter, services.clone()).await;
@@ -118,8 +163,16 @@ pub async fn serve(
         .on_failure(());
 
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = options.tls.clone() {
+        builder = builder.tls_config(tls).context("TLS configuration")?;
+    }
+    builder
         .layer(trace)
+        .layer(AuthLayer::new(
+            options.identities.clone(),
+            options.allow_anonymous,
+        ))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -131,7 +184,8 @@ pub async fn serve(
             state.clone(),
         )))
         .add_service(ObserverServiceServer::new(ObserverApi::new(state.clone())))
-        .add_service(MeetingServiceServer::new(MeetingApi::new(state)))
+        .add_service(MeetingServiceServer::new(MeetingApi::new(state.clone())))
+        .add_service(AuditServiceServer::new(AuditApi::new(state)))
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
             let _ = stopping_tx.send(true);

@@ -9,6 +9,7 @@ macro_rules! trusted_sql {
     };
 }
 
+pub mod audit;
 pub mod delegations;
 pub mod elections;
 pub mod figures;

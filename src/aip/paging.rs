@@ -37,6 +37,8 @@ pub struct ListSpec {
     /// Names the query in page-token fingerprints, e.g. the full method name.
     pub collection: &'static str,
     pub filter_fields: &'static [FilterField],
+    /// Personal-data fields: filterable only by callers allowed to read personal data.
+    pub personal_filter_fields: &'static [FilterField],
     pub sort_fields: &'static [SortField],
     /// The unique key that ends every ordering, so that the order is total.
     pub tiebreak: SortField,
@@ -97,6 +99,8 @@ pub struct ListRequest<'a> {
     pub filter: &'a str,
     pub order_by: &'a str,
     pub show_deleted: bool,
+    /// Whether the caller may read, and so filter on, personal data.
+    pub personal_data: bool,
 }
 
 /// A validated List request, ready for the store.
@@ -144,8 +148,7 @@ impl PageTokens {
     /// Validates the list fields of a request against `spec`.
     pub fn prepare(&self, spec: &ListSpec, request: &ListRequest<'_>) -> Result<ListQuery> {
         let limit = page_size(request.page_size)?;
-        let filter = filter::parse(request.filter, spec.filter_fields)
-            .map_err(|e| Error::invalid_field(Reason::InvalidFilter, "filter", e.to_string()))?;
+        let filter = self.parse_filter(spec, request)?;
         let order_by = if request.order_by.trim().is_empty() {
             spec.default_order_by
         } else {
@@ -165,6 +168,38 @@ impl PageTokens {
             after,
             show_deleted: request.show_deleted,
             fingerprint,
+        })
+    }
+
+    /// The filter, on the fields this caller may filter by: a filter on personal data from a
+    /// caller who may not read it is PERMISSION_DENIED, not a hint that the field exists.
+    fn parse_filter(
+        &self,
+        spec: &ListSpec,
+        request: &ListRequest<'_>,
+    ) -> Result<Option<Condition>> {
+        let all_fields = || -> Vec<FilterField> {
+            spec.filter_fields
+                .iter()
+                .chain(spec.personal_filter_fields)
+                .copied()
+                .collect()
+        };
+        if request.personal_data && !spec.personal_filter_fields.is_empty() {
+            return filter::parse(request.filter, &all_fields())
+                .map_err(|e| Error::invalid_field(Reason::InvalidFilter, "filter", e.to_string()));
+        }
+        filter::parse(request.filter, spec.filter_fields).map_err(|e| {
+            if !spec.personal_filter_fields.is_empty()
+                && filter::parse(request.filter, &all_fields()).is_ok()
+            {
+                Error::new(
+                    Reason::PermissionDenied,
+                    "filtering on personal data needs the personal-data-reader role",
+                )
+            } else {
+                Error::invalid_field(Reason::InvalidFilter, "filter", e.to_string())
+            }
         })
     }
 
@@ -400,6 +435,7 @@ mod tests {
     static SPEC: ListSpec = ListSpec {
         collection: "test",
         filter_fields: &[],
+        personal_filter_fields: &[],
         sort_fields: &[
             SortField {
                 path: "create_time",

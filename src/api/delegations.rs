@@ -5,9 +5,11 @@ use tonic::{Request, Response, Status};
 use crate::aip::field_mask::{self, MaskSpec};
 use crate::aip::paging::{ListRequest, Page};
 use crate::aip::{etag, request_id};
+use crate::api::audit;
 use crate::api::{
     AppState, check_text, optional_date, parse_parent, require_election, to_timestamp, total_size,
 };
+use crate::auth::Caller;
 use crate::domain::date::format_date;
 use crate::domain::delegation::{Delegation, DelegationFields, stay_in_order};
 use crate::domain::meeting::within_stay;
@@ -50,7 +52,11 @@ impl DelegationApi {
         DelegationApi { state }
     }
 
-    async fn create(&self, request: pb::CreateDelegationRequest) -> Result<pb::Delegation> {
+    async fn create(
+        &self,
+        caller: &Caller,
+        request: pb::CreateDelegationRequest,
+    ) -> Result<pb::Delegation> {
         let key = request_id::key(&request.request_id, CREATE_METHOD, &request)?;
         let mut violations = Violations::new();
         let election_id = violations.check(
@@ -94,6 +100,17 @@ impl DelegationApi {
         let delegation =
             to_proto(&store::delegations::insert(&mut tx, election_id, &id, &fields).await?);
         request_ids::record(&mut tx, key.as_ref(), &delegation).await?;
+        let after = audit::json("Delegation", &delegation);
+        audit::record(
+            &mut tx,
+            caller,
+            Some(election_id),
+            &delegation.name,
+            &request.request_id,
+            None,
+            Some(after),
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(delegation = %delegation.name, "delegation created");
         Ok(delegation)
@@ -122,6 +139,7 @@ impl DelegationApi {
                 filter: &request.filter,
                 order_by: &request.order_by,
                 show_deleted: request.show_deleted,
+                personal_data: false,
             },
         )?;
         let mut conn = self.state.pool.acquire().await?;
@@ -135,7 +153,11 @@ impl DelegationApi {
         })
     }
 
-    async fn update(&self, request: pb::UpdateDelegationRequest) -> Result<pb::Delegation> {
+    async fn update(
+        &self,
+        caller: &Caller,
+        request: pb::UpdateDelegationRequest,
+    ) -> Result<pb::Delegation> {
         let changes = request
             .delegation
             .ok_or_else(|| Error::invalid("delegation", "is required"))?;
@@ -223,6 +245,18 @@ impl DelegationApi {
             }
         }
         let delegation = store::delegations::update(&mut tx, election_id, id, &fields).await?;
+        let before = audit::json("Delegation", &to_proto(&current));
+        let after = audit::json("Delegation", &to_proto(&delegation));
+        audit::record(
+            &mut tx,
+            caller,
+            Some(election_id),
+            &changes.name,
+            "",
+            Some(before),
+            Some(after),
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(delegation = %changes.name, fields = ?mask.fields(), "delegation updated");
         Ok(to_proto(&delegation))
@@ -230,6 +264,7 @@ impl DelegationApi {
 
     async fn set_deleted(
         &self,
+        caller: &Caller,
         name: &str,
         etag_given: &str,
         deleted: bool,
@@ -267,6 +302,18 @@ impl DelegationApi {
             }
         }
         let delegation = store::delegations::set_deleted(&mut tx, election_id, id, deleted).await?;
+        let before = audit::json("Delegation", &to_proto(&current));
+        let after = audit::json("Delegation", &to_proto(&delegation));
+        audit::record(
+            &mut tx,
+            caller,
+            Some(election_id),
+            name,
+            "",
+            Some(before),
+            Some(after),
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(delegation = %name, deleted, "delegation deletion changed");
         Ok(to_proto(&delegation))
@@ -402,7 +449,10 @@ impl DelegationService for DelegationApi {
         &self,
         request: Request<pb::CreateDelegationRequest>,
     ) -> Result<Response<pb::Delegation>, Status> {
-        Ok(Response::new(self.create(request.into_inner()).await?))
+        Ok(Response::new(
+            self.create(&Caller::of(&request), request.into_inner())
+                .await?,
+        ))
     }
 
     async fn get_delegation(
@@ -423,16 +473,21 @@ impl DelegationService for DelegationApi {
         &self,
         request: Request<pb::UpdateDelegationRequest>,
     ) -> Result<Response<pb::Delegation>, Status> {
-        Ok(Response::new(self.update(request.into_inner()).await?))
+        Ok(Response::new(
+            self.update(&Caller::of(&request), request.into_inner())
+                .await?,
+        ))
     }
 
     async fn delete_delegation(
         &self,
         request: Request<pb::DeleteDelegationRequest>,
     ) -> Result<Response<pb::Delegation>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         Ok(Response::new(
-            self.set_deleted(&request.name, &request.etag, true).await?,
+            self.set_deleted(&caller, &request.name, &request.etag, true)
+                .await?,
         ))
     }
 
@@ -440,9 +495,10 @@ impl DelegationService for DelegationApi {
         &self,
         request: Request<pb::UndeleteDelegationRequest>,
     ) -> Result<Response<pb::Delegation>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         Ok(Response::new(
-            self.set_deleted(&request.name, &request.etag, false)
+            self.set_deleted(&caller, &request.name, &request.etag, false)
                 .await?,
         ))
     }

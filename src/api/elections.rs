@@ -5,7 +5,9 @@ use tonic::{Request, Response, Status};
 use crate::aip::field_mask::{self, MaskSpec};
 use crate::aip::paging::{ListRequest, Page};
 use crate::aip::{etag, request_id};
+use crate::api::audit;
 use crate::api::{AppState, check_text, from_timestamp, to_timestamp};
+use crate::auth::Caller;
 use crate::domain::country::CountryCode;
 use crate::domain::date::{format_date, parse_date};
 use crate::domain::election::{Election, ElectionFields};
@@ -39,7 +41,11 @@ impl ElectionApi {
         ElectionApi { state }
     }
 
-    async fn create(&self, request: pb::CreateElectionRequest) -> Result<pb::Election> {
+    async fn create(
+        &self,
+        caller: &Caller,
+        request: pb::CreateElectionRequest,
+    ) -> Result<pb::Election> {
         let key = request_id::key(&request.request_id, CREATE_METHOD, &request)?;
         let mut violations = Violations::new();
         let id = violations.check(
@@ -66,6 +72,17 @@ impl ElectionApi {
         }
         let election = to_proto(&store::elections::insert(&mut tx, &id, &fields).await?);
         request_ids::record(&mut tx, key.as_ref(), &election).await?;
+        let after = audit::json("Election", &election);
+        audit::record(
+            &mut tx,
+            caller,
+            Some(&id),
+            &election.name,
+            &request.request_id,
+            None,
+            Some(after),
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(election = %election.name, "election created");
         Ok(election)
@@ -101,7 +118,11 @@ impl ElectionApi {
         })
     }
 
-    async fn update(&self, request: pb::UpdateElectionRequest) -> Result<pb::Election> {
+    async fn update(
+        &self,
+        caller: &Caller,
+        request: pb::UpdateElectionRequest,
+    ) -> Result<pb::Election> {
         let changes = request
             .election
             .ok_or_else(|| Error::invalid("election", "is required"))?;
@@ -151,12 +172,26 @@ impl ElectionApi {
             ));
         }
         let election = store::elections::update(&mut tx, id, &fields).await?;
+        let (before, after) = (
+            audit::json("Election", &to_proto(&current)),
+            audit::json("Election", &to_proto(&election)),
+        );
+        audit::record(
+            &mut tx,
+            caller,
+            Some(id),
+            &changes.name,
+            "",
+            Some(before),
+            Some(after),
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(election = %changes.name, fields = ?mask.fields(), "election updated");
         Ok(to_proto(&election))
     }
 
-    async fn delete(&self, request: pb::DeleteElectionRequest) -> Result<()> {
+    async fn delete(&self, caller: &Caller, request: pb::DeleteElectionRequest) -> Result<()> {
         let id = parse_name(&request.name, "name")?;
         let mut tx = self.state.begin().await?;
         let current = store::elections::get(&mut tx, id, true)
@@ -178,6 +213,17 @@ impl ElectionApi {
             store::elections::delete_children(&mut tx, id).await?;
         }
         store::elections::delete(&mut tx, id).await?;
+        let before = audit::json("Election", &to_proto(&current));
+        audit::record(
+            &mut tx,
+            caller,
+            Some(id),
+            &request.name,
+            "",
+            Some(before),
+            None,
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(election = %request.name, "election deleted");
         Ok(())
@@ -293,7 +339,10 @@ impl ElectionService for ElectionApi {
         &self,
         request: Request<pb::CreateElectionRequest>,
     ) -> Result<Response<pb::Election>, Status> {
-        Ok(Response::new(self.create(request.into_inner()).await?))
+        Ok(Response::new(
+            self.create(&Caller::of(&request), request.into_inner())
+                .await?,
+        ))
     }
 
     async fn get_election(
@@ -314,14 +363,18 @@ impl ElectionService for ElectionApi {
         &self,
         request: Request<pb::UpdateElectionRequest>,
     ) -> Result<Response<pb::Election>, Status> {
-        Ok(Response::new(self.update(request.into_inner()).await?))
+        Ok(Response::new(
+            self.update(&Caller::of(&request), request.into_inner())
+                .await?,
+        ))
     }
 
     async fn delete_election(
         &self,
         request: Request<pb::DeleteElectionRequest>,
     ) -> Result<Response<()>, Status> {
-        self.delete(request.into_inner()).await?;
+        self.delete(&Caller::of(&request), request.into_inner())
+            .await?;
         Ok(Response::new(()))
     }
 

@@ -7,9 +7,11 @@ use tonic::{Request, Response, Status};
 use crate::aip::field_mask::{self, MaskSpec};
 use crate::aip::paging::{ListRequest, Page};
 use crate::aip::{etag, request_id};
+use crate::api::audit;
 use crate::api::{
     AppState, check_text, from_timestamp, parse_parent, require_election, to_timestamp, total_size,
 };
+use crate::auth::Caller;
 use crate::domain::delegation::delegation_name;
 use crate::domain::meeting::{Meeting, MeetingFields, MeetingState, meeting_name, within_stay};
 use crate::domain::names;
@@ -55,7 +57,11 @@ impl MeetingApi {
         MeetingApi { state }
     }
 
-    async fn create(&self, request: pb::CreateMeetingRequest) -> Result<pb::Meeting> {
+    async fn create(
+        &self,
+        caller: &Caller,
+        request: pb::CreateMeetingRequest,
+    ) -> Result<pb::Meeting> {
         let key = request_id::key(&request.request_id, CREATE_METHOD, &request)?;
         let mut violations = Violations::new();
         let election_id = violations.check(
@@ -95,6 +101,17 @@ impl MeetingApi {
                 .await?,
         );
         request_ids::record(&mut tx, key.as_ref(), &meeting).await?;
+        let after = audit::json("Meeting", &meeting);
+        audit::record(
+            &mut tx,
+            caller,
+            Some(election_id),
+            &meeting.name,
+            &request.request_id,
+            None,
+            Some(after),
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(meeting = %meeting.name, "meeting scheduled");
         Ok(meeting)
@@ -215,6 +232,7 @@ impl MeetingApi {
                 filter: &request.filter,
                 order_by: &request.order_by,
                 show_deleted: request.show_deleted,
+                personal_data: false,
             },
         )?;
         let mut conn = self.state.pool.acquire().await?;
@@ -228,7 +246,11 @@ impl MeetingApi {
         })
     }
 
-    async fn update(&self, request: pb::UpdateMeetingRequest) -> Result<pb::Meeting> {
+    async fn update(
+        &self,
+        caller: &Caller,
+        request: pb::UpdateMeetingRequest,
+    ) -> Result<pb::Meeting> {
         let changes = request
             .meeting
             .ok_or_else(|| Error::invalid("meeting", "is required"))?;
@@ -265,6 +287,20 @@ impl MeetingApi {
         let meeting = self
             .name_conflict(updated, election_id, id, &fields)
             .await?;
+        let (before, after) = (
+            audit::json("Meeting", &to_proto(&current)),
+            audit::json("Meeting", &to_proto(&meeting)),
+        );
+        audit::record(
+            &mut tx,
+            caller,
+            Some(election_id),
+            &changes.name,
+            "",
+            Some(before),
+            Some(after),
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(meeting = %changes.name, fields = ?mask.fields(), "meeting updated");
         Ok(to_proto(&meeting))
@@ -272,6 +308,7 @@ impl MeetingApi {
 
     async fn set_deleted(
         &self,
+        caller: &Caller,
         name: &str,
         etag_given: &str,
         deleted: bool,
@@ -308,6 +345,20 @@ impl MeetingApi {
         let meeting = self
             .name_conflict(changed, election_id, id, &current.fields)
             .await?;
+        let (before, after) = (
+            audit::json("Meeting", &to_proto(&current)),
+            audit::json("Meeting", &to_proto(&meeting)),
+        );
+        audit::record(
+            &mut tx,
+            caller,
+            Some(election_id),
+            name,
+            "",
+            Some(before),
+            Some(after),
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(meeting = %name, deleted, "meeting deletion changed");
         Ok(to_proto(&meeting))
@@ -316,6 +367,7 @@ impl MeetingApi {
     /// SCHEDULED → HELD (with the outcome) or CANCELLED (with the reason).
     async fn conclude(
         &self,
+        caller: &Caller,
         name: &str,
         etag_given: &str,
         next: MeetingState,
@@ -363,6 +415,20 @@ impl MeetingApi {
         };
         let meeting =
             store::meetings::set_state(&mut tx, election_id, id, next, outcome, reason).await?;
+        let (before, after) = (
+            audit::json("Meeting", &to_proto(&current)),
+            audit::json("Meeting", &to_proto(&meeting)),
+        );
+        audit::record(
+            &mut tx,
+            caller,
+            Some(election_id),
+            name,
+            "",
+            Some(before),
+            Some(after),
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(meeting = %name, state = next.as_str(), "meeting concluded");
         Ok(to_proto(&meeting))
@@ -526,7 +592,10 @@ impl MeetingService for MeetingApi {
         &self,
         request: Request<pb::CreateMeetingRequest>,
     ) -> Result<Response<pb::Meeting>, Status> {
-        Ok(Response::new(self.create(request.into_inner()).await?))
+        Ok(Response::new(
+            self.create(&Caller::of(&request), request.into_inner())
+                .await?,
+        ))
     }
 
     async fn get_meeting(
@@ -547,16 +616,21 @@ impl MeetingService for MeetingApi {
         &self,
         request: Request<pb::UpdateMeetingRequest>,
     ) -> Result<Response<pb::Meeting>, Status> {
-        Ok(Response::new(self.update(request.into_inner()).await?))
+        Ok(Response::new(
+            self.update(&Caller::of(&request), request.into_inner())
+                .await?,
+        ))
     }
 
     async fn delete_meeting(
         &self,
         request: Request<pb::DeleteMeetingRequest>,
     ) -> Result<Response<pb::Meeting>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         Ok(Response::new(
-            self.set_deleted(&request.name, &request.etag, true).await?,
+            self.set_deleted(&caller, &request.name, &request.etag, true)
+                .await?,
         ))
     }
 
@@ -564,9 +638,10 @@ impl MeetingService for MeetingApi {
         &self,
         request: Request<pb::UndeleteMeetingRequest>,
     ) -> Result<Response<pb::Meeting>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         Ok(Response::new(
-            self.set_deleted(&request.name, &request.etag, false)
+            self.set_deleted(&caller, &request.name, &request.etag, false)
                 .await?,
         ))
     }
@@ -575,9 +650,11 @@ impl MeetingService for MeetingApi {
         &self,
         request: Request<pb::CompleteMeetingRequest>,
     ) -> Result<Response<pb::Meeting>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         Ok(Response::new(
             self.conclude(
+                &caller,
                 &request.name,
                 &request.etag,
                 MeetingState::Held,
@@ -591,9 +668,11 @@ impl MeetingService for MeetingApi {
         &self,
         request: Request<pb::CancelMeetingRequest>,
     ) -> Result<Response<pb::Meeting>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         Ok(Response::new(
             self.conclude(
+                &caller,
                 &request.name,
                 &request.etag,
                 MeetingState::Cancelled,

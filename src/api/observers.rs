@@ -8,10 +8,12 @@ use tonic::{Request, Response, Status};
 use crate::aip::field_mask::{self, MaskSpec};
 use crate::aip::paging::{ListRequest, Page};
 use crate::aip::{etag, request_id};
+use crate::api::audit;
 use crate::api::registration::{self, Registration};
 use crate::api::{
     AppState, check_text, optional_date, parse_parent, require_election, to_timestamp, total_size,
 };
+use crate::auth::Caller;
 use crate::domain::country::CountryCode;
 use crate::domain::date::format_date;
 use crate::domain::names;
@@ -68,7 +70,11 @@ impl ObserverApi {
         ObserverApi { state }
     }
 
-    async fn create(&self, request: pb::CreateObserverRequest) -> Result<pb::Observer> {
+    async fn create(
+        &self,
+        caller: &Caller,
+        request: pb::CreateObserverRequest,
+    ) -> Result<pb::Observer> {
         let key = request_id::key(&request.request_id, CREATE_METHOD, &request)?;
         let mut violations = Violations::new();
         let election_id = violations.check(
@@ -94,6 +100,17 @@ impl ObserverApi {
             .map(to_proto)
             .ok_or_else(|| Error::internal(anyhow::anyhow!("insert returned no observer")))?;
         request_ids::record(&mut tx, key.as_ref(), &observer).await?;
+        let after = audit_json(&observer);
+        audit::record(
+            &mut tx,
+            caller,
+            Some(election_id),
+            &observer.name,
+            &request.request_id,
+            None,
+            Some(after),
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(observer = %observer.name, "observer registered");
         Ok(observer)
@@ -101,6 +118,7 @@ impl ObserverApi {
 
     async fn batch_create(
         &self,
+        caller: &Caller,
         request: pb::BatchCreateObserversRequest,
     ) -> Result<pb::BatchCreateObserversResponse> {
         // A dry run is not remembered: it must not answer a later real batch.
@@ -166,21 +184,37 @@ impl ObserverApi {
             observers: created.iter().map(to_proto).collect(),
         };
         request_ids::record(&mut tx, key.as_ref(), &response).await?;
+        // One event for the batch, about the election, listing the observers it registered.
+        let after = serde_json::json!({ "observers": response.observers.iter().map(audit_json).collect::<Vec<_>>() });
+        audit::record(
+            &mut tx,
+            caller,
+            Some(election_id),
+            &request.parent,
+            &request.request_id,
+            None,
+            Some(after),
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(election = %request.parent, count = response.observers.len(), "observers registered in a batch");
         Ok(response)
     }
 
-    async fn get(&self, request: pb::GetObserverRequest) -> Result<pb::Observer> {
+    async fn get(&self, caller: &Caller, request: pb::GetObserverRequest) -> Result<pb::Observer> {
         let (election_id, id) = parse_name(&request.name, "name")?;
         let mut conn = self.state.pool.acquire().await?;
         let observer = store::observers::get(&mut conn, election_id, id, false)
             .await?
             .ok_or_else(|| Error::not_found(&request.name))?;
-        Ok(to_proto(&observer))
+        Ok(for_caller(caller, to_proto(&observer)))
     }
 
-    async fn list(&self, request: pb::ListObserversRequest) -> Result<pb::ListObserversResponse> {
+    async fn list(
+        &self,
+        caller: &Caller,
+        request: pb::ListObserversRequest,
+    ) -> Result<pb::ListObserversResponse> {
         let election_id = parse_parent(&request.parent)?;
         let query = self.state.page_tokens.prepare(
             &store::observers::LIST_SPEC,
@@ -191,6 +225,7 @@ impl ObserverApi {
                 filter: &request.filter,
                 order_by: &request.order_by,
                 show_deleted: request.show_deleted,
+                personal_data: caller.reads_personal_data(),
             },
         )?;
         let mut conn = self.state.pool.acquire().await?;
@@ -198,13 +233,21 @@ impl ObserverApi {
         let (rows, total) = store::observers::list(&mut conn, election_id, &query).await?;
         let page = Page::from_rows(&self.state.page_tokens, &query, rows, total);
         Ok(pb::ListObserversResponse {
-            observers: page.items.iter().map(to_proto).collect(),
+            observers: page
+                .items
+                .iter()
+                .map(|o| for_caller(caller, to_proto(o)))
+                .collect(),
             next_page_token: page.next_page_token,
             total_size: total_size(page.total_size),
         })
     }
 
-    async fn update(&self, request: pb::UpdateObserverRequest) -> Result<pb::Observer> {
+    async fn update(
+        &self,
+        caller: &Caller,
+        request: pb::UpdateObserverRequest,
+    ) -> Result<pb::Observer> {
         let changes = request
             .observer
             .ok_or_else(|| Error::invalid("observer", "is required"))?;
@@ -252,6 +295,20 @@ impl ObserverApi {
         }
         registration::check(&mut tx, &election, &[checked], Some(id)).await?;
         let observer = store::observers::update(&mut tx, election_id, id, &entry.fields).await?;
+        let (before, after) = (
+            audit_json(&to_proto(&current)),
+            audit_json(&to_proto(&observer)),
+        );
+        audit::record(
+            &mut tx,
+            caller,
+            Some(election_id),
+            &changes.name,
+            "",
+            Some(before),
+            Some(after),
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(observer = %changes.name, fields = ?mask.fields(), "observer updated");
         Ok(to_proto(&observer))
@@ -259,6 +316,7 @@ impl ObserverApi {
 
     async fn set_deleted(
         &self,
+        caller: &Caller,
         name: &str,
         etag_given: &str,
         deleted: bool,
@@ -294,6 +352,20 @@ impl ObserverApi {
             registration::check(&mut tx, &election, &[entry], Some(id)).await?;
         }
         let observer = store::observers::set_deleted(&mut tx, election_id, id, deleted).await?;
+        let (before, after) = (
+            audit_json(&to_proto(&current)),
+            audit_json(&to_proto(&observer)),
+        );
+        audit::record(
+            &mut tx,
+            caller,
+            Some(election_id),
+            name,
+            "",
+            Some(before),
+            Some(after),
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(observer = %name, deleted, "observer deletion changed");
         Ok(to_proto(&observer))
@@ -302,6 +374,7 @@ impl ObserverApi {
     /// Moves the observer through the accreditation state machine.
     async fn decide(
         &self,
+        caller: &Caller,
         name: &str,
         etag_given: &str,
         next: AccreditationState,
@@ -369,9 +442,23 @@ impl ObserverApi {
         };
         let observer =
             store::observers::set_accreditation(&mut tx, election_id, id, &accreditation).await?;
+        let (before, after) = (
+            audit_json(&to_proto(&current)),
+            audit_json(&to_proto(&observer)),
+        );
+        audit::record(
+            &mut tx,
+            caller,
+            Some(election_id),
+            name,
+            "",
+            Some(before),
+            Some(after),
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(observer = %name, from = from.as_str(), to = next.as_str(), "accreditation decided");
-        Ok(to_proto(&observer))
+        Ok(for_caller(caller, to_proto(&observer)))
     }
 }
 
@@ -608,6 +695,29 @@ fn looks_like_phone(phone: &str) -> bool {
             .all(|c| c.is_ascii_digit() || " +-()".contains(c))
 }
 
+/// Clears the personal data of an observer (BRIEF): travel document, birth date, contacts.
+pub fn redact(observer: &mut pb::Observer) {
+    observer.travel_document_number.clear();
+    observer.date_of_birth.clear();
+    observer.email.clear();
+    observer.phone.clear();
+}
+
+/// The observer as this caller may see it.
+fn for_caller(caller: &Caller, mut observer: pb::Observer) -> pb::Observer {
+    if !caller.reads_personal_data() {
+        redact(&mut observer);
+    }
+    observer
+}
+
+/// The observer as the audit trail keeps it: never with personal data.
+fn audit_json(observer: &pb::Observer) -> serde_json::Value {
+    let mut observer = observer.clone();
+    redact(&mut observer);
+    audit::json("Observer", &observer)
+}
+
 fn state_to_proto(state: AccreditationState) -> pb::AccreditationState {
     pb::AccreditationState::from_str_name(state.as_str())
         .unwrap_or(pb::AccreditationState::Unspecified)
@@ -655,67 +765,89 @@ impl ObserverService for ObserverApi {
         &self,
         request: Request<pb::CreateObserverRequest>,
     ) -> Result<Response<pb::Observer>, Status> {
-        Ok(Response::new(self.create(request.into_inner()).await?))
+        let caller = Caller::of(&request);
+        let observer = self.create(&caller, request.into_inner()).await?;
+        Ok(Response::new(for_caller(&caller, observer)))
     }
 
     async fn batch_create_observers(
         &self,
         request: Request<pb::BatchCreateObserversRequest>,
     ) -> Result<Response<pb::BatchCreateObserversResponse>, Status> {
-        Ok(Response::new(
-            self.batch_create(request.into_inner()).await?,
-        ))
+        let caller = Caller::of(&request);
+        let mut response = self.batch_create(&caller, request.into_inner()).await?;
+        response.observers = response
+            .observers
+            .into_iter()
+            .map(|o| for_caller(&caller, o))
+            .collect();
+        Ok(Response::new(response))
     }
 
     async fn get_observer(
         &self,
         request: Request<pb::GetObserverRequest>,
     ) -> Result<Response<pb::Observer>, Status> {
-        Ok(Response::new(self.get(request.into_inner()).await?))
+        Ok(Response::new(
+            self.get(&Caller::of(&request), request.into_inner())
+                .await?,
+        ))
     }
 
     async fn list_observers(
         &self,
         request: Request<pb::ListObserversRequest>,
     ) -> Result<Response<pb::ListObserversResponse>, Status> {
-        Ok(Response::new(self.list(request.into_inner()).await?))
+        Ok(Response::new(
+            self.list(&Caller::of(&request), request.into_inner())
+                .await?,
+        ))
     }
 
     async fn update_observer(
         &self,
         request: Request<pb::UpdateObserverRequest>,
     ) -> Result<Response<pb::Observer>, Status> {
-        Ok(Response::new(self.update(request.into_inner()).await?))
+        let caller = Caller::of(&request);
+        let observer = self.update(&caller, request.into_inner()).await?;
+        Ok(Response::new(for_caller(&caller, observer)))
     }
 
     async fn delete_observer(
         &self,
         request: Request<pb::DeleteObserverRequest>,
     ) -> Result<Response<pb::Observer>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
-        Ok(Response::new(
-            self.set_deleted(&request.name, &request.etag, true).await?,
-        ))
+        Ok(Response::new(for_caller(
+            &caller,
+            self.set_deleted(&caller, &request.name, &request.etag, true)
+                .await?,
+        )))
     }
 
     async fn undelete_observer(
         &self,
         request: Request<pb::UndeleteObserverRequest>,
     ) -> Result<Response<pb::Observer>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
-        Ok(Response::new(
-            self.set_deleted(&request.name, &request.etag, false)
+        Ok(Response::new(for_caller(
+            &caller,
+            self.set_deleted(&caller, &request.name, &request.etag, false)
                 .await?,
-        ))
+        )))
     }
 
     async fn accredit_observer(
         &self,
         request: Request<pb::AccreditObserverRequest>,
     ) -> Result<Response<pb::Observer>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         Ok(Response::new(
             self.decide(
+                &caller,
                 &request.name,
                 &request.etag,
                 AccreditationState::Accredited,
@@ -729,9 +861,11 @@ impl ObserverService for ObserverApi {
         &self,
         request: Request<pb::RejectObserverRequest>,
     ) -> Result<Response<pb::Observer>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         Ok(Response::new(
             self.decide(
+                &caller,
                 &request.name,
                 &request.etag,
                 AccreditationState::Rejected,
@@ -745,9 +879,11 @@ impl ObserverService for ObserverApi {
         &self,
         request: Request<pb::RevokeAccreditationRequest>,
     ) -> Result<Response<pb::Observer>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         Ok(Response::new(
             self.decide(
+                &caller,
                 &request.name,
                 &request.etag,
                 AccreditationState::Revoked,

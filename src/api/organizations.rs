@@ -5,7 +5,9 @@ use tonic::{Request, Response, Status};
 use crate::aip::field_mask::{self, MaskSpec};
 use crate::aip::paging::{ListRequest, Page};
 use crate::aip::{etag, request_id};
+use crate::api::audit;
 use crate::api::{AppState, check_text, to_timestamp};
+use crate::auth::Caller;
 use crate::domain::country::CountryCode;
 use crate::domain::names;
 use crate::domain::organization::{Organization, OrganizationFields, OrganizationKind};
@@ -32,7 +34,11 @@ impl OrganizationApi {
         OrganizationApi { state }
     }
 
-    async fn create(&self, request: pb::CreateOrganizationRequest) -> Result<pb::Organization> {
+    async fn create(
+        &self,
+        caller: &Caller,
+        request: pb::CreateOrganizationRequest,
+    ) -> Result<pb::Organization> {
         let key = request_id::key(&request.request_id, CREATE_METHOD, &request)?;
         let mut violations = Violations::new();
         let id = violations.check(
@@ -59,6 +65,17 @@ impl OrganizationApi {
         }
         let organization = to_proto(&store::organizations::insert(&mut tx, &id, &fields).await?);
         request_ids::record(&mut tx, key.as_ref(), &organization).await?;
+        let after = audit::json("Organization", &organization);
+        audit::record(
+            &mut tx,
+            caller,
+            None,
+            &organization.name,
+            &request.request_id,
+            None,
+            Some(after),
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(organization = %organization.name, "organization created");
         Ok(organization)
@@ -97,7 +114,11 @@ impl OrganizationApi {
         })
     }
 
-    async fn update(&self, request: pb::UpdateOrganizationRequest) -> Result<pb::Organization> {
+    async fn update(
+        &self,
+        caller: &Caller,
+        request: pb::UpdateOrganizationRequest,
+    ) -> Result<pb::Organization> {
         let changes = request
             .organization
             .ok_or_else(|| Error::invalid("organization", "is required"))?;
@@ -128,12 +149,24 @@ impl OrganizationApi {
             )));
         };
         let organization = store::organizations::update(&mut tx, id, &fields).await?;
+        let before = audit::json("Organization", &to_proto(&current));
+        let after = audit::json("Organization", &to_proto(&organization));
+        audit::record(
+            &mut tx,
+            caller,
+            None,
+            &changes.name,
+            "",
+            Some(before),
+            Some(after),
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(organization = %changes.name, fields = ?mask.fields(), "organization updated");
         Ok(to_proto(&organization))
     }
 
-    async fn delete(&self, request: pb::DeleteOrganizationRequest) -> Result<()> {
+    async fn delete(&self, caller: &Caller, request: pb::DeleteOrganizationRequest) -> Result<()> {
         let id = parse_name(&request.name, "name")?;
         let mut tx = self.state.begin().await?;
         let current = store::organizations::get(&mut tx, id, true)
@@ -151,6 +184,8 @@ impl OrganizationApi {
             .with_metadata("resource", &request.name));
         }
         store::organizations::delete(&mut tx, id).await?;
+        let before = audit::json("Organization", &to_proto(&current));
+        audit::record(&mut tx, caller, None, &request.name, "", Some(before), None).await?;
         tx.commit().await?;
         tracing::info!(organization = %request.name, "organization deleted");
         Ok(())
@@ -272,7 +307,10 @@ impl OrganizationService for OrganizationApi {
         &self,
         request: Request<pb::CreateOrganizationRequest>,
     ) -> Result<Response<pb::Organization>, Status> {
-        Ok(Response::new(self.create(request.into_inner()).await?))
+        Ok(Response::new(
+            self.create(&Caller::of(&request), request.into_inner())
+                .await?,
+        ))
     }
 
     async fn get_organization(
@@ -293,14 +331,18 @@ impl OrganizationService for OrganizationApi {
         &self,
         request: Request<pb::UpdateOrganizationRequest>,
     ) -> Result<Response<pb::Organization>, Status> {
-        Ok(Response::new(self.update(request.into_inner()).await?))
+        Ok(Response::new(
+            self.update(&Caller::of(&request), request.into_inner())
+                .await?,
+        ))
     }
 
     async fn delete_organization(
         &self,
         request: Request<pb::DeleteOrganizationRequest>,
     ) -> Result<Response<()>, Status> {
-        self.delete(request.into_inner()).await?;
+        self.delete(&Caller::of(&request), request.into_inner())
+            .await?;
         Ok(Response::new(()))
     }
 }

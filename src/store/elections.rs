@@ -52,6 +52,7 @@ pub static LIST_SPEC: ListSpec = ListSpec {
             nullable: false,
         },
     ],
+    personal_filter_fields: &[],
     sort_fields: &[
         SortField {
             path: "create_time",

@@ -82,6 +82,7 @@ pub static PUBLIC_REGISTER_SPEC: ListSpec = ListSpec {
             nullable: false,
         },
     ],
+    personal_filter_fields: &[],
     sort_fields: &[
         SortField {
             path: "family_name",

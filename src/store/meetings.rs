@@ -76,6 +76,7 @@ pub static LIST_SPEC: ListSpec = ListSpec {
             nullable: false,
         },
     ],
+    personal_filter_fields: &[],
     sort_fields: &[
         SortField {
             path: "start_time",

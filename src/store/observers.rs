@@ -97,6 +97,32 @@ pub static LIST_SPEC: ListSpec = ListSpec {
             nullable: false,
         },
     ],
+    personal_filter_fields: &[
+        FilterField {
+            path: "travel_document_number",
+            column: "travel_document_number",
+            field_type: FieldType::Text,
+            nullable: false,
+        },
+        FilterField {
+            path: "date_of_birth",
+            column: "date_of_birth",
+            field_type: FieldType::Date,
+            nullable: true,
+        },
+        FilterField {
+            path: "email",
+            column: "email",
+            field_type: FieldType::Text,
+            nullable: false,
+        },
+        FilterField {
+            path: "phone",
+            column: "phone",
+            field_type: FieldType::Text,
+            nullable: false,
+        },
+    ],
     sort_fields: &[
         SortField {
             path: "create_time",

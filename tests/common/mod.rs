@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use observer_registry::auth::IdentityStore;
 use observer_registry::clock::Clock;
 use observer_registry::pb::v1 as pb;
 use observer_registry::server::{self, ServeOptions};
@@ -38,6 +39,9 @@ pub fn test_options() -> ServeOptions {
         health_check_interval: Duration::from_millis(100),
         request_id_retention: Duration::from_secs(48 * 3600),
         clock: Clock::system(),
+        identities: Arc::new(IdentityStore::anonymous()),
+        allow_anonymous: true,
+        tls: None,
     }
 }
 

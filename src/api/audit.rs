@@ -1,0 +1,225 @@
+//! The audit trail: one event per successful mutation, written by the mutating handler in
+//! its own transaction; and AuditService, which reads it.
+
+use std::sync::LazyLock;
+
+use prost_reflect::{DescriptorPool, DynamicMessage};
+use serde_json::Value;
+use sqlx::PgConnection;
+use tonic::{Request, Response, Status};
+
+use crate::aip::paging::{ListRequest, Page};
+use crate::api::{AppState, parse_parent, require_election, to_timestamp, total_size};
+use crate::auth::Caller;
+use crate::error::{Error, Result};
+use crate::pb::v1 as pb;
+use crate::pb::v1::audit_service_server::AuditService;
+use crate::store::{self, audit::NewEvent};
+
+/// The contract's descriptors, to write any message as proto3 JSON.
+static DESCRIPTORS: LazyLock<Option<DescriptorPool>> =
+    LazyLock::new(|| DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET).ok());
+
+/// Proto3 JSON (lowerCamelCase, as grpcurl prints it) of a contract message, e.g.
+/// `json("Election", &election)`. Personal data must be redacted by the caller first.
+pub fn json<M: prost::Message>(type_name: &str, message: &M) -> Value {
+    let full_name = format!("observer_registry.v1.{type_name}");
+    DESCRIPTORS
+        .as_ref()
+        .and_then(|pool| pool.get_message_by_name(&full_name))
+        .and_then(|descriptor| {
+            DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice()).ok()
+        })
+        .and_then(|dynamic| serde_json::to_value(&dynamic).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// Records one mutation. `changed_fields` are the top-level fields whose value differs
+/// between `before` and `after` (snake_case), bookkeeping fields aside.
+pub async fn record(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    election_id: Option<&str>,
+    resource: &str,
+    request_id: &str,
+    before: Option<Value>,
+    after: Option<Value>,
+) -> Result<()> {
+    let event = NewEvent {
+        election_id: election_id.map(str::to_owned),
+        actor: caller.agency.clone(),
+        method: caller.method.clone(),
+        resource: resource.to_owned(),
+        request_id: request_id.to_owned(),
+        changed_fields: changed_fields(before.as_ref(), after.as_ref()),
+        before,
+        after,
+    };
+    store::audit::record(conn, &event).await
+}
+
+fn changed_fields(before: Option<&Value>, after: Option<&Value>) -> Vec<String> {
+    let empty = serde_json::Map::new();
+    let before = before.and_then(Value::as_object).unwrap_or(&empty);
+    let after = after.and_then(Value::as_object).unwrap_or(&empty);
+    let mut fields: Vec<String> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|key| !matches!(key.as_str(), "updateTime" | "etag"))
+        .filter(|key| before.get(*key) != after.get(*key))
+        .map(|key| snake_case(key))
+        .collect();
+    fields.sort();
+    fields.dedup();
+    fields
+}
+
+fn snake_case(camel: &str) -> String {
+    let mut snake = String::with_capacity(camel.len() + 4);
+    for c in camel.chars() {
+        if c.is_ascii_uppercase() {
+            snake.push('_');
+            snake.push(c.to_ascii_lowercase());
+        } else {
+            snake.push(c);
+        }
+    }
+    snake
+}
+
+/// A JSON object as `google.protobuf.Struct`.
+fn to_struct(value: Option<Value>) -> Option<prost_types::Struct> {
+    match value? {
+        Value::Object(map) => Some(prost_types::Struct {
+            fields: map.into_iter().map(|(k, v)| (k, to_value(v))).collect(),
+        }),
+        _ => None,
+    }
+}
+
+fn to_value(value: Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    let kind = match value {
+        Value::Null => Kind::NullValue(0),
+        Value::Bool(b) => Kind::BoolValue(b),
+        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        Value::String(s) => Kind::StringValue(s),
+        Value::Array(items) => Kind::ListValue(prost_types::ListValue {
+            values: items.into_iter().map(to_value).collect(),
+        }),
+        Value::Object(map) => Kind::StructValue(prost_types::Struct {
+            fields: map.into_iter().map(|(k, v)| (k, to_value(v))).collect(),
+        }),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+/// The AuditService implementation: read-only; events cannot be changed or deleted.
+#[derive(Debug, Clone)]
+pub struct AuditApi {
+    state: AppState,
+}
+
+impl AuditApi {
+    pub fn new(state: AppState) -> Self {
+        AuditApi { state }
+    }
+
+    async fn list(
+        &self,
+        request: pb::ListAuditEventsRequest,
+    ) -> Result<pb::ListAuditEventsResponse> {
+        let election_id = if request.parent == "organizations/-" {
+            None
+        } else {
+            Some(parse_parent(&request.parent).map_err(|_| {
+                Error::invalid(
+                    "parent",
+                    "must be an election (elections/{election}) or organizations/-",
+                )
+            })?)
+        };
+        let query = self.state.page_tokens.prepare(
+            &store::audit::LIST_SPEC,
+            &ListRequest {
+                parent: &request.parent,
+                page_size: request.page_size,
+                page_token: &request.page_token,
+                filter: &request.filter,
+                order_by: &request.order_by,
+                ..Default::default()
+            },
+        )?;
+        let mut conn = self.state.pool.acquire().await?;
+        if let Some(id) = election_id {
+            // Events outlive a deleted election; only a name that never existed is unknown.
+            let known: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM audit_events WHERE election_id = $1)",
+            )
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?;
+            if !known {
+                require_election(&mut conn, id).await?;
+            }
+        }
+        let (rows, total) = store::audit::list(&mut conn, election_id, &query).await?;
+        let page = Page::from_rows(&self.state.page_tokens, &query, rows, total);
+        Ok(pb::ListAuditEventsResponse {
+            audit_events: page
+                .items
+                .into_iter()
+                .map(|event| pb::AuditEvent {
+                    event_time: Some(to_timestamp(event.event_time)),
+                    actor: event.actor,
+                    method: event.method,
+                    resource: event.resource,
+                    request_id: event.request_id,
+                    changed_fields: event.changed_fields,
+                    before: to_struct(event.before),
+                    after: to_struct(event.after),
+                })
+                .collect(),
+            next_page_token: page.next_page_token,
+            total_size: total_size(page.total_size),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl AuditService for AuditApi {
+    async fn list_audit_events(
+        &self,
+        request: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+        Ok(Response::new(self.list(request.into_inner()).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_fields_are_the_differing_ones_in_snake_case() {
+        let before = serde_json::json!({"displayName": "A", "hostCountry": "KZ", "etag": "1", "updateTime": "x"});
+        let after = serde_json::json!({"displayName": "B", "hostCountry": "KZ", "etag": "2", "updateTime": "y", "description": "d"});
+        assert_eq!(
+            changed_fields(Some(&before), Some(&after)),
+            ["description", "display_name"]
+        );
+        assert_eq!(changed_fields(None, Some(&after)).len(), 3);
+    }
+
+    #[test]
+    fn messages_become_proto3_json() {
+        let election = pb::Election {
+            name: "elections/kz".into(),
+            host_country: "KZ".into(),
+            ..Default::default()
+        };
+        let value = json("Election", &election);
+        assert_eq!(value["hostCountry"], "KZ");
+        assert_eq!(value["name"], "elections/kz");
+    }
+}

@@ -1,0 +1,178 @@
+//! The tower layer that authenticates every call and checks its role before any handler
+//! runs — so permission is checked before existence — and hands the handler the `Caller`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tonic::body::Body;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+
+use super::Caller;
+use super::identities::IdentityStore;
+use super::roles::{Access, Role, grants, required_access};
+use crate::error::{Error, Reason};
+
+/// Authenticates and authorizes every request of the services it wraps.
+#[derive(Debug, Clone)]
+pub struct AuthLayer {
+    identities: Arc<IdentityStore>,
+    /// Without an agencies file, callers are an all-roles "anonymous" agency — allowed only
+    /// on a loopback address or when the operator said so.
+    allow_anonymous: bool,
+}
+
+impl AuthLayer {
+    pub fn new(identities: Arc<IdentityStore>, allow_anonymous: bool) -> Self {
+        AuthLayer {
+            identities,
+            allow_anonymous,
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for AuthLayer {
+    type Service = Authorize<S>;
+
+    fn layer(&self, inner: S) -> Authorize<S> {
+        Authorize {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Authorize<S> {
+    inner: S,
+    layer: AuthLayer,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for Authorize<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        match self.layer.authorize(&request) {
+            Ok(caller) => {
+                if let Some(caller) = caller {
+                    request.extensions_mut().insert(caller);
+                }
+                // The clone that was made ready serves this call (tower's usual swap).
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                Box::pin(inner.call(request))
+            }
+            Err(error) => {
+                let path = request.uri().path();
+                tracing::info!(method = %path, reason = error.reason.as_str(), "call refused");
+                let status: tonic::Status = error.into();
+                Box::pin(std::future::ready(Ok(status.into_http())))
+            }
+        }
+    }
+}
+
+impl AuthLayer {
+    /// The caller of a request, `None` for public methods, or why it is refused.
+    fn authorize<B>(&self, request: &http::Request<B>) -> Result<Option<Caller>, Error> {
+        let path = request.uri().path();
+        let needed = match required_access(path) {
+            Some(Access::Public) => return Ok(None),
+            Some(Access::Role(role)) => role,
+            None => {
+                return Err(Error::new(
+                    Reason::PermissionDenied,
+                    format!("{path} is not a method of this service"),
+                ));
+            }
+        };
+        let (agency, roles) = self.authenticate(request)?;
+        if !grants(&roles, needed) {
+            return Err(Error::new(
+                Reason::PermissionDenied,
+                format!("agency {agency} lacks the `{needed}` role this method needs"),
+            )
+            .with_metadata("role", needed.as_str()));
+        }
+        Ok(Some(Caller {
+            agency,
+            roles,
+            method: path.to_owned(),
+        }))
+    }
+
+    fn authenticate<B>(&self, request: &http::Request<B>) -> Result<(String, Vec<Role>), Error> {
+        let unauthenticated = |why: &str| Error::new(Reason::Unauthenticated, why);
+        if !self.identities.is_configured() {
+            return if self.allow_anonymous {
+                Ok(("anonymous".to_owned(), Role::ALL.to_vec()))
+            } else {
+                Err(unauthenticated(
+                    "no agencies are configured and anonymous callers are not allowed",
+                ))
+            };
+        }
+        let identities = self.identities.current();
+        if let Some(value) = request.headers().get("authorization") {
+            let token = value
+                .to_str()
+                .ok()
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                })
+                .ok_or_else(|| {
+                    unauthenticated("the authorization metadata must be `Bearer <token>`")
+                })?;
+            let agency = identities
+                .by_token(token.trim())
+                .ok_or_else(|| unauthenticated("the bearer token belongs to no agency"))?;
+            return Ok((agency.name.clone(), agency.roles.clone()));
+        }
+        if let Some(names) = certificate_names(request) {
+            let agency = identities
+                .by_certificate_name(&names)
+                .ok_or_else(|| unauthenticated("the client certificate names no agency"))?;
+            return Ok((agency.name.clone(), agency.roles.clone()));
+        }
+        Err(unauthenticated(
+            "credentials required: a bearer token in the `authorization` metadata or a client certificate",
+        ))
+    }
+}
+
+/// Subject common names and DNS names of the client's certificate, when it sent one.
+fn certificate_names<B>(request: &http::Request<B>) -> Option<Vec<String>> {
+    let info = request
+        .extensions()
+        .get::<TlsConnectInfo<TcpConnectInfo>>()?;
+    let chain = info.peer_certs()?;
+    let leaf = chain.first()?;
+    let (_, certificate) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    let mut names: Vec<String> = certificate
+        .subject()
+        .iter_common_name()
+        .filter_map(|cn| cn.as_str().ok().map(str::to_owned))
+        .collect();
+    if let Ok(Some(san)) = certificate.subject_alternative_name() {
+        for name in &san.value.general_names {
+            if let x509_parser::extensions::GeneralName::DNSName(dns) = name {
+                names.push((*dns).to_owned());
+            }
+        }
+    }
+    Some(names)
+}
