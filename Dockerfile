@@ -16,6 +16,8 @@ RUN apt-get update \
  && useradd --system --uid 10001 --no-create-home observer-registry
 COPY --from=build /src/target/release/observer-registry /usr/local/bin/observer-registry
 USER 10001
+# Listening on all interfaces needs an agencies file (IDENTITIES_FILE) or, for trials,
+# ALLOW_ANONYMOUS=true: the service refuses anonymous callers off loopback by default.
 ENV LISTEN_ADDR=0.0.0.0:50051 \
     LOG_FORMAT=json
 EXPOSE 50051

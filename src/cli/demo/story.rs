@@ -33,9 +33,6 @@ pub struct Organization {
     pub kind: OrganizationKind,
     /// Only for FOREIGN_ELECTION_BODY.
     pub country: &'static str,
-    /// Named in the article (false: one of the seven illustrative organizations that complete
-    /// the twelve).
-    pub in_article: bool,
     pub observers: usize,
     pub citizenships: &'static [&'static str],
     /// The delegation (same id as the organization) that met the chairman, if any; all the
@@ -62,7 +59,6 @@ const fn org(
         abbreviation,
         kind,
         country: "",
-        in_article: true,
         observers,
         citizenships,
         delegation,
@@ -93,6 +89,7 @@ const fn commission(
     }
 }
 
+/// One of the seven organizations not in the article that complete the twelve.
 const fn illustrative(
     id: &'static str,
     display_name: &'static str,
@@ -101,18 +98,15 @@ const fn illustrative(
     observers: usize,
     citizenships: &'static [&'static str],
 ) -> Organization {
-    Organization {
-        in_article: false,
-        ..org(
-            id,
-            display_name,
-            abbreviation,
-            kind,
-            observers,
-            citizenships,
-            None,
-        )
-    }
+    org(
+        id,
+        display_name,
+        abbreviation,
+        kind,
+        observers,
+        citizenships,
+        None,
+    )
 }
 
 /// Seventeen bodies: the ten of the article and seven illustrative international ones.
@@ -379,8 +373,8 @@ pub struct Observer {
 // 29 × 31 = 899 ≥ 793 combinations, so no two synthetic observers share a name.
 const GIVEN_NAMES: [&str; 29] = [
     "Adam", "Aida", "Alexei", "Amina", "Anna", "Arif", "Bora", "Chen", "Dana", "Elena", "Emre",
-    "Farid", "Greta", "Hana", "Ivan", "Jonas", "Karin", "Leyla", "Marco", "Nadia", "Oleg",
-    "Priya", "Rustam", "Sara", "Tomas", "Umar", "Vera", "Yusuf", "Zara",
+    "Farid", "Greta", "Hana", "Ivan", "Jonas", "Karin", "Leyla", "Marco", "Nadia", "Oleg", "Priya",
+    "Rustam", "Sara", "Tomas", "Umar", "Vera", "Yusuf", "Zara",
 ];
 const FAMILY_NAMES: [&str; 31] = [
     "Abbasov", "Bauer", "Ceban", "Dorj", "Eriksen", "Fischer", "Garcia", "Horvath", "Ismoilov",
@@ -483,10 +477,12 @@ mod tests {
         assert_eq!(international.len(), 12);
         assert_eq!(ORGANIZATIONS.len(), 17);
         assert_eq!(
-            ORGANIZATIONS.iter().filter(|o| o.delegation.is_some()).count(),
+            ORGANIZATIONS
+                .iter()
+                .filter(|o| o.delegation.is_some())
+                .count(),
             10
         );
-        assert_eq!(ORGANIZATIONS.iter().filter(|o| !o.in_article).count(), 7);
     }
 
     #[test]
