@@ -154,6 +154,11 @@ impl Client {
         })
     }
 
+    /// The channel every service client of this connection uses.
+    pub fn channel(&self) -> AuthenticatedChannel {
+        self.authenticated()
+    }
+
     fn authenticated(&self) -> AuthenticatedChannel {
         InterceptedService::new(self.channel.clone(), self.token.clone())
     }

@@ -36,13 +36,25 @@ pub enum Command {
 /// Where the operator commands find the service.
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct ClientArgs {
-    /// The running service, e.g. http://127.0.0.1:50051.
+    /// The running service, e.g. http://127.0.0.1:50051 (https:// for TLS).
     #[arg(
         long,
         env = "OBSERVER_REGISTRY_SERVER",
         default_value = "http://127.0.0.1:50051"
     )]
     pub server: String,
+    /// The agency's bearer token.
+    #[arg(long, env = "OBSERVER_REGISTRY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// PEM CA certificate of the server (https); the system roots when not given.
+    #[arg(long, env = "OBSERVER_REGISTRY_CA_CERT")]
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// PEM client certificate of the agency (mutual TLS).
+    #[arg(long, env = "OBSERVER_REGISTRY_CLIENT_CERT")]
+    pub client_cert: Option<std::path::PathBuf>,
+    /// PEM private key of the client certificate.
+    #[arg(long, env = "OBSERVER_REGISTRY_CLIENT_KEY")]
+    pub client_key: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]

@@ -78,22 +78,25 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 /// leaves the agencies in force.
 fn reload_identities_on_sighup(identities: std::sync::Arc<observer_registry::auth::IdentityStore>) {
     #[cfg(unix)]
-    tokio::spawn(async move {
+    {
         use tokio::signal::unix::{SignalKind, signal};
+        // Registered before serving: a SIGHUP must never fall to the default action (exit).
         let Ok(mut hangups) = signal(SignalKind::hangup()) else {
             tracing::warn!("cannot listen for SIGHUP; the agencies file will not be reloaded");
             return;
         };
-        while hangups.recv().await.is_some() {
-            match identities.reload() {
-                Ok(agencies) => tracing::info!(agencies, "agencies file reloaded"),
-                Err(error) => tracing::error!(
-                    error = format!("{error:#}"),
-                    "agencies file not reloaded; the previous one stays in force"
-                ),
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                match identities.reload() {
+                    Ok(agencies) => tracing::info!(agencies, "agencies file reloaded"),
+                    Err(error) => tracing::error!(
+                        error = format!("{error:#}"),
+                        "agencies file not reloaded; the previous one stays in force"
+                    ),
+                }
             }
-        }
-    });
+        });
+    }
 }
 
 /// Resolves on SIGTERM (Kubernetes) or SIGINT (Ctrl-C).

@@ -34,44 +34,102 @@ pub fn json<M: prost::Message>(type_name: &str, message: &M) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// Records one mutation. `changed_fields` are the top-level fields whose value differs
-/// between `before` and `after` (snake_case), bookkeeping fields aside.
+/// The JSON keys of personal data (BRIEF): never kept in the audit trail.
+const PERSONAL_DATA_KEYS: [&str; 4] = ["travelDocumentNumber", "dateOfBirth", "email", "phone"];
+
+/// Records one mutation. `changed_fields` are the fields whose value differs between
+/// `before` and `after` (snake_case paths, nested ones dotted, bookkeeping fields aside),
+/// worked out before personal data is stripped from both: the trail names a changed e-mail
+/// without keeping it.
 pub async fn record(
     conn: &mut PgConnection,
     caller: &Caller,
     election_id: Option<&str>,
     resource: &str,
     request_id: &str,
-    before: Option<Value>,
-    after: Option<Value>,
+    mut before: Option<Value>,
+    mut after: Option<Value>,
 ) -> Result<()> {
+    let changed_fields = changed_fields(before.as_ref(), after.as_ref());
+    for value in before.iter_mut().chain(after.iter_mut()) {
+        strip_personal_data(value);
+    }
     let event = NewEvent {
         election_id: election_id.map(str::to_owned),
         actor: caller.agency.clone(),
         method: caller.method.clone(),
         resource: resource.to_owned(),
         request_id: request_id.to_owned(),
-        changed_fields: changed_fields(before.as_ref(), after.as_ref()),
+        changed_fields,
         before,
         after,
     };
     store::audit::record(conn, &event).await
 }
 
+fn strip_personal_data(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for key in PERSONAL_DATA_KEYS {
+                map.remove(key);
+            }
+            map.values_mut().for_each(strip_personal_data);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_personal_data),
+        _ => {}
+    }
+}
+
 fn changed_fields(before: Option<&Value>, after: Option<&Value>) -> Vec<String> {
-    let empty = serde_json::Map::new();
-    let before = before.and_then(Value::as_object).unwrap_or(&empty);
-    let after = after.and_then(Value::as_object).unwrap_or(&empty);
-    let mut fields: Vec<String> = before
-        .keys()
-        .chain(after.keys())
-        .filter(|key| !matches!(key.as_str(), "updateTime" | "etag"))
-        .filter(|key| before.get(*key) != after.get(*key))
-        .map(|key| snake_case(key))
-        .collect();
+    let mut fields = Vec::new();
+    diff(
+        "",
+        before.unwrap_or(&Value::Null),
+        after.unwrap_or(&Value::Null),
+        &mut fields,
+    );
     fields.sort();
     fields.dedup();
     fields
+}
+
+/// Adds the paths under `prefix` whose values differ; objects on both sides are compared
+/// field by field (`accreditation.state`).
+fn diff(prefix: &str, before: &Value, after: &Value, fields: &mut Vec<String>) {
+    let empty = serde_json::Map::new();
+    let (b, a) = match (before, after) {
+        (Value::Object(b), Value::Object(a)) => (b, a),
+        (Value::Object(b), Value::Null) => (b, &empty),
+        (Value::Null, Value::Object(a)) => (&empty, a),
+        _ => {
+            if before != after {
+                fields.push(prefix.to_owned());
+            }
+            return;
+        }
+    };
+    for key in b.keys().chain(a.keys()) {
+        if prefix.is_empty() && matches!(key.as_str(), "updateTime" | "etag") {
+            continue;
+        }
+        let (old, new) = (
+            b.get(key).unwrap_or(&Value::Null),
+            a.get(key).unwrap_or(&Value::Null),
+        );
+        if old == new {
+            continue;
+        }
+        let path = if prefix.is_empty() {
+            snake_case(key)
+        } else {
+            format!("{prefix}.{}", snake_case(key))
+        };
+        if old.is_object() && new.is_object() {
+            diff(&path, old, new, fields);
+        } else {
+            fields.push(path);
+        }
+    }
 }
 
 fn snake_case(camel: &str) -> String {
@@ -209,6 +267,15 @@ mod tests {
             ["description", "display_name"]
         );
         assert_eq!(changed_fields(None, Some(&after)).len(), 3);
+        let pending = serde_json::json!({"accreditation": {"state": "PENDING"}, "email": "a@b.c"});
+        let accredited = serde_json::json!({"accreditation": {"state": "ACCREDITED", "number": "KZ-2023-000001"}, "email": "x@y.z"});
+        assert_eq!(
+            changed_fields(Some(&pending), Some(&accredited)),
+            ["accreditation.number", "accreditation.state", "email"]
+        );
+        let mut stripped = accredited.clone();
+        strip_personal_data(&mut stripped);
+        assert!(stripped.get("email").is_none());
     }
 
     #[test]

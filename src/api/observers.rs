@@ -711,11 +711,10 @@ fn for_caller(caller: &Caller, mut observer: pb::Observer) -> pb::Observer {
     observer
 }
 
-/// The observer as the audit trail keeps it: never with personal data.
+/// The observer as the audit trail takes it; `audit::record` strips the personal data after
+/// noting which fields changed.
 fn audit_json(observer: &pb::Observer) -> serde_json::Value {
-    let mut observer = observer.clone();
-    redact(&mut observer);
-    audit::json("Observer", &observer)
+    audit::json("Observer", observer)
 }
 
 fn state_to_proto(state: AccreditationState) -> pb::AccreditationState {

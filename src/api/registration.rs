@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 use crate::domain::delegation::delegation_name;
 use crate::domain::election::Election;
 use crate::domain::observer::{ObserverFields, observer_name};
-use crate::error::{Error, Reason, Result};
+use crate::error::{Error, Reason, Result, Violations};
 use crate::store;
 
 /// One observer as a request describes it.
@@ -38,21 +38,26 @@ pub async fn check(
     entries: &[Registration],
     except: Option<&str>,
 ) -> Result<()> {
-    for entry in entries {
-        if entry.fields.citizenship == election.fields.host_country {
-            return Err(Error::precondition(
-                Reason::HostCountryCitizen,
-                format!(
-                    "{} is the host country of {}: only international observers are registered",
-                    election.fields.host_country,
-                    election.name()
-                ),
-            )
-            .with_violation(
+    // Each rule names every entry that breaks it, so an import learns all of them at once.
+    let citizens: Vec<&Registration> = entries
+        .iter()
+        .filter(|e| e.fields.citizenship == election.fields.host_country)
+        .collect();
+    if !citizens.is_empty() {
+        let error = Error::precondition(
+            Reason::HostCountryCitizen,
+            format!(
+                "{} is the host country of {}: only international observers are registered",
+                election.fields.host_country,
+                election.name()
+            ),
+        );
+        return Err(citizens.iter().fold(error, |error, entry| {
+            error.with_violation(
                 &entry.field("citizenship"),
                 "is the election's host country",
-            ));
-        }
+            )
+        }));
     }
 
     let organization_ids = unique(entries.iter().map(|e| e.fields.organization_id.clone()));
@@ -60,18 +65,20 @@ pub async fn check(
         .await?
         .into_iter()
         .collect();
-    if let Some(entry) = entries
+    let mut unknown = Violations::new();
+    for entry in entries
         .iter()
-        .find(|e| !existing.contains(&e.fields.organization_id))
+        .filter(|e| !existing.contains(&e.fields.organization_id))
     {
-        return Err(Error::invalid(
-            &entry.field("organization"),
+        unknown.add(
+            entry.field("organization"),
             format!(
                 "organizations/{} does not exist",
                 entry.fields.organization_id
             ),
-        ));
+        );
     }
+    unknown.finish()?;
 
     check_delegations(conn, election, entries).await?;
     check_one_person_each(conn, election, entries, except).await
@@ -82,12 +89,6 @@ async fn check_delegations(
     election: &Election,
     entries: &[Registration],
 ) -> Result<()> {
-    let mismatch = |entry: &Registration, why: String| {
-        Error::precondition(Reason::DelegationOrganizationMismatch, why).with_violation(
-            &entry.field("delegation"),
-            "must be a delegation of the same election and organization",
-        )
-    };
     let delegation_ids = unique(
         entries
             .iter()
@@ -102,34 +103,34 @@ async fn check_delegations(
             .into_iter()
             .map(|d| (d.id.clone(), d))
             .collect();
+    let mut mismatches: Vec<(&Registration, String)> = Vec::new();
     for entry in entries {
         let Some(delegation_id) = &entry.fields.delegation_id else {
             continue;
         };
-        if entry.delegation_election.as_deref() != Some(election.id.as_str()) {
-            return Err(mismatch(
-                entry,
-                format!("the delegation is not one of {}", election.name()),
-            ));
-        }
         let name = delegation_name(&election.id, delegation_id);
-        let Some(delegation) = delegations.get(delegation_id) else {
-            return Err(mismatch(entry, format!("{name} does not exist")));
-        };
-        if delegation.delete_time.is_some() {
-            return Err(mismatch(entry, format!("{name} is deleted")));
-        }
-        if delegation.fields.organization_id != entry.fields.organization_id {
-            return Err(mismatch(
-                entry,
-                format!(
+        let why = if entry.delegation_election.as_deref() != Some(election.id.as_str()) {
+            format!("the delegation is not one of {}", election.name())
+        } else {
+            match delegations.get(delegation_id) {
+                None => format!("{name} does not exist"),
+                Some(d) if d.delete_time.is_some() => format!("{name} is deleted"),
+                Some(d) if d.fields.organization_id != entry.fields.organization_id => format!(
                     "{name} is sent by organizations/{}, the observer by organizations/{}",
-                    delegation.fields.organization_id, entry.fields.organization_id
+                    d.fields.organization_id, entry.fields.organization_id
                 ),
-            ));
-        }
+                Some(_) => continue,
+            }
+        };
+        mismatches.push((entry, why));
     }
-    Ok(())
+    let Some((_, first)) = mismatches.first() else {
+        return Ok(());
+    };
+    let error = Error::precondition(Reason::DelegationOrganizationMismatch, first.clone());
+    Err(mismatches.iter().fold(error, |error, (entry, why)| {
+        error.with_violation(&entry.field("delegation"), why.clone())
+    }))
 }
 
 async fn check_one_person_each(
@@ -138,51 +139,54 @@ async fn check_one_person_each(
     entries: &[Registration],
     except: Option<&str>,
 ) -> Result<()> {
-    let duplicate = |entry: &Registration, message: String| {
-        Error::precondition(Reason::DuplicateObserver, message).with_violation(
-            &entry.field("travel_document_number"),
-            "this person is already registered in the election",
+    let person = |e: &Registration| {
+        (
+            e.fields.citizenship.to_string(),
+            e.fields.travel_document_number.clone(),
         )
     };
-    let mut seen: HashMap<(&str, &str), &str> = HashMap::new();
+    let mut seen: HashMap<(String, String), &str> = HashMap::new();
+    let mut repeated: Vec<(&Registration, String)> = Vec::new();
     for entry in entries {
-        let person = (
-            entry.fields.citizenship.as_str(),
-            entry.fields.travel_document_number.as_str(),
-        );
-        if let Some(first) = seen.insert(person, &entry.prefix) {
-            return Err(duplicate(
+        if let Some(first) = seen.insert(person(entry), &entry.prefix) {
+            repeated.push((
                 entry,
                 format!("{} is the same person as {first}", entry.prefix),
             ));
         }
     }
-    let people: Vec<(String, String)> = entries
-        .iter()
-        .map(|e| {
-            (
-                e.fields.citizenship.to_string(),
-                e.fields.travel_document_number.clone(),
-            )
-        })
-        .collect();
-    let found = store::observers::find_same_people(conn, &election.id, &people, except).await?;
-    if let Some((citizenship, document, existing)) = found.first() {
-        let entry = entries
-            .iter()
-            .find(|e| {
-                e.fields.citizenship.as_str() == citizenship
-                    && e.fields.travel_document_number == *document
-            })
-            .unwrap_or(&entries[0]);
-        let existing = observer_name(&election.id, existing);
-        return Err(duplicate(
-            entry,
-            format!("the same person (citizenship and travel document) is already registered as {existing}"),
-        )
-        .with_metadata("observer", existing));
+    let mut error = None;
+    if repeated.is_empty() {
+        let people: Vec<(String, String)> = entries.iter().map(person).collect();
+        let found = store::observers::find_same_people(conn, &election.id, &people, except).await?;
+        for (citizenship, document, existing) in found {
+            let existing = observer_name(&election.id, &existing);
+            for entry in entries
+                .iter()
+                .filter(|e| person(e) == (citizenship.clone(), document.clone()))
+            {
+                let why = format!(
+                    "the same person (citizenship and travel document) is already registered as {existing}"
+                );
+                error.get_or_insert_with(|| {
+                    Error::precondition(Reason::DuplicateObserver, why.clone())
+                        .with_metadata("observer", existing.clone())
+                });
+                repeated.push((entry, why));
+            }
+        }
     }
-    Ok(())
+    let Some((_, first)) = repeated.first() else {
+        return Ok(());
+    };
+    let error =
+        error.unwrap_or_else(|| Error::precondition(Reason::DuplicateObserver, first.clone()));
+    Err(repeated.iter().fold(error, |error, (entry, _)| {
+        error.with_violation(
+            &entry.field("travel_document_number"),
+            "this person is already registered in the election",
+        )
+    }))
 }
 
 /// The distinct values, in first-seen order.

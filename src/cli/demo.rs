@@ -13,8 +13,8 @@ mod story;
 
 use std::process::ExitCode;
 
+use crate::client::AuthenticatedChannel;
 use tonic::Code;
-use tonic::transport::Channel;
 
 use crate::config::DemoArgs;
 use crate::pb::v1 as pb;
@@ -29,7 +29,7 @@ use calls::{Outcome, failed, get_or_create, request_id, timestamp};
 
 pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let server = &args.client.server;
-    let channel = super::connect(server).await?;
+    let channel = super::connect(&args.client).await?;
     let mut demo = Demo::new(channel);
     demo.load().await?;
     demo.report.print(server);
@@ -37,16 +37,16 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
 }
 
 struct Demo {
-    elections: ElectionServiceClient<Channel>,
-    organizations: OrganizationServiceClient<Channel>,
-    delegations: DelegationServiceClient<Channel>,
-    observers: ObserverServiceClient<Channel>,
-    meetings: MeetingServiceClient<Channel>,
+    elections: ElectionServiceClient<AuthenticatedChannel>,
+    organizations: OrganizationServiceClient<AuthenticatedChannel>,
+    delegations: DelegationServiceClient<AuthenticatedChannel>,
+    observers: ObserverServiceClient<AuthenticatedChannel>,
+    meetings: MeetingServiceClient<AuthenticatedChannel>,
     report: Report,
 }
 
 impl Demo {
-    fn new(channel: Channel) -> Self {
+    fn new(channel: AuthenticatedChannel) -> Self {
         Demo {
             elections: ElectionServiceClient::new(channel.clone()),
             organizations: OrganizationServiceClient::new(channel.clone()),

@@ -3,11 +3,11 @@
 
 use std::collections::HashMap;
 
+use crate::client::AuthenticatedChannel;
 use anyhow::Context;
 use chrono::Utc;
 use prost_types::{FieldMask, Timestamp};
 use tokio::task::JoinSet;
-use tonic::transport::Channel;
 
 use super::calls::{failed, id_of, request_id, timestamp, to_timestamp};
 use super::{Demo, story};
@@ -214,7 +214,7 @@ impl Demo {
 /// AccreditObserver for each `(name, etag)`, [`IN_FLIGHT`] at a time; the first failure
 /// stops the rest. Returns how many were accredited.
 async fn accredit(
-    client: &ObserverServiceClient<Channel>,
+    client: &ObserverServiceClient<AuthenticatedChannel>,
     pending: Vec<(String, String)>,
 ) -> anyhow::Result<usize> {
     let mut calls = JoinSet::new();
