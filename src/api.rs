@@ -97,3 +97,26 @@ pub fn optional_date(
 pub fn total_size(total: i64) -> i32 {
     i32::try_from(total).unwrap_or(i32::MAX)
 }
+
+/// AIP-164: deleting a deleted resource is NOT_FOUND, undeleting a live one ALREADY_EXISTS;
+/// then the caller's etag, if any, must be the current one.
+pub fn check_soft_delete(
+    name: &str,
+    deleting: bool,
+    deleted_now: bool,
+    current_etag: uuid::Uuid,
+    etag_given: &str,
+) -> Result<()> {
+    match (deleting, deleted_now) {
+        (true, true) => return Err(crate::error::Error::not_found(name)),
+        (false, false) => {
+            return Err(crate::error::Error::new(
+                crate::error::Reason::AlreadyExists,
+                format!("{name} is not deleted"),
+            )
+            .with_metadata("resource", name));
+        }
+        _ => {}
+    }
+    crate::aip::etag::check(etag_given, current_etag, name)
+}

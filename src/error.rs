@@ -252,6 +252,14 @@ impl Error {
         }
     }
 
+    /// Maps an insert's error: a taken primary key names the resource that already exists.
+    pub fn on_insert(name: impl FnOnce() -> String) -> impl FnOnce(sqlx::Error) -> Error {
+        move |error| match Error::from(error) {
+            error if error.reason == Reason::AlreadyExists => Error::already_exists(&name()),
+            error => error,
+        }
+    }
+
     /// Whether a retry of the whole transaction may succeed.
     pub fn is_retryable(&self) -> bool {
         self.reason == Reason::Aborted

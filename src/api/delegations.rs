@@ -7,7 +7,8 @@ use crate::aip::paging::{ListRequest, Page};
 use crate::aip::{etag, request_id};
 use crate::api::audit;
 use crate::api::{
-    AppState, check_text, optional_date, parse_parent, require_election, to_timestamp, total_size,
+    AppState, check_soft_delete, check_text, optional_date, parse_parent, require_election,
+    to_timestamp, total_size,
 };
 use crate::auth::Caller;
 use crate::domain::date::format_date;
@@ -274,17 +275,13 @@ impl DelegationApi {
         let current = store::delegations::get(&mut tx, election_id, id, true)
             .await?
             .ok_or_else(|| Error::not_found(name))?;
-        match (deleted, current.delete_time.is_some()) {
-            (true, true) => return Err(Error::not_found(name)),
-            (false, false) => {
-                return Err(
-                    Error::new(Reason::AlreadyExists, format!("{name} is not deleted"))
-                        .with_metadata("resource", name),
-                );
-            }
-            _ => {}
-        }
-        etag::check(etag_given, current.etag, name)?;
+        check_soft_delete(
+            name,
+            deleted,
+            current.delete_time.is_some(),
+            current.etag,
+            etag_given,
+        )?;
         if deleted {
             // Decision (README): a delegation expected at a scheduled meeting is not deleted
             // behind the protocol office's back; cancel or change the meeting first.

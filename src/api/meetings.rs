@@ -9,7 +9,8 @@ use crate::aip::paging::{ListRequest, Page};
 use crate::aip::{etag, request_id};
 use crate::api::audit;
 use crate::api::{
-    AppState, check_text, from_timestamp, parse_parent, require_election, to_timestamp, total_size,
+    AppState, check_soft_delete, check_text, from_timestamp, parse_parent, require_election,
+    to_timestamp, total_size,
 };
 use crate::auth::Caller;
 use crate::domain::delegation::delegation_name;
@@ -318,17 +319,13 @@ impl MeetingApi {
         let current = store::meetings::get(&mut tx, election_id, id, true)
             .await?
             .ok_or_else(|| Error::not_found(name))?;
-        match (deleted, current.delete_time.is_some()) {
-            (true, true) => return Err(Error::not_found(name)),
-            (false, false) => {
-                return Err(
-                    Error::new(Reason::AlreadyExists, format!("{name} is not deleted"))
-                        .with_metadata("resource", name),
-                );
-            }
-            _ => {}
-        }
-        etag::check(etag_given, current.etag, name)?;
+        check_soft_delete(
+            name,
+            deleted,
+            current.delete_time.is_some(),
+            current.etag,
+            etag_given,
+        )?;
         if !deleted {
             // Its slot may have been booked, its delegations deleted or their stays changed
             // while it was deleted.

@@ -11,7 +11,8 @@ use crate::aip::{etag, request_id};
 use crate::api::audit;
 use crate::api::registration::{self, Registration};
 use crate::api::{
-    AppState, check_text, optional_date, parse_parent, require_election, to_timestamp, total_size,
+    AppState, check_soft_delete, check_text, optional_date, parse_parent, require_election,
+    to_timestamp, total_size,
 };
 use crate::auth::Caller;
 use crate::domain::country::CountryCode;
@@ -326,17 +327,13 @@ impl ObserverApi {
         let current = store::observers::get(&mut tx, election_id, id, true)
             .await?
             .ok_or_else(|| Error::not_found(name))?;
-        match (deleted, current.delete_time.is_some()) {
-            (true, true) => return Err(Error::not_found(name)),
-            (false, false) => {
-                return Err(
-                    Error::new(Reason::AlreadyExists, format!("{name} is not deleted"))
-                        .with_metadata("resource", name),
-                );
-            }
-            _ => {}
-        }
-        etag::check(etag_given, current.etag, name)?;
+        check_soft_delete(
+            name,
+            deleted,
+            current.delete_time.is_some(),
+            current.etag,
+            etag_given,
+        )?;
         if !deleted {
             // Coming back must not make the same person registered twice.
             let election = require_election(&mut tx, election_id).await?;

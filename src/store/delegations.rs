@@ -8,7 +8,7 @@ use crate::aip::filter::{FieldType, FilterField};
 use crate::aip::paging::{KeyValue, Keyed, ListQuery, ListSpec, SortField};
 use crate::domain::delegation::{Delegation, DelegationFields, delegation_name};
 use crate::domain::names;
-use crate::error::{Error, Reason, Result};
+use crate::error::{Error, Result};
 use crate::store::listing::{Source, fetch_page};
 
 fn organization_key(name: &str) -> Option<String> {
@@ -173,12 +173,7 @@ pub async fn insert(
     .bind(&fields.notes)
     .fetch_one(conn)
     .await
-    .map_err(|e| match Error::from(e) {
-        error if error.reason == Reason::AlreadyExists => {
-            Error::already_exists(&delegation_name(election_id, id))
-        }
-        error => error,
-    })?;
+    .map_err(Error::on_insert(|| delegation_name(election_id, id)))?;
     Ok(row.into())
 }
 

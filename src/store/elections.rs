@@ -8,7 +8,7 @@ use crate::aip::filter::{FieldType, FilterField};
 use crate::aip::paging::{KeyValue, Keyed, ListQuery, ListSpec, SortField};
 use crate::domain::country::CountryCode;
 use crate::domain::election::{Election, ElectionFields};
-use crate::error::{Error, Reason, Result};
+use crate::error::{Error, Result};
 use crate::store::listing::{Source, fetch_page};
 
 /// What ListElections filters and orders by.
@@ -150,12 +150,7 @@ pub async fn insert(
     .bind(&fields.description)
     .fetch_one(conn)
     .await
-    .map_err(|e| match Error::from(e) {
-        error if error.reason == Reason::AlreadyExists => {
-            Error::already_exists(&format!("elections/{id}"))
-        }
-        error => error,
-    })?;
+    .map_err(Error::on_insert(|| format!("elections/{id}")))?;
     row.try_into()
 }
 

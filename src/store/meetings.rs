@@ -8,7 +8,7 @@ use crate::aip::filter::{FieldType, FilterField};
 use crate::aip::paging::{KeyValue, Keyed, ListQuery, ListSpec, SortField};
 use crate::domain::meeting::{Meeting, MeetingFields, MeetingState, meeting_name};
 use crate::domain::names;
-use crate::error::{Error, Reason, Result};
+use crate::error::{Error, Result};
 use crate::store::listing::{Source, fetch_page};
 
 fn delegation_key(name: &str) -> Option<String> {
@@ -213,12 +213,7 @@ pub async fn insert(
     .bind(&fields.topics)
     .fetch_one(conn)
     .await
-    .map_err(|e| match Error::from(e) {
-        error if error.reason == Reason::AlreadyExists => {
-            Error::already_exists(&meeting_name(election_id, id))
-        }
-        error => error,
-    })?;
+    .map_err(Error::on_insert(|| meeting_name(election_id, id)))?;
     row.try_into()
 }
 

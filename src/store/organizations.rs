@@ -8,7 +8,7 @@ use crate::aip::filter::{FieldType, FilterField};
 use crate::aip::paging::{KeyValue, Keyed, ListQuery, ListSpec, SortField};
 use crate::domain::country::CountryCode;
 use crate::domain::organization::{Organization, OrganizationFields, OrganizationKind};
-use crate::error::{Error, Reason, Result};
+use crate::error::{Error, Result};
 use crate::store::listing::{Source, fetch_page};
 
 const KIND_NAMES: &[&str] = &[
@@ -164,12 +164,7 @@ pub async fn insert(
     .bind(fields.country.as_ref().map(CountryCode::as_str))
     .fetch_one(conn)
     .await
-    .map_err(|e| match Error::from(e) {
-        error if error.reason == Reason::AlreadyExists => {
-            Error::already_exists(&format!("organizations/{id}"))
-        }
-        error => error,
-    })?;
+    .map_err(Error::on_insert(|| format!("organizations/{id}")))?;
     row.try_into()
 }
 
