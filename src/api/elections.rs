@@ -233,12 +233,9 @@ impl ElectionApi {
 impl ElectionApi {
     async fn summary(&self, request: pb::GetElectionSummaryRequest) -> Result<pb::ElectionSummary> {
         let id = parse_name(&request.name, "name")?;
-        let mut conn = self.state.pool.acquire().await?;
-        store::elections::get(&mut conn, id, false)
+        let summary = store::figures::summary(&self.state.pool, id)
             .await?
             .ok_or_else(|| Error::not_found(&request.name))?;
-        drop(conn);
-        let summary = store::figures::summary(&self.state.pool, id).await?;
         Ok(pb::ElectionSummary {
             election: request.name.clone(),
             accredited_observers: summary.accredited_observers,

@@ -2,15 +2,12 @@
 
 use super::organization::OrganizationKind;
 
-/// Observers of one (organization, citizenship, state), as tallied.
+/// Accredited observers sent by one organization.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Tally {
+pub struct OrganizationCount {
     pub organization_id: String,
-    pub organization_name: String,
-    pub organization_kind: OrganizationKind,
-    pub citizenship: String,
-    pub accredited: bool,
-    pub pending: bool,
+    pub display_name: String,
+    pub kind: OrganizationKind,
     pub observers: i64,
 }
 
@@ -31,50 +28,44 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn from_tallies(tallies: &[Tally], delegations: i64, meetings: i64) -> Summary {
-        use std::collections::BTreeMap;
-        let mut by_organization: BTreeMap<&str, (&str, OrganizationKind, i64)> = BTreeMap::new();
-        let mut by_country: BTreeMap<&str, i64> = BTreeMap::new();
-        let mut summary = Summary {
+    /// The figures from accredited observers per organization and per country (each
+    /// counted once), pending observers, live delegations and meetings not cancelled.
+    pub fn new(
+        by_organization: Vec<OrganizationCount>,
+        by_country: Vec<(String, i64)>,
+        pending_observers: i64,
+        delegations: i64,
+        meetings: i64,
+    ) -> Summary {
+        let mut by_organization: Vec<OrganizationCount> = by_organization
+            .into_iter()
+            .filter(|o| o.observers > 0)
+            .collect();
+        let mut by_country: Vec<(String, i64)> =
+            by_country.into_iter().filter(|(_, n)| *n > 0).collect();
+        by_organization.sort_by(|a, b| {
+            b.observers
+                .cmp(&a.observers)
+                .then_with(|| a.display_name.cmp(&b.display_name))
+        });
+        by_country.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Summary {
+            accredited_observers: by_country.iter().map(|(_, n)| n).sum(),
+            pending_observers,
+            international_organizations: by_organization
+                .iter()
+                .filter(|o| o.kind.is_international())
+                .count() as i64,
+            organizations: by_organization.len() as i64,
+            countries: by_country.len() as i64,
             delegations,
             meetings,
-            ..Summary::default()
-        };
-        for tally in tallies.iter().filter(|t| t.observers > 0) {
-            if tally.pending {
-                summary.pending_observers += tally.observers;
-            }
-            if !tally.accredited {
-                continue;
-            }
-            summary.accredited_observers += tally.observers;
-            by_organization
-                .entry(&tally.organization_id)
-                .or_insert((&tally.organization_name, tally.organization_kind, 0))
-                .2 += tally.observers;
-            *by_country.entry(&tally.citizenship).or_default() += tally.observers;
+            by_organization: by_organization
+                .into_iter()
+                .map(|o| (o.organization_id, o.display_name, o.observers))
+                .collect(),
+            by_country,
         }
-        summary.organizations = by_organization.len() as i64;
-        summary.international_organizations = by_organization
-            .values()
-            .filter(|(_, kind, _)| kind.is_international())
-            .count() as i64;
-        summary.countries = by_country.len() as i64;
-        summary.by_organization = by_organization
-            .into_iter()
-            .map(|(id, (name, _, n))| (id.to_owned(), name.to_owned(), n))
-            .collect();
-        summary
-            .by_organization
-            .sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.1.cmp(&b.1)));
-        summary.by_country = by_country
-            .into_iter()
-            .map(|(c, n)| (c.to_owned(), n))
-            .collect();
-        summary
-            .by_country
-            .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        summary
     }
 
     /// E.g. "793 observers from 12 international organizations and 41 countries".
@@ -100,15 +91,12 @@ fn count(n: i64, one: &str, many: &str) -> String {
 mod tests {
     use super::*;
 
-    fn tally(org: &str, kind: OrganizationKind, country: &str, state: &str, n: i64) -> Tally {
-        Tally {
-            organization_id: org.into(),
-            organization_name: org.to_uppercase(),
-            organization_kind: kind,
-            citizenship: country.into(),
-            accredited: state == "ACCREDITED",
-            pending: state == "PENDING",
-            observers: n,
+    fn org(id: &str, kind: OrganizationKind, observers: i64) -> OrganizationCount {
+        OrganizationCount {
+            organization_id: id.into(),
+            display_name: id.to_uppercase(),
+            kind,
+            observers,
         }
     }
 
@@ -141,19 +129,25 @@ mod tests {
     }
 
     #[test]
-    fn only_accredited_observers_count_and_breakdowns_are_largest_first() {
+    fn breakdowns_are_largest_first_and_only_international_kinds_count_as_such() {
         use OrganizationKind::*;
-        let tallies = [
-            tally("sco", InternationalOrganization, "CN", "ACCREDITED", 3),
-            tally("sco", InternationalOrganization, "RU", "ACCREDITED", 1),
-            tally("cis-ipa", ParliamentaryAssembly, "RU", "ACCREDITED", 5),
-            tally("cec-az", ForeignElectionBody, "AZ", "ACCREDITED", 2),
-            tally("cec-az", ForeignElectionBody, "AZ", "PENDING", 7),
-            tally("cec-md", ForeignElectionBody, "MD", "REVOKED", 4),
-            tally("cec-mn", ForeignElectionBody, "MN", "REJECTED", 1),
-            tally("osce", InternationalOrganization, "DE", "ACCREDITED", 0),
-        ];
-        let summary = Summary::from_tallies(&tallies, 3, 2);
+        let summary = Summary::new(
+            vec![
+                org("sco", InternationalOrganization, 4),
+                org("cis-ipa", ParliamentaryAssembly, 5),
+                org("cec-az", ForeignElectionBody, 2),
+                org("osce", InternationalOrganization, 0),
+            ],
+            vec![
+                ("CN".into(), 3),
+                ("RU".into(), 6),
+                ("AZ".into(), 2),
+                ("DE".into(), 0),
+            ],
+            7,
+            3,
+            2,
+        );
         assert_eq!(summary.accredited_observers, 11);
         assert_eq!(summary.pending_observers, 7);
         assert_eq!(summary.organizations, 3);

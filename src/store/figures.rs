@@ -6,57 +6,86 @@ use crate::aip::filter::{FieldType, FilterField};
 use crate::aip::paging::{KeyValue, Keyed, ListQuery, ListSpec, SortField};
 use crate::domain::names;
 use crate::domain::organization::OrganizationKind;
-use crate::domain::summary::{Summary, Tally};
+use crate::domain::summary::{OrganizationCount, Summary};
 use crate::error::{Error, Result};
 use crate::store::listing::{Source, fetch_page};
 
-/// The figures of an election, read from one snapshot so that they agree with each other
-/// and with ListObservers at that moment.
-pub async fn summary(pool: &PgPool, election_id: &str) -> Result<Summary> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
-    let rows: Vec<(String, String, String, String, String, i64)> = sqlx::query_as(
-        "SELECT t.organization_id, g.display_name, g.kind, t.citizenship::text, \
-                t.accreditation_state, t.observers \
-         FROM observer_tallies t JOIN organizations g ON g.id = t.organization_id \
-         WHERE t.election_id = $1 AND t.observers > 0",
+/// One row of the summary query: a tally grouped by (state, organization) or by (state,
+/// citizenship), with the election-wide counts repeated.
+type SummaryRow = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    i64,
+    i64,
+);
+
+/// The figures of an election, `None` when it does not exist. One statement, so one snapshot:
+/// the figures agree with each other and with ListObservers at that moment. It reads the
+/// tallies (a few hundred rows however many observers there are) grouped in one pass, and
+/// costs one round trip.
+pub async fn summary(pool: &PgPool, election_id: &str) -> Result<Option<Summary>> {
+    let rows: Vec<SummaryRow> = sqlx::query_as(
+        "SELECT g.organization_id, o.display_name, o.kind, g.citizenship, g.accreditation_state, \
+                g.n, d.delegations, d.meetings \
+         FROM (SELECT (SELECT count(*) FROM delegations \
+                        WHERE election_id = $1 AND delete_time IS NULL) AS delegations, \
+                      (SELECT count(*) FROM meetings WHERE election_id = $1 \
+                          AND delete_time IS NULL AND state <> 'CANCELLED') AS meetings \
+                 FROM elections WHERE id = $1) d \
+         LEFT JOIN LATERAL ( \
+               SELECT organization_id, citizenship::text AS citizenship, accreditation_state, \
+                      sum(observers)::bigint AS n \
+                 FROM observer_tallies \
+                WHERE election_id = $1 AND observers > 0 \
+                  AND accreditation_state IN ('ACCREDITED', 'PENDING') \
+                GROUP BY GROUPING SETS ((accreditation_state, organization_id), \
+                                        (accreditation_state, citizenship))) g ON true \
+         LEFT JOIN organizations o ON o.id = g.organization_id",
     )
     .bind(election_id)
-    .fetch_all(&mut *tx)
+    .fetch_all(pool)
     .await?;
-    let (delegations, meetings): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM delegations WHERE election_id = $1 AND delete_time IS NULL), \
-                (SELECT count(*) FROM meetings WHERE election_id = $1 AND delete_time IS NULL \
-                   AND state <> 'CANCELLED')",
-    )
-    .bind(election_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    let tallies = rows
-        .into_iter()
-        .map(
-            |(organization_id, organization_name, kind, citizenship, state, observers)| {
-                let organization_kind = OrganizationKind::parse(&kind).ok_or_else(|| {
-                    Error::internal(anyhow::anyhow!(
-                        "stored organization {organization_id}: kind {kind}"
-                    ))
-                })?;
-                Ok(Tally {
+    let Some(&(.., delegations, meetings)) = rows.first() else {
+        return Ok(None);
+    };
+    let (mut by_organization, mut by_country, mut pending) = (Vec::new(), Vec::new(), 0);
+    for (organization, name, kind, citizenship, state, observers, ..) in rows {
+        let (Some(state), Some(observers)) = (state, observers) else {
+            continue;
+        };
+        match (organization, citizenship) {
+            (Some(_), None) if state == "PENDING" => pending += observers,
+            (Some(organization_id), None) => {
+                let kind = kind
+                    .as_deref()
+                    .and_then(OrganizationKind::parse)
+                    .ok_or_else(|| {
+                        Error::internal(anyhow::anyhow!(
+                            "stored organization {organization_id}: kind {kind:?}"
+                        ))
+                    })?;
+                by_organization.push(OrganizationCount {
                     organization_id,
-                    organization_name,
-                    organization_kind,
-                    citizenship,
-                    accredited: state == "ACCREDITED",
-                    pending: state == "PENDING",
+                    display_name: name.unwrap_or_default(),
+                    kind,
                     observers,
-                })
-            },
-        )
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Summary::from_tallies(&tallies, delegations, meetings))
+                });
+            }
+            (None, Some(country)) if state == "ACCREDITED" => by_country.push((country, observers)),
+            _ => {}
+        }
+    }
+    Ok(Some(Summary::new(
+        by_organization,
+        by_country,
+        pending,
+        delegations,
+        meetings,
+    )))
 }
 
 fn organization_key(name: &str) -> Option<String> {
