@@ -68,11 +68,20 @@ pub async fn prepare(settings: &Settings) -> anyhow::Result<PgPool> {
         let attempt = async {
             ensure_database(&options).await?;
             let pool = pool(options.clone(), settings);
-            MIGRATOR.run(&pool).await.context("migration failed")?;
-            anyhow::Ok(pool)
+            // A migration that fails is a bug to report at once, not a database to wait for.
+            match MIGRATOR.run(&pool).await {
+                Err(sqlx::migrate::MigrateError::Execute(error))
+                    if !is_connection_error(&error) =>
+                {
+                    Ok(Err(anyhow::Error::new(error).context("migration failed")))
+                }
+                Err(error) => Err(anyhow::Error::new(error).context("migration failed")),
+                Ok(()) => Ok(Ok(pool)),
+            }
         };
         match attempt.await {
-            Ok(pool) => {
+            Ok(Err(fatal)) => return Err(fatal),
+            Ok(Ok(pool)) => {
                 tracing::info!("database ready and migrated");
                 return Ok(pool);
             }
@@ -84,4 +93,15 @@ pub async fn prepare(settings: &Settings) -> anyhow::Result<PgPool> {
             Err(error) => return Err(error),
         }
     }
+}
+
+/// Whether an error means the database could not be reached (worth waiting for).
+fn is_connection_error(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+    )
 }
