@@ -10,24 +10,18 @@ pub mod organizations;
 pub mod registration;
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::aip::paging::PageTokens;
 use crate::clock::Clock;
+use crate::database::Database;
 use crate::error::{Result, Violations};
 
-/// What every service needs: the pool and the page-token signer.
+/// What every service needs: the database, the page-token signer and the time.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    pub pool: PgPool,
+    pub db: Database,
     pub page_tokens: PageTokens,
     pub clock: Clock,
-}
-
-impl AppState {
-    pub async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
-        Ok(self.pool.begin().await?)
-    }
 }
 
 /// An instant as the contract writes it.

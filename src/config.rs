@@ -3,8 +3,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use bytesize::ByteSize;
 use clap::{Args, Parser, Subcommand};
 
+use crate::listen::ListenAddr;
 use crate::telemetry::LogFormat;
 
 /// Observer Registry: international election observation over gRPC.
@@ -92,14 +94,72 @@ pub struct DemoArgs {
 /// Settings shared by every subcommand.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
-    /// Address the gRPC server listens on.
+    /// Where the gRPC server listens: `host:port`, or `unix:///path/to.sock` for a Unix
+    /// domain socket (a sidecar's neighbours).
     #[arg(
         long,
         env = "LISTEN_ADDR",
         default_value = "127.0.0.1:50051",
         global = true
     )]
-    pub listen_addr: SocketAddr,
+    pub listen_addr: ListenAddr,
+
+    /// Plain-HTTP admin port: `/metrics` (Prometheus), `/livez`, `/readyz`.
+    #[arg(
+        long,
+        env = "METRICS_ADDR",
+        default_value = "127.0.0.1:9464",
+        global = true
+    )]
+    pub metrics_addr: SocketAddr,
+
+    /// Calls handled at once by the whole server; more are refused at once with
+    /// RESOURCE_EXHAUSTED instead of queueing. Health checks are never refused.
+    #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_concurrent_requests: u32,
+
+    /// HTTP/2 streams one connection may have open at once.
+    #[arg(
+        long,
+        env = "MAX_CONCURRENT_STREAMS",
+        default_value_t = 128,
+        global = true
+    )]
+    pub max_concurrent_streams: u32,
+
+    /// Largest request message; larger ones get OUT_OF_RANGE (the connection stays).
+    #[arg(long, env = "MAX_REQUEST_BYTES", default_value = "4MiB", global = true)]
+    pub max_request_bytes: ByteSize,
+
+    /// Largest response message.
+    #[arg(
+        long,
+        env = "MAX_RESPONSE_BYTES",
+        default_value = "16MiB",
+        global = true
+    )]
+    pub max_response_bytes: ByteSize,
+
+    /// Deadline of calls that bring none (and the cap of those that do); the database
+    /// work of a call never outlives it.
+    #[arg(long, env = "DEFAULT_DEADLINE", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub default_deadline: Duration,
+
+    /// How often an idle HTTP/2 connection is pinged to detect dead peers.
+    #[arg(long, env = "HTTP2_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub http2_keepalive_interval: Duration,
+
+    /// How long a keepalive ping may go unanswered before the connection is closed.
+    #[arg(long, env = "HTTP2_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub http2_keepalive_timeout: Duration,
+
+    /// Connections are closed gracefully after this age, so clients spread over new replicas.
+    #[arg(long, env = "MAX_CONNECTION_AGE", default_value = "30m", value_parser = humantime::parse_duration, global = true)]
+    pub max_connection_age: Duration,
+
+    /// OTLP/gRPC endpoint for trace export (e.g. http://otel-collector:4317); off when unset.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
 
     /// PostgreSQL connection URL; the database is created if it does not exist.
     #[arg(
@@ -116,8 +176,9 @@ pub struct Settings {
     #[arg(long, env = "DB_POOL_SIZE", default_value_t = 16, global = true)]
     pub db_pool_size: u32,
 
-    /// How long a request waits for a free database connection before UNAVAILABLE.
-    #[arg(long, env = "DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    /// How long a request waits for a free database connection before UNAVAILABLE (kept
+    /// below the default deadline, so an exhausted pool answers UNAVAILABLE, not a timeout).
+    #[arg(long, env = "DB_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
     pub db_acquire_timeout: Duration,
 
     /// Upper bound on any one SQL statement.
@@ -187,6 +248,16 @@ impl Settings {
     pub fn log(&self) {
         tracing::info!(
             listen_addr = %self.listen_addr,
+            metrics_addr = %self.metrics_addr,
+            max_concurrent_requests = self.max_concurrent_requests,
+            max_concurrent_streams = self.max_concurrent_streams,
+            max_request_bytes = %self.max_request_bytes,
+            max_response_bytes = %self.max_response_bytes,
+            default_deadline = %humantime::format_duration(self.default_deadline),
+            http2_keepalive_interval = %humantime::format_duration(self.http2_keepalive_interval),
+            http2_keepalive_timeout = %humantime::format_duration(self.http2_keepalive_timeout),
+            max_connection_age = %humantime::format_duration(self.max_connection_age),
+            otlp_endpoint = ?self.otlp_endpoint,
             database_url = %mask_password(&self.database_url),
             db_pool_size = self.db_pool_size,
             db_acquire_timeout = %humantime::format_duration(self.db_acquire_timeout),
@@ -262,6 +333,18 @@ mod tests {
         let cli = Cli::try_parse_from(["observer-registry"]).unwrap();
         assert_eq!(cli.settings.listen_addr.to_string(), "127.0.0.1:50051");
         assert!(cli.command.is_none());
+        assert!(cli.settings.db_acquire_timeout < cli.settings.default_deadline);
+        assert_eq!(cli.settings.max_request_bytes.as_u64(), 4 * 1024 * 1024);
+        let cli = Cli::try_parse_from([
+            "observer-registry",
+            "--listen-addr",
+            "unix:///run/registry.sock",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.settings.listen_addr,
+            ListenAddr::Unix("/run/registry.sock".into())
+        );
         let cli =
             Cli::try_parse_from(["observer-registry", "migrate", "--db-pool-size", "3"]).unwrap();
         assert_eq!(cli.command, Some(Command::Migrate));

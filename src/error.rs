@@ -36,6 +36,8 @@ pub enum Reason {
     Unauthenticated,
     PermissionDenied,
     Unavailable,
+    /// The server is at its concurrency limit; the call was not started.
+    Overloaded,
     /// A transaction lost a race (serialization failure or deadlock) and may be retried.
     Aborted,
     DeadlineExceeded,
@@ -64,6 +66,7 @@ impl Reason {
             Unauthenticated => Code::Unauthenticated,
             PermissionDenied => Code::PermissionDenied,
             Unavailable => Code::Unavailable,
+            Overloaded => Code::ResourceExhausted,
             DeadlineExceeded => Code::DeadlineExceeded,
             Unimplemented => Code::Unimplemented,
             Internal => Code::Internal,
@@ -93,6 +96,7 @@ impl Reason {
             Unauthenticated => "UNAUTHENTICATED",
             PermissionDenied => "PERMISSION_DENIED",
             Unavailable => "UNAVAILABLE",
+            Overloaded => "OVERLOADED",
             Aborted => "ABORTED",
             DeadlineExceeded => "DEADLINE_EXCEEDED",
             Unimplemented => "UNIMPLEMENTED",
@@ -216,40 +220,68 @@ impl Error {
     }
 
     /// Maps a database error: constraint violations become client errors (SQLSTATE table),
-    /// lost connections become UNAVAILABLE, everything else INTERNAL.
+    /// lost connections and an exhausted pool UNAVAILABLE, races ABORTED (retried by
+    /// `Database::transaction`), everything else INTERNAL. The call's metrics count it, and a
+    /// lost database makes the following calls fail fast until it answers again.
     pub fn from_sqlx(error: sqlx::Error) -> Self {
         use sqlx::Error as E;
-        match &error {
-            E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::Tls(_) => {
-                tracing::warn!(error = %error, "database unavailable");
-                Error::new(
+        let unavailable = || {
+            Some(Error::new(
+                Reason::Unavailable,
+                "the database is unavailable; retry later",
+            ))
+        };
+        // The mapped error, or None for an internal one (built from the moved error below).
+        let (kind, mapped) = match &error {
+            E::PoolTimedOut => (
+                "pool_exhausted",
+                Some(Error::new(
                     Reason::Unavailable,
-                    "the database is unavailable; retry later",
-                )
-            }
+                    "no database connection came free in time; retry later",
+                )),
+            ),
+            E::PoolClosed => ("pool_closed", unavailable()),
+            E::Io(_) | E::Tls(_) => ("connection", unavailable()),
             E::Database(db) => match db.code().as_deref() {
-                Some(code @ ("23505" | "23503" | "23P01" | "23514" | "23502" | "22001")) => {
-                    constraint_error(code, db.constraint(), db.table())
-                }
-                Some("40001") | Some("40P01") => Error::new(
-                    Reason::Aborted,
-                    "the change conflicted with a concurrent change; retry it",
+                Some(code @ ("23505" | "23503" | "23P01" | "23514" | "23502" | "22001")) => (
+                    "constraint",
+                    Some(constraint_error(code, db.constraint(), db.table())),
                 ),
-                Some("57014") => Error::new(
-                    Reason::DeadlineExceeded,
-                    "the database statement ran out of time",
+                Some(code @ ("40001" | "40P01")) => (
+                    if code == "40001" {
+                        "serialization_failure"
+                    } else {
+                        "deadlock"
+                    },
+                    Some(Error::new(
+                        Reason::Aborted,
+                        "the change conflicted with a concurrent change; retry it",
+                    )),
+                ),
+                Some("57014") => (
+                    "statement_timeout",
+                    Some(Error::new(
+                        Reason::DeadlineExceeded,
+                        "the call's deadline passed while the database was working",
+                    )),
                 ),
                 Some(code) if code.starts_with("08") || code.starts_with("57P") => {
-                    tracing::warn!(error = %error, "database unavailable");
-                    Error::new(
-                        Reason::Unavailable,
-                        "the database is unavailable; retry later",
-                    )
+                    ("connection", unavailable())
                 }
-                _ => Error::internal(error),
+                _ => ("internal", None),
             },
-            _ => Error::internal(error),
+            _ => ("internal", None),
+        };
+        crate::layers::deadline::with_call(|call| {
+            call.metrics.database_error(kind);
+            if kind == "connection" {
+                call.availability.database_failed();
+            }
+        });
+        if kind == "connection" || kind == "pool_exhausted" {
+            tracing::warn!(kind, %error, "database unavailable to a call");
         }
+        mapped.unwrap_or_else(|| Error::internal(error))
     }
 
     /// Maps an insert's error: a taken primary key names the resource that already exists.

@@ -4,10 +4,13 @@
 //! answers and until shutdown starts: that is readiness. `liveness` stays SERVING while the
 //! process runs, so Kubernetes does not restart pods because PostgreSQL is away.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use sqlx::PgPool;
-use tokio::sync::watch;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::{Notify, watch};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -45,46 +48,139 @@ impl Readiness {
     }
 }
 
-/// Pings the database every `interval` and reports readiness, until `shutdown` turns true;
-/// then reports NOT_SERVING for good.
-pub async fn watch_database(
-    pool: PgPool,
+/// What calls and probes need to know at once, without asking PostgreSQL: whether the
+/// database answered its last check, and whether shutdown has started.
+#[derive(Debug, Default)]
+pub struct Availability {
+    database_up: AtomicBool,
+    stopping: AtomicBool,
+    recheck: Notify,
+}
+
+impl Availability {
+    pub fn new() -> Self {
+        Availability::default()
+    }
+
+    /// Whether calls should try the database; when false they fail fast with UNAVAILABLE.
+    pub fn database_up(&self) -> bool {
+        self.database_up.load(Ordering::Acquire)
+    }
+
+    /// Ready for traffic: the database is up and shutdown has not started.
+    pub fn ready(&self) -> bool {
+        self.database_up() && !self.stopping.load(Ordering::Acquire)
+    }
+
+    pub fn set_stopping(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+
+    /// A call lost its database connection: stop sending calls to the database and check it
+    /// now rather than at the next interval.
+    pub fn database_failed(&self) {
+        if self.database_up.swap(false, Ordering::AcqRel) {
+            tracing::warn!("a call lost the database: failing calls fast until it answers");
+        }
+        self.recheck.notify_one();
+    }
+
+    fn set_database_up(&self, up: bool) {
+        self.database_up.store(up, Ordering::Release);
+    }
+}
+
+/// While the database is down it is checked at least this often, so the service recovers
+/// within a second of its return.
+const DOWN_RECHECK_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Checks the database on a connection of its own (a pool busy with calls must not read as
+/// a database that is down) and reports it to readiness and to calls.
+pub struct DatabaseWatch {
+    options: PgConnectOptions,
+    connection: Option<PgConnection>,
     readiness: Readiness,
+    availability: Arc<Availability>,
     interval: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut serving: Option<bool> = None;
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = shutdown.wait_for(|stopping| *stopping) => break,
-        }
-        // A ping that hangs (a half-open connection) counts as down.
-        let ping = tokio::time::timeout(
-            interval.max(Duration::from_secs(1)),
-            sqlx::query("SELECT 1").execute(&pool),
-        )
-        .await;
-        if *shutdown.borrow() {
-            break;
-        }
-        let up = matches!(ping, Ok(Ok(_)));
-        if serving != Some(up) {
-            if up {
-                tracing::info!("database reachable: SERVING");
-            } else {
-                let error = match ping {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => "ping timed out".to_owned(),
-                };
-                tracing::warn!(%error, "database unreachable: NOT_SERVING");
-            }
-            readiness.set(up).await;
-            serving = Some(up);
+    serving: Option<bool>,
+}
+
+impl DatabaseWatch {
+    pub fn new(
+        pool: &PgPool,
+        readiness: Readiness,
+        availability: Arc<Availability>,
+        interval: Duration,
+    ) -> Self {
+        DatabaseWatch {
+            options: (*pool.connect_options()).clone(),
+            connection: None,
+            readiness,
+            availability,
+            interval,
+            serving: None,
         }
     }
-    readiness.set(false).await;
-    tracing::info!("shutting down: NOT_SERVING");
+
+    /// Checks once and reports the result.
+    pub async fn check(&mut self) {
+        // A check that hangs (a half-open connection) counts as down.
+        let limit = self.interval.max(Duration::from_secs(1));
+        let result = match tokio::time::timeout(limit, self.ping()).await {
+            Ok(result) => result,
+            Err(_) => Err("the check timed out".to_owned()),
+        };
+        if result.is_err() {
+            self.connection = None;
+        }
+        let up = result.is_ok();
+        self.availability.set_database_up(up);
+        if self.serving != Some(up) {
+            match &result {
+                Ok(()) => tracing::info!("database reachable: SERVING"),
+                Err(error) => tracing::warn!(%error, "database unreachable: NOT_SERVING"),
+            }
+            self.readiness.set(up).await;
+            self.serving = Some(up);
+        }
+    }
+
+    async fn ping(&mut self) -> Result<(), String> {
+        if self.connection.is_none() {
+            let connection = PgConnection::connect_with(&self.options)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.connection = Some(connection);
+        }
+        match &mut self.connection {
+            Some(connection) => connection.ping().await.map_err(|e| e.to_string()),
+            None => Err("no connection".to_owned()),
+        }
+    }
+
+    /// Checks every interval (more often while down, and at once when a call lost the
+    /// database) until `shutdown` turns true; then reports NOT_SERVING for good.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let wait = if self.availability.database_up() {
+                self.interval
+            } else {
+                self.interval.min(DOWN_RECHECK_INTERVAL)
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.availability.recheck.notified() => {}
+                _ = shutdown.wait_for(|stopping| *stopping) => break,
+            }
+            self.check().await;
+            if *shutdown.borrow() {
+                break;
+            }
+        }
+        self.readiness.set(false).await;
+        if let Some(connection) = self.connection.take() {
+            let _ = connection.close().await;
+        }
+        tracing::info!("shutting down: NOT_SERVING");
+    }
 }

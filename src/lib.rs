@@ -9,6 +9,9 @@ pub mod pb;
 /// Connecting to the service as a partner: TLS, client certificates, bearer tokens.
 pub mod client;
 
+/// The admin HTTP port: metrics and probes.
+#[cfg(feature = "server")]
+pub mod admin;
 /// Shared AIP mechanics: paging, filters, field masks, request-id idempotency.
 #[cfg(feature = "server")]
 pub mod aip;
@@ -27,6 +30,9 @@ pub mod clock;
 /// Command-line and environment configuration.
 #[cfg(feature = "server")]
 pub mod config;
+/// How calls reach the database: fail fast, deadlines, retried transactions.
+#[cfg(feature = "server")]
+pub mod database;
 /// Database connection, creation and migration.
 #[cfg(feature = "server")]
 pub mod db;
@@ -39,6 +45,15 @@ pub mod error;
 /// Readiness and liveness reporting through `grpc.health.v1.Health`.
 #[cfg(feature = "server")]
 pub mod health;
+/// The tower layers of every call: metrics, load shedding, deadlines.
+#[cfg(feature = "server")]
+pub mod layers;
+/// TCP or Unix-socket listening.
+#[cfg(feature = "server")]
+pub mod listen;
+/// Prometheus metrics of a server.
+#[cfg(feature = "server")]
+pub mod metrics;
 /// Builds the tonic router and serves it on an injected listener.
 #[cfg(feature = "server")]
 pub mod server;

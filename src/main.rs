@@ -7,13 +7,17 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use observer_registry::admin::{self, AdminState};
 use observer_registry::config::{Cli, Command, Settings};
 use observer_registry::{cli, db, server, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    telemetry::init(cli.settings.log_format);
+    let _telemetry = telemetry::init(
+        cli.settings.log_format,
+        cli.settings.otlp_endpoint.as_deref(),
+    )?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => {
             cli.settings.log();
@@ -45,10 +49,24 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let options = server::ServeOptions::from_settings(&settings)?;
     reload_identities_on_sighup(options.identities.clone());
     let pool = db::prepare(&settings).await?;
-    let listener = TcpListener::bind(settings.listen_addr)
+    let listener = settings.listen_addr.bind().await?;
+    let admin_listener = TcpListener::bind(settings.metrics_addr)
         .await
-        .with_context(|| format!("cannot listen on {}", settings.listen_addr))?;
+        .with_context(|| format!("cannot listen on {}", settings.metrics_addr))?;
+    tracing::info!(address = %admin_listener.local_addr()?, "serving metrics and probes over HTTP");
     tracing::info!(address = %listener.local_addr()?, "serving gRPC");
+    let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin = tokio::spawn(admin::serve(
+        admin_listener,
+        AdminState {
+            metrics: options.metrics.clone(),
+            availability: options.availability.clone(),
+            pool: pool.clone(),
+        },
+        async move {
+            let _ = admin_stopped.await;
+        },
+    ));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -68,6 +86,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             let _ = stopped.wait_for(|stop| *stop).await;
             tokio::time::sleep(grace_period).await;
         } => tracing::warn!(?grace_period, "grace period over; exiting with calls still in flight"),
+    }
+    let _ = admin_stop.send(());
+    if let Ok(Err(error)) = admin.await {
+        tracing::warn!(error = format!("{error:#}"), "admin port");
     }
     pool.close().await;
     tracing::info!("stopped");

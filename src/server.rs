@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use http::HeaderMap;
 use sqlx::PgPool;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_stream::wrappers::UnixListenerStream;
 use tonic::server::NamedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
@@ -27,7 +27,13 @@ use crate::api::organizations::OrganizationApi;
 use crate::auth::{AuthLayer, IdentityStore};
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::health::{self, Readiness};
+use crate::database::Database;
+use crate::health::{Availability, DatabaseWatch, Readiness};
+use crate::layers::deadline::DeadlineLayer;
+use crate::layers::observe::ObserveLayer;
+use crate::layers::shed::ShedLayer;
+use crate::listen::Listener;
+use crate::metrics::Metrics;
 use crate::pb;
 use crate::pb::v1::audit_service_server::AuditServiceServer;
 use crate::pb::v1::delegation_service_server::DelegationServiceServer;
@@ -49,6 +55,57 @@ pub struct ServeOptions {
     pub allow_anonymous: bool,
     /// TLS (and mutual TLS) for the server, when configured.
     pub tls: Option<ServerTlsConfig>,
+    pub limits: Limits,
+    /// The server's metrics, also served by the admin port.
+    pub metrics: Arc<Metrics>,
+    /// Database reachability and shutdown, also read by the admin port's `/readyz`.
+    pub availability: Arc<Availability>,
+}
+
+/// What one caller or connection may ask of the server (see `Settings` for each).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_concurrent_requests: usize,
+    pub max_concurrent_streams: u32,
+    pub max_request_bytes: usize,
+    pub max_response_bytes: usize,
+    pub default_deadline: Duration,
+    pub http2_keepalive_interval: Duration,
+    pub http2_keepalive_timeout: Duration,
+    pub max_connection_age: Duration,
+}
+
+impl Default for Limits {
+    /// The defaults of the command line.
+    fn default() -> Self {
+        Limits {
+            max_concurrent_requests: 64,
+            max_concurrent_streams: 128,
+            max_request_bytes: 4 << 20,
+            max_response_bytes: 16 << 20,
+            default_deadline: Duration::from_secs(30),
+            http2_keepalive_interval: Duration::from_secs(30),
+            http2_keepalive_timeout: Duration::from_secs(10),
+            max_connection_age: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+impl Limits {
+    pub fn from_settings(settings: &Settings) -> Self {
+        let bytes = |size: bytesize::ByteSize| usize::try_from(size.as_u64()).unwrap_or(usize::MAX);
+        Limits {
+            max_concurrent_requests: usize::try_from(settings.max_concurrent_requests)
+                .unwrap_or(usize::MAX),
+            max_concurrent_streams: settings.max_concurrent_streams,
+            max_request_bytes: bytes(settings.max_request_bytes),
+            max_response_bytes: bytes(settings.max_response_bytes),
+            default_deadline: settings.default_deadline,
+            http2_keepalive_interval: settings.http2_keepalive_interval,
+            http2_keepalive_timeout: settings.http2_keepalive_timeout,
+            max_connection_age: settings.max_connection_age,
+        }
+    }
 }
 
 impl ServeOptions {
@@ -59,7 +116,7 @@ impl ServeOptions {
             Some(path) => IdentityStore::load(path)?,
             None => IdentityStore::anonymous(),
         };
-        let loopback = settings.listen_addr.ip().is_loopback();
+        let loopback = settings.listen_addr.is_local();
         if !identities.is_configured() && !loopback && !settings.allow_anonymous {
             anyhow::bail!(
                 "refusing to serve on {} without an agencies file: give --identities FILE \
@@ -91,6 +148,9 @@ impl ServeOptions {
             identities: Arc::new(identities),
             allow_anonymous: settings.allow_anonymous || loopback,
             tls,
+            limits: Limits::from_settings(settings),
+            metrics: Arc::new(Metrics::new()),
+            availability: Arc::new(Availability::new()),
         })
     }
 }
@@ -101,7 +161,7 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 /// Serves until `shutdown` resolves; then readiness goes NOT_SERVING at once, new calls
 /// are refused and the calls in flight finish.
 pub async fn serve(
-    listener: TcpListener,
+    listener: impl Into<Listener>,
     pool: PgPool,
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -111,8 +171,13 @@ pub async fn serve(
             .await
             .map_err(|e| anyhow::anyhow!("cannot read the page-token key: {e}"))?,
     );
+    let limits = options.limits.clone();
     let state = AppState {
-        pool: pool.clone(),
+        db: Database {
+            pool: pool.clone(),
+            availability: options.availability.clone(),
+            metrics: options.metrics.clone(),
+        },
         page_tokens,
         clock: options.clock.clone(),
     };
@@ -129,12 +194,15 @@ pub async fn serve(
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let readiness = Readiness::new(reporter, services.clone()).await;
     let (stopping_tx, stopping) = watch::channel(false);
-    tokio::spawn(health::watch_database(
-        pool.clone(),
+    let mut database_watch = DatabaseWatch::new(
+        &pool,
         readiness.clone(),
+        options.availability.clone(),
         options.health_check_interval,
-        stopping.clone(),
-    ));
+    );
+    // The first check before the first call, so no call is refused for want of one.
+    database_watch.check().await;
+    tokio::spawn(database_watch.run(stopping.clone()));
     tokio::spawn(purge_request_ids(
         pool.clone(),
         options.request_id_retention,
@@ -162,38 +230,90 @@ pub async fn serve(
         })
         .on_failure(());
 
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let mut builder = Server::builder();
+    let mut builder = Server::builder()
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_keepalive_interval(Some(limits.http2_keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout))
+        .max_connection_age(limits.max_connection_age);
     if let Some(tls) = options.tls.clone() {
         builder = builder.tls_config(tls).context("TLS configuration")?;
     }
-    builder
+    let request_bytes = limits.max_request_bytes;
+    let response_bytes = limits.max_response_bytes;
+    let router = builder
         .layer(trace)
+        .layer(ObserveLayer::new(options.metrics.clone()))
+        .layer(ShedLayer::new(
+            limits.max_concurrent_requests,
+            options.metrics.clone(),
+        ))
         .layer(AuthLayer::new(
             options.identities.clone(),
             options.allow_anonymous,
         ))
+        .layer(DeadlineLayer::new(
+            limits.default_deadline,
+            options.metrics.clone(),
+            options.availability.clone(),
+        ))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(ElectionServiceServer::new(ElectionApi::new(state.clone())))
-        .add_service(OrganizationServiceServer::new(OrganizationApi::new(
-            state.clone(),
-        )))
-        .add_service(DelegationServiceServer::new(DelegationApi::new(
-            state.clone(),
-        )))
-        .add_service(ObserverServiceServer::new(ObserverApi::new(state.clone())))
-        .add_service(MeetingServiceServer::new(MeetingApi::new(state.clone())))
-        .add_service(AuditServiceServer::new(AuditApi::new(state)))
-        .serve_with_incoming_shutdown(incoming, async move {
-            shutdown.await;
-            let _ = stopping_tx.send(true);
-            readiness.set(false).await;
-            tracing::info!("shutdown started: refusing new calls, finishing calls in flight");
-        })
-        .await
-        .context("gRPC server failed")?;
+        .add_service(
+            ElectionServiceServer::new(ElectionApi::new(state.clone()))
+                .max_decoding_message_size(request_bytes)
+                .max_encoding_message_size(response_bytes),
+        )
+        .add_service(
+            OrganizationServiceServer::new(OrganizationApi::new(state.clone()))
+                .max_decoding_message_size(request_bytes)
+                .max_encoding_message_size(response_bytes),
+        )
+        .add_service(
+            DelegationServiceServer::new(DelegationApi::new(state.clone()))
+                .max_decoding_message_size(request_bytes)
+                .max_encoding_message_size(response_bytes),
+        )
+        .add_service(
+            ObserverServiceServer::new(ObserverApi::new(state.clone()))
+                .max_decoding_message_size(request_bytes)
+                .max_encoding_message_size(response_bytes),
+        )
+        .add_service(
+            MeetingServiceServer::new(MeetingApi::new(state.clone()))
+                .max_decoding_message_size(request_bytes)
+                .max_encoding_message_size(response_bytes),
+        )
+        .add_service(
+            AuditServiceServer::new(AuditApi::new(state))
+                .max_decoding_message_size(request_bytes)
+                .max_encoding_message_size(response_bytes),
+        );
+
+    let availability = options.availability.clone();
+    let stopping = async move {
+        shutdown.await;
+        availability.set_stopping();
+        let _ = stopping_tx.send(true);
+        readiness.set(false).await;
+        tracing::info!("shutdown started: refusing new calls, finishing calls in flight");
+    };
+    match listener.into() {
+        Listener::Tcp(listener) => {
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            router
+                .serve_with_incoming_shutdown(incoming, stopping)
+                .await
+                .context("gRPC server failed")?;
+        }
+        Listener::Unix(listener, path) => {
+            let served = router
+                .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stopping)
+                .await;
+            let _ = std::fs::remove_file(&path);
+            served.context("gRPC server failed")?;
+        }
+    }
     tracing::info!("all calls finished");
     Ok(())
 }

@@ -1033,6 +1033,7 @@ fn command(database_url: &str, env: &[(&str, &str)]) -> tokio::process::Command 
         .env_remove("TLS_CLIENT_CA_FILE")
         .env_remove("RUST_LOG")
         .env("DATABASE_URL", database_url)
+        .env("METRICS_ADDR", "127.0.0.1:0")
         .env("LOG_FORMAT", "json")
         .env("SHUTDOWN_GRACE_PERIOD", "1s")
         .env("HEALTH_CHECK_INTERVAL", "100ms")

@@ -189,6 +189,7 @@ async fn start_binary(database_url: &str) -> (tokio::process::Child, String) {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_observer-registry"))
         .env("DATABASE_URL", database_url)
         .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("METRICS_ADDR", "127.0.0.1:0")
         .env("LOG_FORMAT", "json")
         .env("SHUTDOWN_GRACE_PERIOD", "20s")
         .env("HEALTH_CHECK_INTERVAL", "100ms")

@@ -208,7 +208,7 @@ impl AuditApi {
                 ..Default::default()
             },
         )?;
-        let mut conn = self.state.pool.acquire().await?;
+        let mut conn = self.state.db.read().await?;
         if let Some(id) = election_id {
             // Events outlive a deleted election; only a name that never existed is unknown.
             let known: bool = sqlx::query_scalar(

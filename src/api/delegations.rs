@@ -92,34 +92,35 @@ impl DelegationApi {
             .with_violation("delegation.head", "must be a member of the delegation"));
         }
 
-        let mut tx = self.state.begin().await?;
-        if let Some(first) = request_ids::claim::<pb::Delegation>(&mut tx, key.as_ref()).await? {
-            return Ok(first);
-        }
-        require_election(&mut tx, election_id).await?;
-        require_organization(&mut tx, &fields.organization_id).await?;
-        let delegation =
-            to_proto(&store::delegations::insert(&mut tx, election_id, &id, &fields).await?);
-        request_ids::record(&mut tx, key.as_ref(), &delegation).await?;
-        let after = audit::json("Delegation", &delegation);
-        audit::record(
-            &mut tx,
-            caller,
-            Some(election_id),
-            &delegation.name,
-            &request.request_id,
-            None,
-            Some(after),
-        )
-        .await?;
-        tx.commit().await?;
-        tracing::info!(delegation = %delegation.name, "delegation created");
-        Ok(delegation)
+        crate::transaction!(self.state.db, |tx| {
+            if let Some(first) = request_ids::claim::<pb::Delegation>(&mut tx, key.as_ref()).await?
+            {
+                return Ok(first);
+            }
+            require_election(&mut tx, election_id).await?;
+            require_organization(&mut tx, &fields.organization_id).await?;
+            let delegation =
+                to_proto(&store::delegations::insert(&mut tx, election_id, &id, &fields).await?);
+            request_ids::record(&mut tx, key.as_ref(), &delegation).await?;
+            let after = audit::json("Delegation", &delegation);
+            audit::record(
+                &mut tx,
+                caller,
+                Some(election_id),
+                &delegation.name,
+                &request.request_id,
+                None,
+                Some(after),
+            )
+            .await?;
+            tracing::info!(delegation = %delegation.name, "delegation created");
+            Ok(delegation)
+        })
     }
 
     async fn get(&self, request: pb::GetDelegationRequest) -> Result<pb::Delegation> {
         let (election_id, id) = parse_name(&request.name, "name")?;
-        let mut conn = self.state.pool.acquire().await?;
+        let mut conn = self.state.db.read().await?;
         let delegation = store::delegations::get(&mut conn, election_id, id, false)
             .await?
             .ok_or_else(|| Error::not_found(&request.name))?;
@@ -143,7 +144,7 @@ impl DelegationApi {
                 personal_data: false,
             },
         )?;
-        let mut conn = self.state.pool.acquire().await?;
+        let mut conn = self.state.db.read().await?;
         require_election(&mut conn, election_id).await?;
         let (rows, total) = store::delegations::list(&mut conn, election_id, &query).await?;
         let page = Page::from_rows(&self.state.page_tokens, &query, rows, total);
@@ -165,102 +166,102 @@ impl DelegationApi {
         let (election_id, id) = parse_name(&changes.name, "delegation.name")?;
         let mask = field_mask::resolve(request.update_mask.as_ref(), &MASK)?;
 
-        let mut tx = self.state.begin().await?;
-        let current = store::delegations::get(&mut tx, election_id, id, true)
-            .await?
-            .filter(|d| d.delete_time.is_none())
-            .ok_or_else(|| Error::not_found(&changes.name))?;
-        etag::check(&changes.etag, current.etag, &changes.name)?;
-        let mut merged = to_proto(&current);
-        for field in mask.fields() {
-            match *field {
-                "display_name" => merged.display_name = changes.display_name.clone(),
-                "organization" => merged.organization = changes.organization.clone(),
-                "head" => merged.head = changes.head.clone(),
-                "arrival_date" => merged.arrival_date = changes.arrival_date.clone(),
-                "departure_date" => merged.departure_date = changes.departure_date.clone(),
-                "notes" => merged.notes = changes.notes.clone(),
-                _ => {}
+        crate::transaction!(self.state.db, |tx| {
+            let current = store::delegations::get(&mut tx, election_id, id, true)
+                .await?
+                .filter(|d| d.delete_time.is_none())
+                .ok_or_else(|| Error::not_found(&changes.name))?;
+            etag::check(&changes.etag, current.etag, &changes.name)?;
+            let mut merged = to_proto(&current);
+            for field in mask.fields() {
+                match *field {
+                    "display_name" => merged.display_name = changes.display_name.clone(),
+                    "organization" => merged.organization = changes.organization.clone(),
+                    "head" => merged.head = changes.head.clone(),
+                    "arrival_date" => merged.arrival_date = changes.arrival_date.clone(),
+                    "departure_date" => merged.departure_date = changes.departure_date.clone(),
+                    "notes" => merged.notes = changes.notes.clone(),
+                    _ => {}
+                }
             }
-        }
-        let mut violations = Violations::new();
-        let fields = validate(&merged, election_id, &mut violations);
-        violations.finish()?;
-        let Some(fields) = fields else {
-            return Err(Error::internal(anyhow::anyhow!(
-                "validation passed without values"
-            )));
-        };
+            let mut violations = Violations::new();
+            let fields = validate(&merged, election_id, &mut violations);
+            violations.finish()?;
+            let Some(fields) = fields else {
+                return Err(Error::internal(anyhow::anyhow!(
+                    "validation passed without values"
+                )));
+            };
 
-        if fields.organization_id != current.fields.organization_id {
-            require_organization(&mut tx, &fields.organization_id).await?;
-            if store::delegations::has_any_observer(&mut tx, election_id, id).await? {
-                return Err(Error::precondition(
-                    Reason::DelegationOrganizationMismatch,
-                    "the delegation has members sent by its organization: move them first",
-                )
-                .with_violation(
-                    "delegation.organization",
-                    "cannot change while the delegation has members",
-                ));
+            if fields.organization_id != current.fields.organization_id {
+                require_organization(&mut tx, &fields.organization_id).await?;
+                if store::delegations::has_any_observer(&mut tx, election_id, id).await? {
+                    return Err(Error::precondition(
+                        Reason::DelegationOrganizationMismatch,
+                        "the delegation has members sent by its organization: move them first",
+                    )
+                    .with_violation(
+                        "delegation.organization",
+                        "cannot change while the delegation has members",
+                    ));
+                }
             }
-        }
-        if let Some(head) = &fields.head_observer_id {
-            let member = store::observers::get(&mut tx, election_id, head, true).await?;
-            let is_member = member.is_some_and(|o| {
-                o.delete_time.is_none() && o.fields.delegation_id.as_deref() == Some(id)
-            });
-            if !is_member {
-                return Err(Error::precondition(
-                    Reason::HeadNotMember,
-                    format!(
-                        "{} is not a member of {}",
-                        observer_name(election_id, head),
-                        changes.name
-                    ),
-                )
-                .with_violation("delegation.head", "must be a member of the delegation"));
+            if let Some(head) = &fields.head_observer_id {
+                let member = store::observers::get(&mut tx, election_id, head, true).await?;
+                let is_member = member.is_some_and(|o| {
+                    o.delete_time.is_none() && o.fields.delegation_id.as_deref() == Some(id)
+                });
+                if !is_member {
+                    return Err(Error::precondition(
+                        Reason::HeadNotMember,
+                        format!(
+                            "{} is not a member of {}",
+                            observer_name(election_id, head),
+                            changes.name
+                        ),
+                    )
+                    .with_violation("delegation.head", "must be a member of the delegation"));
+                }
             }
-        }
-        if (fields.arrival_date, fields.departure_date)
-            != (current.fields.arrival_date, current.fields.departure_date)
-        {
-            let meetings =
-                store::meetings::scheduled_with_delegation(&mut tx, election_id, id).await?;
-            if let Some(meeting) = meetings.iter().find(|m| {
-                !within_stay(
-                    m.fields.start_time,
-                    m.fields.end_time,
-                    fields.arrival_date,
-                    fields.departure_date,
-                )
-            }) {
-                return Err(Error::precondition(
-                    Reason::OutsideDelegationStay,
-                    format!(
-                        "{} is scheduled outside the new stay; move or cancel it first",
-                        meeting.name()
-                    ),
-                )
-                .with_metadata("meeting", meeting.name()));
+            if (fields.arrival_date, fields.departure_date)
+                != (current.fields.arrival_date, current.fields.departure_date)
+            {
+                let meetings =
+                    store::meetings::scheduled_with_delegation(&mut tx, election_id, id).await?;
+                if let Some(meeting) = meetings.iter().find(|m| {
+                    !within_stay(
+                        m.fields.start_time,
+                        m.fields.end_time,
+                        fields.arrival_date,
+                        fields.departure_date,
+                    )
+                }) {
+                    return Err(Error::precondition(
+                        Reason::OutsideDelegationStay,
+                        format!(
+                            "{} is scheduled outside the new stay; move or cancel it first",
+                            meeting.name()
+                        ),
+                    )
+                    .with_metadata("meeting", meeting.name()));
+                }
             }
-        }
-        let delegation = store::delegations::update(&mut tx, election_id, id, &fields).await?;
-        let before = audit::json("Delegation", &to_proto(&current));
-        let after = audit::json("Delegation", &to_proto(&delegation));
-        audit::record(
-            &mut tx,
-            caller,
-            Some(election_id),
-            &changes.name,
-            "",
-            Some(before),
-            Some(after),
-        )
-        .await?;
-        tx.commit().await?;
-        tracing::info!(delegation = %changes.name, fields = ?mask.fields(), "delegation updated");
-        Ok(to_proto(&delegation))
+            let delegation = store::delegations::update(&mut tx, election_id, id, &fields).await?;
+            let before = audit::json("Delegation", &to_proto(&current));
+            let after = audit::json("Delegation", &to_proto(&delegation));
+            audit::record(
+                &mut tx,
+                caller,
+                Some(election_id),
+                &changes.name,
+                "",
+                Some(before),
+                Some(after),
+            )
+            .await?;
+            tracing::info!(delegation = %changes.name, fields = ?mask.fields(), "delegation updated");
+            Ok(to_proto(&delegation))
+        })
     }
 
     async fn set_deleted(
@@ -271,49 +272,50 @@ impl DelegationApi {
         deleted: bool,
     ) -> Result<pb::Delegation> {
         let (election_id, id) = parse_name(name, "name")?;
-        let mut tx = self.state.begin().await?;
-        let current = store::delegations::get(&mut tx, election_id, id, true)
-            .await?
-            .ok_or_else(|| Error::not_found(name))?;
-        check_soft_delete(
-            name,
-            deleted,
-            current.delete_time.is_some(),
-            current.etag,
-            etag_given,
-        )?;
-        if deleted {
-            // Decision (README): a delegation expected at a scheduled meeting is not deleted
-            // behind the protocol office's back; cancel or change the meeting first.
-            let meetings =
-                store::meetings::scheduled_with_delegation(&mut tx, election_id, id).await?;
-            if let Some(meeting) = meetings.first() {
-                return Err(Error::precondition(
-                    Reason::HasChildren,
-                    format!(
-                        "{name} is expected at the scheduled {}; cancel or change it first",
-                        meeting.name()
-                    ),
-                )
-                .with_metadata("meeting", meeting.name()));
+        crate::transaction!(self.state.db, |tx| {
+            let current = store::delegations::get(&mut tx, election_id, id, true)
+                .await?
+                .ok_or_else(|| Error::not_found(name))?;
+            check_soft_delete(
+                name,
+                deleted,
+                current.delete_time.is_some(),
+                current.etag,
+                etag_given,
+            )?;
+            if deleted {
+                // Decision (README): a delegation expected at a scheduled meeting is not deleted
+                // behind the protocol office's back; cancel or change the meeting first.
+                let meetings =
+                    store::meetings::scheduled_with_delegation(&mut tx, election_id, id).await?;
+                if let Some(meeting) = meetings.first() {
+                    return Err(Error::precondition(
+                        Reason::HasChildren,
+                        format!(
+                            "{name} is expected at the scheduled {}; cancel or change it first",
+                            meeting.name()
+                        ),
+                    )
+                    .with_metadata("meeting", meeting.name()));
+                }
             }
-        }
-        let delegation = store::delegations::set_deleted(&mut tx, election_id, id, deleted).await?;
-        let before = audit::json("Delegation", &to_proto(&current));
-        let after = audit::json("Delegation", &to_proto(&delegation));
-        audit::record(
-            &mut tx,
-            caller,
-            Some(election_id),
-            name,
-            "",
-            Some(before),
-            Some(after),
-        )
-        .await?;
-        tx.commit().await?;
-        tracing::info!(delegation = %name, deleted, "delegation deletion changed");
-        Ok(to_proto(&delegation))
+            let delegation =
+                store::delegations::set_deleted(&mut tx, election_id, id, deleted).await?;
+            let before = audit::json("Delegation", &to_proto(&current));
+            let after = audit::json("Delegation", &to_proto(&delegation));
+            audit::record(
+                &mut tx,
+                caller,
+                Some(election_id),
+                name,
+                "",
+                Some(before),
+                Some(after),
+            )
+            .await?;
+            tracing::info!(delegation = %name, deleted, "delegation deletion changed");
+            Ok(to_proto(&delegation))
+        })
     }
 }
 

@@ -66,31 +66,31 @@ impl ElectionApi {
             )));
         };
 
-        let mut tx = self.state.begin().await?;
-        if let Some(first) = request_ids::claim::<pb::Election>(&mut tx, key.as_ref()).await? {
-            return Ok(first);
-        }
-        let election = to_proto(&store::elections::insert(&mut tx, &id, &fields).await?);
-        request_ids::record(&mut tx, key.as_ref(), &election).await?;
-        let after = audit::json("Election", &election);
-        audit::record(
-            &mut tx,
-            caller,
-            Some(&id),
-            &election.name,
-            &request.request_id,
-            None,
-            Some(after),
-        )
-        .await?;
-        tx.commit().await?;
-        tracing::info!(election = %election.name, "election created");
-        Ok(election)
+        crate::transaction!(self.state.db, |tx| {
+            if let Some(first) = request_ids::claim::<pb::Election>(&mut tx, key.as_ref()).await? {
+                return Ok(first);
+            }
+            let election = to_proto(&store::elections::insert(&mut tx, &id, &fields).await?);
+            request_ids::record(&mut tx, key.as_ref(), &election).await?;
+            let after = audit::json("Election", &election);
+            audit::record(
+                &mut tx,
+                caller,
+                Some(&id),
+                &election.name,
+                &request.request_id,
+                None,
+                Some(after),
+            )
+            .await?;
+            tracing::info!(election = %election.name, "election created");
+            Ok(election)
+        })
     }
 
     async fn get(&self, request: pb::GetElectionRequest) -> Result<pb::Election> {
         let id = parse_name(&request.name, "name")?;
-        let mut conn = self.state.pool.acquire().await?;
+        let mut conn = self.state.db.read().await?;
         let election = store::elections::get(&mut conn, id, false)
             .await?
             .ok_or_else(|| Error::not_found(&request.name))?;
@@ -108,7 +108,7 @@ impl ElectionApi {
                 ..Default::default()
             },
         )?;
-        let mut conn = self.state.pool.acquire().await?;
+        let mut conn = self.state.db.read().await?;
         let (rows, total) = store::elections::list(&mut conn, &query).await?;
         let page = Page::from_rows(&self.state.page_tokens, &query, rows, total);
         Ok(pb::ListElectionsResponse {
@@ -129,111 +129,116 @@ impl ElectionApi {
         let id = parse_name(&changes.name, "election.name")?;
         let mask = field_mask::resolve(request.update_mask.as_ref(), &MASK)?;
 
-        let mut tx = self.state.begin().await?;
-        let current = store::elections::get(&mut tx, id, true)
-            .await?
-            .ok_or_else(|| Error::not_found(&changes.name))?;
-        etag::check(&changes.etag, current.etag, &changes.name)?;
-        let mut merged = to_proto(&current);
-        for field in mask.fields() {
-            match *field {
-                "display_name" => merged.display_name = changes.display_name.clone(),
-                "host_country" => merged.host_country = changes.host_country.clone(),
-                "voting_day" => merged.voting_day = changes.voting_day.clone(),
-                "accreditation_deadline" => {
-                    merged.accreditation_deadline = changes.accreditation_deadline
-                }
-                "description" => merged.description = changes.description.clone(),
-                _ => {}
-            }
-        }
-        let mut violations = Violations::new();
-        let fields = validate(&merged, &mut violations);
-        violations.finish()?;
-        let Some(fields) = fields else {
-            return Err(Error::internal(anyhow::anyhow!(
-                "validation passed without values"
-            )));
-        };
-        if fields.host_country != current.fields.host_country
-            && store::elections::has_observer_citizen_of(&mut tx, id, fields.host_country.as_str())
+        crate::transaction!(self.state.db, |tx| {
+            let current = store::elections::get(&mut tx, id, true)
                 .await?
-        {
-            return Err(Error::precondition(
-                Reason::HostCountryCitizen,
-                format!(
-                    "observers of {} are citizens of {}",
-                    changes.name, fields.host_country
-                ),
+                .ok_or_else(|| Error::not_found(&changes.name))?;
+            etag::check(&changes.etag, current.etag, &changes.name)?;
+            let mut merged = to_proto(&current);
+            for field in mask.fields() {
+                match *field {
+                    "display_name" => merged.display_name = changes.display_name.clone(),
+                    "host_country" => merged.host_country = changes.host_country.clone(),
+                    "voting_day" => merged.voting_day = changes.voting_day.clone(),
+                    "accreditation_deadline" => {
+                        merged.accreditation_deadline = changes.accreditation_deadline
+                    }
+                    "description" => merged.description = changes.description.clone(),
+                    _ => {}
+                }
+            }
+            let mut violations = Violations::new();
+            let fields = validate(&merged, &mut violations);
+            violations.finish()?;
+            let Some(fields) = fields else {
+                return Err(Error::internal(anyhow::anyhow!(
+                    "validation passed without values"
+                )));
+            };
+            if fields.host_country != current.fields.host_country
+                && store::elections::has_observer_citizen_of(
+                    &mut tx,
+                    id,
+                    fields.host_country.as_str(),
+                )
+                .await?
+            {
+                return Err(Error::precondition(
+                    Reason::HostCountryCitizen,
+                    format!(
+                        "observers of {} are citizens of {}",
+                        changes.name, fields.host_country
+                    ),
+                )
+                .with_violation(
+                    "election.host_country",
+                    "observers are citizens of this country",
+                ));
+            }
+            let election = store::elections::update(&mut tx, id, &fields).await?;
+            let (before, after) = (
+                audit::json("Election", &to_proto(&current)),
+                audit::json("Election", &to_proto(&election)),
+            );
+            audit::record(
+                &mut tx,
+                caller,
+                Some(id),
+                &changes.name,
+                "",
+                Some(before),
+                Some(after),
             )
-            .with_violation(
-                "election.host_country",
-                "observers are citizens of this country",
-            ));
-        }
-        let election = store::elections::update(&mut tx, id, &fields).await?;
-        let (before, after) = (
-            audit::json("Election", &to_proto(&current)),
-            audit::json("Election", &to_proto(&election)),
-        );
-        audit::record(
-            &mut tx,
-            caller,
-            Some(id),
-            &changes.name,
-            "",
-            Some(before),
-            Some(after),
-        )
-        .await?;
-        tx.commit().await?;
-        tracing::info!(election = %changes.name, fields = ?mask.fields(), "election updated");
-        Ok(to_proto(&election))
+            .await?;
+            tracing::info!(election = %changes.name, fields = ?mask.fields(), "election updated");
+            Ok(to_proto(&election))
+        })
     }
 
     async fn delete(&self, caller: &Caller, request: pb::DeleteElectionRequest) -> Result<()> {
         let id = parse_name(&request.name, "name")?;
-        let mut tx = self.state.begin().await?;
-        let current = store::elections::get(&mut tx, id, true)
-            .await?
-            .ok_or_else(|| Error::not_found(&request.name))?;
-        etag::check(&request.etag, current.etag, &request.name)?;
-        if store::elections::has_children(&mut tx, id).await? {
-            if !request.force {
-                return Err(Error::precondition(
-                    Reason::HasChildren,
-                    format!(
-                        "{} has delegations, observers or meetings (also deleted ones); set force to \
-                         delete them with it",
-                        request.name
-                    ),
-                )
-                .with_metadata("resource", &request.name));
+        crate::transaction!(self.state.db, |tx| {
+            let current = store::elections::get(&mut tx, id, true)
+                .await?
+                .ok_or_else(|| Error::not_found(&request.name))?;
+            etag::check(&request.etag, current.etag, &request.name)?;
+            if store::elections::has_children(&mut tx, id).await? {
+                if !request.force {
+                    return Err(Error::precondition(
+                        Reason::HasChildren,
+                        format!(
+                            "{} has delegations, observers or meetings (also deleted ones); set force to \
+                             delete them with it",
+                            request.name
+                        ),
+                    )
+                    .with_metadata("resource", &request.name));
+                }
+                store::elections::delete_children(&mut tx, id).await?;
             }
-            store::elections::delete_children(&mut tx, id).await?;
-        }
-        store::elections::delete(&mut tx, id).await?;
-        let before = audit::json("Election", &to_proto(&current));
-        audit::record(
-            &mut tx,
-            caller,
-            Some(id),
-            &request.name,
-            "",
-            Some(before),
-            None,
-        )
-        .await?;
-        tx.commit().await?;
-        tracing::info!(election = %request.name, "election deleted");
-        Ok(())
+            store::elections::delete(&mut tx, id).await?;
+            let before = audit::json("Election", &to_proto(&current));
+            audit::record(
+                &mut tx,
+                caller,
+                Some(id),
+                &request.name,
+                "",
+                Some(before),
+                None,
+            )
+            .await?;
+            tracing::info!(election = %request.name, "election deleted");
+            Ok(())
+        })
     }
 }
 
 impl ElectionApi {
     async fn summary(&self, request: pb::GetElectionSummaryRequest) -> Result<pb::ElectionSummary> {
         let id = parse_name(&request.name, "name")?;
-        let summary = store::figures::summary(&self.state.pool, id)
+        let mut conn = self.state.db.read().await?;
+        let summary = store::figures::summary(&mut conn, id)
             .await?
             .ok_or_else(|| Error::not_found(&request.name))?;
         Ok(pb::ElectionSummary {

@@ -88,34 +88,34 @@ impl MeetingApi {
             )));
         };
 
-        let mut tx = self.state.begin().await?;
-        if let Some(first) = request_ids::claim::<pb::Meeting>(&mut tx, key.as_ref()).await? {
-            return Ok(first);
-        }
-        require_election(&mut tx, election_id).await?;
-        self.check_schedule(&mut tx, election_id, &id, &fields, Change::Create)
+        crate::transaction!(self.state.db, |tx| {
+            if let Some(first) = request_ids::claim::<pb::Meeting>(&mut tx, key.as_ref()).await? {
+                return Ok(first);
+            }
+            require_election(&mut tx, election_id).await?;
+            self.check_schedule(&mut tx, election_id, &id, &fields, Change::Create)
+                .await?;
+            let inserted = store::meetings::insert(&mut tx, election_id, &id, &fields).await;
+            let meeting = to_proto(
+                &self
+                    .name_conflict(inserted, election_id, &id, &fields)
+                    .await?,
+            );
+            request_ids::record(&mut tx, key.as_ref(), &meeting).await?;
+            let after = audit::json("Meeting", &meeting);
+            audit::record(
+                &mut tx,
+                caller,
+                Some(election_id),
+                &meeting.name,
+                &request.request_id,
+                None,
+                Some(after),
+            )
             .await?;
-        let inserted = store::meetings::insert(&mut tx, election_id, &id, &fields).await;
-        let meeting = to_proto(
-            &self
-                .name_conflict(inserted, election_id, &id, &fields)
-                .await?,
-        );
-        request_ids::record(&mut tx, key.as_ref(), &meeting).await?;
-        let after = audit::json("Meeting", &meeting);
-        audit::record(
-            &mut tx,
-            caller,
-            Some(election_id),
-            &meeting.name,
-            &request.request_id,
-            None,
-            Some(after),
-        )
-        .await?;
-        tx.commit().await?;
-        tracing::info!(meeting = %meeting.name, "meeting scheduled");
-        Ok(meeting)
+            tracing::info!(meeting = %meeting.name, "meeting scheduled");
+            Ok(meeting)
+        })
     }
 
     /// The delegations exist and are live, they stay long enough, and nobody is
@@ -203,7 +203,7 @@ impl MeetingApi {
     ) -> Result<T> {
         match result {
             Err(error) if error.reason == Reason::MeetingConflict => {
-                let mut conn = self.state.pool.acquire().await?;
+                let mut conn = self.state.db.read().await?;
                 match store::meetings::find_conflict(&mut conn, election_id, id, fields).await? {
                     Some((other, who)) => Err(conflict(election_id, &other, &who)),
                     None => Err(error),
@@ -215,7 +215,7 @@ impl MeetingApi {
 
     async fn get(&self, request: pb::GetMeetingRequest) -> Result<pb::Meeting> {
         let (election_id, id) = parse_name(&request.name, "name")?;
-        let mut conn = self.state.pool.acquire().await?;
+        let mut conn = self.state.db.read().await?;
         let meeting = store::meetings::get(&mut conn, election_id, id, false)
             .await?
             .ok_or_else(|| Error::not_found(&request.name))?;
@@ -236,7 +236,7 @@ impl MeetingApi {
                 personal_data: false,
             },
         )?;
-        let mut conn = self.state.pool.acquire().await?;
+        let mut conn = self.state.db.read().await?;
         require_election(&mut conn, election_id).await?;
         let (rows, total) = store::meetings::list(&mut conn, election_id, &query).await?;
         let page = Page::from_rows(&self.state.page_tokens, &query, rows, total);
@@ -258,53 +258,53 @@ impl MeetingApi {
         let (election_id, id) = parse_name(&changes.name, "meeting.name")?;
         let mask = field_mask::resolve(request.update_mask.as_ref(), &MASK)?;
 
-        let mut tx = self.state.begin().await?;
-        let current = live_meeting(&mut tx, election_id, id, &changes.name).await?;
-        etag::check(&changes.etag, current.etag, &changes.name)?;
-        let mut merged = to_proto(&current);
-        for field in mask.fields() {
-            match *field {
-                "title" => merged.title = changes.title.clone(),
-                "host" => merged.host = changes.host.clone(),
-                "delegations" => merged.delegations = changes.delegations.clone(),
-                "start_time" => merged.start_time = changes.start_time,
-                "end_time" => merged.end_time = changes.end_time,
-                "location" => merged.location = changes.location.clone(),
-                "topics" => merged.topics = changes.topics.clone(),
-                _ => {}
+        crate::transaction!(self.state.db, |tx| {
+            let current = live_meeting(&mut tx, election_id, id, &changes.name).await?;
+            etag::check(&changes.etag, current.etag, &changes.name)?;
+            let mut merged = to_proto(&current);
+            for field in mask.fields() {
+                match *field {
+                    "title" => merged.title = changes.title.clone(),
+                    "host" => merged.host = changes.host.clone(),
+                    "delegations" => merged.delegations = changes.delegations.clone(),
+                    "start_time" => merged.start_time = changes.start_time,
+                    "end_time" => merged.end_time = changes.end_time,
+                    "location" => merged.location = changes.location.clone(),
+                    "topics" => merged.topics = changes.topics.clone(),
+                    _ => {}
+                }
             }
-        }
-        let mut violations = Violations::new();
-        let fields = validate(&merged, election_id, &mut violations);
-        violations.finish()?;
-        let Some(fields) = fields else {
-            return Err(Error::internal(anyhow::anyhow!(
-                "validation passed without values"
-            )));
-        };
-        self.check_schedule(&mut tx, election_id, id, &fields, Change::Update(&current))
+            let mut violations = Violations::new();
+            let fields = validate(&merged, election_id, &mut violations);
+            violations.finish()?;
+            let Some(fields) = fields else {
+                return Err(Error::internal(anyhow::anyhow!(
+                    "validation passed without values"
+                )));
+            };
+            self.check_schedule(&mut tx, election_id, id, &fields, Change::Update(&current))
+                .await?;
+            let updated = store::meetings::update(&mut tx, election_id, id, &fields).await;
+            let meeting = self
+                .name_conflict(updated, election_id, id, &fields)
+                .await?;
+            let (before, after) = (
+                audit::json("Meeting", &to_proto(&current)),
+                audit::json("Meeting", &to_proto(&meeting)),
+            );
+            audit::record(
+                &mut tx,
+                caller,
+                Some(election_id),
+                &changes.name,
+                "",
+                Some(before),
+                Some(after),
+            )
             .await?;
-        let updated = store::meetings::update(&mut tx, election_id, id, &fields).await;
-        let meeting = self
-            .name_conflict(updated, election_id, id, &fields)
-            .await?;
-        let (before, after) = (
-            audit::json("Meeting", &to_proto(&current)),
-            audit::json("Meeting", &to_proto(&meeting)),
-        );
-        audit::record(
-            &mut tx,
-            caller,
-            Some(election_id),
-            &changes.name,
-            "",
-            Some(before),
-            Some(after),
-        )
-        .await?;
-        tx.commit().await?;
-        tracing::info!(meeting = %changes.name, fields = ?mask.fields(), "meeting updated");
-        Ok(to_proto(&meeting))
+            tracing::info!(meeting = %changes.name, fields = ?mask.fields(), "meeting updated");
+            Ok(to_proto(&meeting))
+        })
     }
 
     async fn set_deleted(
@@ -315,50 +315,50 @@ impl MeetingApi {
         deleted: bool,
     ) -> Result<pb::Meeting> {
         let (election_id, id) = parse_name(name, "name")?;
-        let mut tx = self.state.begin().await?;
-        let current = store::meetings::get(&mut tx, election_id, id, true)
-            .await?
-            .ok_or_else(|| Error::not_found(name))?;
-        check_soft_delete(
-            name,
-            deleted,
-            current.delete_time.is_some(),
-            current.etag,
-            etag_given,
-        )?;
-        if !deleted {
-            // Its slot may have been booked, its delegations deleted or their stays changed
-            // while it was deleted.
-            self.check_schedule(
+        crate::transaction!(self.state.db, |tx| {
+            let current = store::meetings::get(&mut tx, election_id, id, true)
+                .await?
+                .ok_or_else(|| Error::not_found(name))?;
+            check_soft_delete(
+                name,
+                deleted,
+                current.delete_time.is_some(),
+                current.etag,
+                etag_given,
+            )?;
+            if !deleted {
+                // Its slot may have been booked, its delegations deleted or their stays changed
+                // while it was deleted.
+                self.check_schedule(
+                    &mut tx,
+                    election_id,
+                    id,
+                    &current.fields,
+                    Change::Undelete(&current),
+                )
+                .await?;
+            }
+            let changed = store::meetings::set_deleted(&mut tx, election_id, id, deleted).await;
+            let meeting = self
+                .name_conflict(changed, election_id, id, &current.fields)
+                .await?;
+            let (before, after) = (
+                audit::json("Meeting", &to_proto(&current)),
+                audit::json("Meeting", &to_proto(&meeting)),
+            );
+            audit::record(
                 &mut tx,
-                election_id,
-                id,
-                &current.fields,
-                Change::Undelete(&current),
+                caller,
+                Some(election_id),
+                name,
+                "",
+                Some(before),
+                Some(after),
             )
             .await?;
-        }
-        let changed = store::meetings::set_deleted(&mut tx, election_id, id, deleted).await;
-        let meeting = self
-            .name_conflict(changed, election_id, id, &current.fields)
-            .await?;
-        let (before, after) = (
-            audit::json("Meeting", &to_proto(&current)),
-            audit::json("Meeting", &to_proto(&meeting)),
-        );
-        audit::record(
-            &mut tx,
-            caller,
-            Some(election_id),
-            name,
-            "",
-            Some(before),
-            Some(after),
-        )
-        .await?;
-        tx.commit().await?;
-        tracing::info!(meeting = %name, deleted, "meeting deletion changed");
-        Ok(to_proto(&meeting))
+            tracing::info!(meeting = %name, deleted, "meeting deletion changed");
+            Ok(to_proto(&meeting))
+        })
     }
 
     /// SCHEDULED → HELD (with the outcome) or CANCELLED (with the reason).
@@ -381,54 +381,54 @@ impl MeetingApi {
         check_text(&mut violations, field, text, true, 4000);
         violations.finish()?;
 
-        let mut tx = self.state.begin().await?;
-        let current = live_meeting(&mut tx, election_id, id, name).await?;
-        etag::check(etag_given, current.etag, name)?;
-        if current.state != MeetingState::Scheduled {
-            return Err(Error::precondition(
-                Reason::InvalidStateTransition,
-                format!(
-                    "{name} is {}; only a SCHEDULED meeting can become {}",
-                    current.state.as_str(),
-                    next.as_str()
-                ),
+        crate::transaction!(self.state.db, |tx| {
+            let current = live_meeting(&mut tx, election_id, id, name).await?;
+            etag::check(etag_given, current.etag, name)?;
+            if current.state != MeetingState::Scheduled {
+                return Err(Error::precondition(
+                    Reason::InvalidStateTransition,
+                    format!(
+                        "{name} is {}; only a SCHEDULED meeting can become {}",
+                        current.state.as_str(),
+                        next.as_str()
+                    ),
+                )
+                .with_metadata("state", current.state.as_str()));
+            }
+            if next == MeetingState::Held && self.state.clock.now() < current.fields.start_time {
+                return Err(Error::precondition(
+                    Reason::InvalidStateTransition,
+                    format!(
+                        "{name} has not started yet: it starts at {}",
+                        current.fields.start_time.to_rfc3339()
+                    ),
+                )
+                .with_metadata("state", current.state.as_str()));
+            }
+            let (outcome, reason) = if next == MeetingState::Held {
+                (text, "")
+            } else {
+                ("", text)
+            };
+            let meeting =
+                store::meetings::set_state(&mut tx, election_id, id, next, outcome, reason).await?;
+            let (before, after) = (
+                audit::json("Meeting", &to_proto(&current)),
+                audit::json("Meeting", &to_proto(&meeting)),
+            );
+            audit::record(
+                &mut tx,
+                caller,
+                Some(election_id),
+                name,
+                "",
+                Some(before),
+                Some(after),
             )
-            .with_metadata("state", current.state.as_str()));
-        }
-        if next == MeetingState::Held && self.state.clock.now() < current.fields.start_time {
-            return Err(Error::precondition(
-                Reason::InvalidStateTransition,
-                format!(
-                    "{name} has not started yet: it starts at {}",
-                    current.fields.start_time.to_rfc3339()
-                ),
-            )
-            .with_metadata("state", current.state.as_str()));
-        }
-        let (outcome, reason) = if next == MeetingState::Held {
-            (text, "")
-        } else {
-            ("", text)
-        };
-        let meeting =
-            store::meetings::set_state(&mut tx, election_id, id, next, outcome, reason).await?;
-        let (before, after) = (
-            audit::json("Meeting", &to_proto(&current)),
-            audit::json("Meeting", &to_proto(&meeting)),
-        );
-        audit::record(
-            &mut tx,
-            caller,
-            Some(election_id),
-            name,
-            "",
-            Some(before),
-            Some(after),
-        )
-        .await?;
-        tx.commit().await?;
-        tracing::info!(meeting = %name, state = next.as_str(), "meeting concluded");
-        Ok(to_proto(&meeting))
+            .await?;
+            tracing::info!(meeting = %name, state = next.as_str(), "meeting concluded");
+            Ok(to_proto(&meeting))
+        })
     }
 }
 

@@ -90,31 +90,31 @@ impl ObserverApi {
             )));
         };
 
-        let mut tx = self.state.begin().await?;
-        if let Some(first) = request_ids::claim::<pb::Observer>(&mut tx, key.as_ref()).await? {
-            return Ok(first);
-        }
-        let election = require_election(&mut tx, election_id).await?;
-        let created = register(&mut tx, &election, vec![entry]).await?;
-        let observer = created
-            .first()
-            .map(to_proto)
-            .ok_or_else(|| Error::internal(anyhow::anyhow!("insert returned no observer")))?;
-        request_ids::record(&mut tx, key.as_ref(), &observer).await?;
-        let after = audit_json(&observer);
-        audit::record(
-            &mut tx,
-            caller,
-            Some(election_id),
-            &observer.name,
-            &request.request_id,
-            None,
-            Some(after),
-        )
-        .await?;
-        tx.commit().await?;
-        tracing::info!(observer = %observer.name, "observer registered");
-        Ok(observer)
+        crate::transaction!(self.state.db, |tx| {
+            if let Some(first) = request_ids::claim::<pb::Observer>(&mut tx, key.as_ref()).await? {
+                return Ok(first);
+            }
+            let election = require_election(&mut tx, election_id).await?;
+            let created = register(&mut tx, &election, std::slice::from_ref(&entry)).await?;
+            let observer = created
+                .first()
+                .map(to_proto)
+                .ok_or_else(|| Error::internal(anyhow::anyhow!("insert returned no observer")))?;
+            request_ids::record(&mut tx, key.as_ref(), &observer).await?;
+            let after = audit_json(&observer);
+            audit::record(
+                &mut tx,
+                caller,
+                Some(election_id),
+                &observer.name,
+                &request.request_id,
+                None,
+                Some(after),
+            )
+            .await?;
+            tracing::info!(observer = %observer.name, "observer registered");
+            Ok(observer)
+        })
     }
 
     async fn batch_create(
@@ -169,42 +169,46 @@ impl ObserverApi {
             )));
         };
 
-        let mut tx = self.state.begin().await?;
-        if let Some(first) =
-            request_ids::claim::<pb::BatchCreateObserversResponse>(&mut tx, key.as_ref()).await?
-        {
-            return Ok(first);
-        }
-        let election = require_election(&mut tx, election_id).await?;
-        let created = register(&mut tx, &election, entries).await?;
         if request.validate_only {
+            let mut tx = self.state.db.begin().await?;
+            let election = require_election(&mut tx, election_id).await?;
+            register(&mut tx, &election, &entries).await?;
             // Dropping the transaction rolls the checked inserts back.
             return Ok(pb::BatchCreateObserversResponse::default());
         }
-        let response = pb::BatchCreateObserversResponse {
-            observers: created.iter().map(to_proto).collect(),
-        };
-        request_ids::record(&mut tx, key.as_ref(), &response).await?;
-        // One event for the batch, about the election, listing the observers it registered.
-        let after = serde_json::json!({ "observers": response.observers.iter().map(audit_json).collect::<Vec<_>>() });
-        audit::record(
-            &mut tx,
-            caller,
-            Some(election_id),
-            &request.parent,
-            &request.request_id,
-            None,
-            Some(after),
-        )
-        .await?;
-        tx.commit().await?;
-        tracing::info!(election = %request.parent, count = response.observers.len(), "observers registered in a batch");
-        Ok(response)
+        crate::transaction!(self.state.db, |tx| {
+            if let Some(first) =
+                request_ids::claim::<pb::BatchCreateObserversResponse>(&mut tx, key.as_ref())
+                    .await?
+            {
+                return Ok(first);
+            }
+            let election = require_election(&mut tx, election_id).await?;
+            let created = register(&mut tx, &election, &entries).await?;
+            let response = pb::BatchCreateObserversResponse {
+                observers: created.iter().map(to_proto).collect(),
+            };
+            request_ids::record(&mut tx, key.as_ref(), &response).await?;
+            // One event for the batch, about the election, listing the observers it registered.
+            let after = serde_json::json!({ "observers": response.observers.iter().map(audit_json).collect::<Vec<_>>() });
+            audit::record(
+                &mut tx,
+                caller,
+                Some(election_id),
+                &request.parent,
+                &request.request_id,
+                None,
+                Some(after),
+            )
+            .await?;
+            tracing::info!(election = %request.parent, count = response.observers.len(), "observers registered in a batch");
+            Ok(response)
+        })
     }
 
     async fn get(&self, caller: &Caller, request: pb::GetObserverRequest) -> Result<pb::Observer> {
         let (election_id, id) = parse_name(&request.name, "name")?;
-        let mut conn = self.state.pool.acquire().await?;
+        let mut conn = self.state.db.read().await?;
         let observer = store::observers::get(&mut conn, election_id, id, false)
             .await?
             .ok_or_else(|| Error::not_found(&request.name))?;
@@ -229,7 +233,7 @@ impl ObserverApi {
                 personal_data: caller.reads_personal_data(),
             },
         )?;
-        let mut conn = self.state.pool.acquire().await?;
+        let mut conn = self.state.db.read().await?;
         require_election(&mut conn, election_id).await?;
         let (rows, total) = store::observers::list(&mut conn, election_id, &query).await?;
         let page = Page::from_rows(&self.state.page_tokens, &query, rows, total);
@@ -255,64 +259,67 @@ impl ObserverApi {
         let (election_id, id) = parse_name(&changes.name, "observer.name")?;
         let mask = field_mask::resolve(request.update_mask.as_ref(), &MASK)?;
 
-        let mut tx = self.state.begin().await?;
-        let current = live_observer(&mut tx, election_id, id, &changes.name).await?;
-        etag::check(&changes.etag, current.etag, &changes.name)?;
-        let mut merged = to_proto(&current);
-        for field in mask.fields() {
-            match *field {
-                "given_name" => merged.given_name = changes.given_name.clone(),
-                "family_name" => merged.family_name = changes.family_name.clone(),
-                "citizenship" => merged.citizenship = changes.citizenship.clone(),
-                "organization" => merged.organization = changes.organization.clone(),
-                "delegation" => merged.delegation = changes.delegation.clone(),
-                "role" => merged.role = changes.role,
-                "travel_document_number" => {
-                    merged.travel_document_number = changes.travel_document_number.clone()
+        crate::transaction!(self.state.db, |tx| {
+            let current = live_observer(&mut tx, election_id, id, &changes.name).await?;
+            etag::check(&changes.etag, current.etag, &changes.name)?;
+            let mut merged = to_proto(&current);
+            for field in mask.fields() {
+                match *field {
+                    "given_name" => merged.given_name = changes.given_name.clone(),
+                    "family_name" => merged.family_name = changes.family_name.clone(),
+                    "citizenship" => merged.citizenship = changes.citizenship.clone(),
+                    "organization" => merged.organization = changes.organization.clone(),
+                    "delegation" => merged.delegation = changes.delegation.clone(),
+                    "role" => merged.role = changes.role,
+                    "travel_document_number" => {
+                        merged.travel_document_number = changes.travel_document_number.clone()
+                    }
+                    "date_of_birth" => merged.date_of_birth = changes.date_of_birth.clone(),
+                    "email" => merged.email = changes.email.clone(),
+                    "phone" => merged.phone = changes.phone.clone(),
+                    "deployment_region" => {
+                        merged.deployment_region = changes.deployment_region.clone()
+                    }
+                    _ => {}
                 }
-                "date_of_birth" => merged.date_of_birth = changes.date_of_birth.clone(),
-                "email" => merged.email = changes.email.clone(),
-                "phone" => merged.phone = changes.phone.clone(),
-                "deployment_region" => merged.deployment_region = changes.deployment_region.clone(),
-                _ => {}
             }
-        }
-        let mut violations = Violations::new();
-        let entry = validate_observer(&merged, "observer", id.to_owned(), &mut violations);
-        violations.finish()?;
-        let Some(entry) = entry else {
-            return Err(Error::internal(anyhow::anyhow!(
-                "validation passed without values"
-            )));
-        };
-        let election = require_election(&mut tx, election_id).await?;
-        // A membership that does not change is not re-examined: a typo can be fixed even
-        // after the delegation was deleted.
-        let mut checked = entry.clone();
-        if checked.fields.delegation_id == current.fields.delegation_id
-            && checked.fields.organization_id == current.fields.organization_id
-        {
-            checked.fields.delegation_id = None;
-        }
-        registration::check(&mut tx, &election, &[checked], Some(id)).await?;
-        let observer = store::observers::update(&mut tx, election_id, id, &entry.fields).await?;
-        let (before, after) = (
-            audit_json(&to_proto(&current)),
-            audit_json(&to_proto(&observer)),
-        );
-        audit::record(
-            &mut tx,
-            caller,
-            Some(election_id),
-            &changes.name,
-            "",
-            Some(before),
-            Some(after),
-        )
-        .await?;
-        tx.commit().await?;
-        tracing::info!(observer = %changes.name, fields = ?mask.fields(), "observer updated");
-        Ok(to_proto(&observer))
+            let mut violations = Violations::new();
+            let entry = validate_observer(&merged, "observer", id.to_owned(), &mut violations);
+            violations.finish()?;
+            let Some(entry) = entry else {
+                return Err(Error::internal(anyhow::anyhow!(
+                    "validation passed without values"
+                )));
+            };
+            let election = require_election(&mut tx, election_id).await?;
+            // A membership that does not change is not re-examined: a typo can be fixed even
+            // after the delegation was deleted.
+            let mut checked = entry.clone();
+            if checked.fields.delegation_id == current.fields.delegation_id
+                && checked.fields.organization_id == current.fields.organization_id
+            {
+                checked.fields.delegation_id = None;
+            }
+            registration::check(&mut tx, &election, &[checked], Some(id)).await?;
+            let observer =
+                store::observers::update(&mut tx, election_id, id, &entry.fields).await?;
+            let (before, after) = (
+                audit_json(&to_proto(&current)),
+                audit_json(&to_proto(&observer)),
+            );
+            audit::record(
+                &mut tx,
+                caller,
+                Some(election_id),
+                &changes.name,
+                "",
+                Some(before),
+                Some(after),
+            )
+            .await?;
+            tracing::info!(observer = %changes.name, fields = ?mask.fields(), "observer updated");
+            Ok(to_proto(&observer))
+        })
     }
 
     async fn set_deleted(
@@ -323,49 +330,49 @@ impl ObserverApi {
         deleted: bool,
     ) -> Result<pb::Observer> {
         let (election_id, id) = parse_name(name, "name")?;
-        let mut tx = self.state.begin().await?;
-        let current = store::observers::get(&mut tx, election_id, id, true)
-            .await?
-            .ok_or_else(|| Error::not_found(name))?;
-        check_soft_delete(
-            name,
-            deleted,
-            current.delete_time.is_some(),
-            current.etag,
-            etag_given,
-        )?;
-        if !deleted {
-            // Coming back must not make the same person registered twice.
-            let election = require_election(&mut tx, election_id).await?;
-            let entry = Registration {
-                prefix: "observer".to_owned(),
-                id: id.to_owned(),
-                delegation_election: None,
-                fields: ObserverFields {
-                    delegation_id: None,
-                    ..current.fields.clone()
-                },
-            };
-            registration::check(&mut tx, &election, &[entry], Some(id)).await?;
-        }
-        let observer = store::observers::set_deleted(&mut tx, election_id, id, deleted).await?;
-        let (before, after) = (
-            audit_json(&to_proto(&current)),
-            audit_json(&to_proto(&observer)),
-        );
-        audit::record(
-            &mut tx,
-            caller,
-            Some(election_id),
-            name,
-            "",
-            Some(before),
-            Some(after),
-        )
-        .await?;
-        tx.commit().await?;
-        tracing::info!(observer = %name, deleted, "observer deletion changed");
-        Ok(to_proto(&observer))
+        crate::transaction!(self.state.db, |tx| {
+            let current = store::observers::get(&mut tx, election_id, id, true)
+                .await?
+                .ok_or_else(|| Error::not_found(name))?;
+            check_soft_delete(
+                name,
+                deleted,
+                current.delete_time.is_some(),
+                current.etag,
+                etag_given,
+            )?;
+            if !deleted {
+                // Coming back must not make the same person registered twice.
+                let election = require_election(&mut tx, election_id).await?;
+                let entry = Registration {
+                    prefix: "observer".to_owned(),
+                    id: id.to_owned(),
+                    delegation_election: None,
+                    fields: ObserverFields {
+                        delegation_id: None,
+                        ..current.fields.clone()
+                    },
+                };
+                registration::check(&mut tx, &election, &[entry], Some(id)).await?;
+            }
+            let observer = store::observers::set_deleted(&mut tx, election_id, id, deleted).await?;
+            let (before, after) = (
+                audit_json(&to_proto(&current)),
+                audit_json(&to_proto(&observer)),
+            );
+            audit::record(
+                &mut tx,
+                caller,
+                Some(election_id),
+                name,
+                "",
+                Some(before),
+                Some(after),
+            )
+            .await?;
+            tracing::info!(observer = %name, deleted, "observer deletion changed");
+            Ok(to_proto(&observer))
+        })
     }
 
     /// Moves the observer through the accreditation state machine.
@@ -384,78 +391,79 @@ impl ObserverApi {
             check_text(&mut violations, "reason", reason, true, 2000);
             violations.finish()?;
         }
-        let mut tx = self.state.begin().await?;
-        let current = live_observer(&mut tx, election_id, id, name).await?;
-        etag::check(etag_given, current.etag, name)?;
-        let from = current.accreditation.state;
-        if !from.can_become(next) {
-            return Err(Error::precondition(
-                Reason::InvalidStateTransition,
-                format!(
-                    "{name} is {}; it cannot become {}",
-                    from.as_str(),
-                    next.as_str()
-                ),
-            )
-            .with_metadata("state", from.as_str()));
-        }
-        let accreditation = match next {
-            AccreditationState::Accredited => {
-                let election = require_election(&mut tx, election_id).await?;
-                // Taken under the counter's lock, so decision times follow number order; a
-                // refusal rolls the counter back, so no number is lost.
-                let sequence =
-                    store::observers::next_accreditation_sequence(&mut tx, election_id).await?;
-                let now = self.state.clock.now();
-                let closes_at = election.fields.accreditation_closes_at();
-                if now > closes_at {
-                    return Err(Error::precondition(
-                        Reason::AccreditationClosed,
-                        format!(
-                            "accreditation for {} closed at {}",
-                            election.name(),
-                            closes_at.to_rfc3339()
-                        ),
-                    )
-                    .with_metadata("deadline", closes_at.to_rfc3339()));
-                }
-                Accreditation {
-                    state: next,
-                    number: Some(accreditation_number(
-                        election.fields.host_country,
-                        chrono::Datelike::year(&election.fields.voting_day),
-                        sequence,
-                    )),
-                    decide_time: Some(now),
-                    reason: String::new(),
-                }
+        crate::transaction!(self.state.db, |tx| {
+            let current = live_observer(&mut tx, election_id, id, name).await?;
+            etag::check(etag_given, current.etag, name)?;
+            let from = current.accreditation.state;
+            if !from.can_become(next) {
+                return Err(Error::precondition(
+                    Reason::InvalidStateTransition,
+                    format!(
+                        "{name} is {}; it cannot become {}",
+                        from.as_str(),
+                        next.as_str()
+                    ),
+                )
+                .with_metadata("state", from.as_str()));
             }
-            _ => Accreditation {
-                state: next,
-                number: current.accreditation.number.clone(),
-                decide_time: Some(self.state.clock.now()),
-                reason: reason.to_owned(),
-            },
-        };
-        let observer =
-            store::observers::set_accreditation(&mut tx, election_id, id, &accreditation).await?;
-        let (before, after) = (
-            audit_json(&to_proto(&current)),
-            audit_json(&to_proto(&observer)),
-        );
-        audit::record(
-            &mut tx,
-            caller,
-            Some(election_id),
-            name,
-            "",
-            Some(before),
-            Some(after),
-        )
-        .await?;
-        tx.commit().await?;
-        tracing::info!(observer = %name, from = from.as_str(), to = next.as_str(), "accreditation decided");
-        Ok(for_caller(caller, to_proto(&observer)))
+            let accreditation = match next {
+                AccreditationState::Accredited => {
+                    let election = require_election(&mut tx, election_id).await?;
+                    // Taken under the counter's lock, so decision times follow number order; a
+                    // refusal rolls the counter back, so no number is lost.
+                    let sequence =
+                        store::observers::next_accreditation_sequence(&mut tx, election_id).await?;
+                    let now = self.state.clock.now();
+                    let closes_at = election.fields.accreditation_closes_at();
+                    if now > closes_at {
+                        return Err(Error::precondition(
+                            Reason::AccreditationClosed,
+                            format!(
+                                "accreditation for {} closed at {}",
+                                election.name(),
+                                closes_at.to_rfc3339()
+                            ),
+                        )
+                        .with_metadata("deadline", closes_at.to_rfc3339()));
+                    }
+                    Accreditation {
+                        state: next,
+                        number: Some(accreditation_number(
+                            election.fields.host_country,
+                            chrono::Datelike::year(&election.fields.voting_day),
+                            sequence,
+                        )),
+                        decide_time: Some(now),
+                        reason: String::new(),
+                    }
+                }
+                _ => Accreditation {
+                    state: next,
+                    number: current.accreditation.number.clone(),
+                    decide_time: Some(self.state.clock.now()),
+                    reason: reason.to_owned(),
+                },
+            };
+            let observer =
+                store::observers::set_accreditation(&mut tx, election_id, id, &accreditation)
+                    .await?;
+            let (before, after) = (
+                audit_json(&to_proto(&current)),
+                audit_json(&to_proto(&observer)),
+            );
+            audit::record(
+                &mut tx,
+                caller,
+                Some(election_id),
+                name,
+                "",
+                Some(before),
+                Some(after),
+            )
+            .await?;
+            tracing::info!(observer = %name, from = from.as_str(), to = next.as_str(), "accreditation decided");
+            Ok(for_caller(caller, to_proto(&observer)))
+        })
     }
 }
 
@@ -476,7 +484,7 @@ impl ObserverApi {
                 ..Default::default()
             },
         )?;
-        let mut conn = self.state.pool.acquire().await?;
+        let mut conn = self.state.db.read().await?;
         require_election(&mut conn, election_id).await?;
         let (rows, total) = store::figures::public_register(&mut conn, election_id, &query).await?;
         let page = Page::from_rows(&self.state.page_tokens, &query, rows, total);
@@ -520,7 +528,7 @@ async fn live_observer(
 async fn register(
     conn: &mut sqlx::PgConnection,
     election: &crate::domain::election::Election,
-    entries: Vec<Registration>,
+    entries: &[Registration],
 ) -> Result<Vec<Observer>> {
     let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
     if let Some(taken) = store::observers::existing_ids(conn, &election.id, &ids)
@@ -532,9 +540,11 @@ async fn register(
             taken,
         )));
     }
-    registration::check(conn, election, &entries, None).await?;
-    let rows: Vec<(String, ObserverFields)> =
-        entries.into_iter().map(|e| (e.id, e.fields)).collect();
+    registration::check(conn, election, entries, None).await?;
+    let rows: Vec<(String, ObserverFields)> = entries
+        .iter()
+        .map(|e| (e.id.clone(), e.fields.clone()))
+        .collect();
     store::observers::insert_many(conn, &election.id, &rows).await
 }
 

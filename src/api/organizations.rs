@@ -59,31 +59,34 @@ impl OrganizationApi {
             )));
         };
 
-        let mut tx = self.state.begin().await?;
-        if let Some(first) = request_ids::claim::<pb::Organization>(&mut tx, key.as_ref()).await? {
-            return Ok(first);
-        }
-        let organization = to_proto(&store::organizations::insert(&mut tx, &id, &fields).await?);
-        request_ids::record(&mut tx, key.as_ref(), &organization).await?;
-        let after = audit::json("Organization", &organization);
-        audit::record(
-            &mut tx,
-            caller,
-            None,
-            &organization.name,
-            &request.request_id,
-            None,
-            Some(after),
-        )
-        .await?;
-        tx.commit().await?;
-        tracing::info!(organization = %organization.name, "organization created");
-        Ok(organization)
+        crate::transaction!(self.state.db, |tx| {
+            if let Some(first) =
+                request_ids::claim::<pb::Organization>(&mut tx, key.as_ref()).await?
+            {
+                return Ok(first);
+            }
+            let organization =
+                to_proto(&store::organizations::insert(&mut tx, &id, &fields).await?);
+            request_ids::record(&mut tx, key.as_ref(), &organization).await?;
+            let after = audit::json("Organization", &organization);
+            audit::record(
+                &mut tx,
+                caller,
+                None,
+                &organization.name,
+                &request.request_id,
+                None,
+                Some(after),
+            )
+            .await?;
+            tracing::info!(organization = %organization.name, "organization created");
+            Ok(organization)
+        })
     }
 
     async fn get(&self, request: pb::GetOrganizationRequest) -> Result<pb::Organization> {
         let id = parse_name(&request.name, "name")?;
-        let mut conn = self.state.pool.acquire().await?;
+        let mut conn = self.state.db.read().await?;
         let organization = store::organizations::get(&mut conn, id, false)
             .await?
             .ok_or_else(|| Error::not_found(&request.name))?;
@@ -104,7 +107,7 @@ impl OrganizationApi {
                 ..Default::default()
             },
         )?;
-        let mut conn = self.state.pool.acquire().await?;
+        let mut conn = self.state.db.read().await?;
         let (rows, total) = store::organizations::list(&mut conn, &query).await?;
         let page = Page::from_rows(&self.state.page_tokens, &query, rows, total);
         Ok(pb::ListOrganizationsResponse {
@@ -125,70 +128,70 @@ impl OrganizationApi {
         let id = parse_name(&changes.name, "organization.name")?;
         let mask = field_mask::resolve(request.update_mask.as_ref(), &MASK)?;
 
-        let mut tx = self.state.begin().await?;
-        let current = store::organizations::get(&mut tx, id, true)
-            .await?
-            .ok_or_else(|| Error::not_found(&changes.name))?;
-        etag::check(&changes.etag, current.etag, &changes.name)?;
-        let mut merged = to_proto(&current);
-        for field in mask.fields() {
-            match *field {
-                "display_name" => merged.display_name = changes.display_name.clone(),
-                "abbreviation" => merged.abbreviation = changes.abbreviation.clone(),
-                "kind" => merged.kind = changes.kind,
-                "country" => merged.country = changes.country.clone(),
-                _ => {}
+        crate::transaction!(self.state.db, |tx| {
+            let current = store::organizations::get(&mut tx, id, true)
+                .await?
+                .ok_or_else(|| Error::not_found(&changes.name))?;
+            etag::check(&changes.etag, current.etag, &changes.name)?;
+            let mut merged = to_proto(&current);
+            for field in mask.fields() {
+                match *field {
+                    "display_name" => merged.display_name = changes.display_name.clone(),
+                    "abbreviation" => merged.abbreviation = changes.abbreviation.clone(),
+                    "kind" => merged.kind = changes.kind,
+                    "country" => merged.country = changes.country.clone(),
+                    _ => {}
+                }
             }
-        }
-        let mut violations = Violations::new();
-        let fields = validate(&merged, &mut violations);
-        violations.finish()?;
-        let Some(fields) = fields else {
-            return Err(Error::internal(anyhow::anyhow!(
-                "validation passed without values"
-            )));
-        };
-        let organization = store::organizations::update(&mut tx, id, &fields).await?;
-        let before = audit::json("Organization", &to_proto(&current));
-        let after = audit::json("Organization", &to_proto(&organization));
-        audit::record(
-            &mut tx,
-            caller,
-            None,
-            &changes.name,
-            "",
-            Some(before),
-            Some(after),
-        )
-        .await?;
-        tx.commit().await?;
-        tracing::info!(organization = %changes.name, fields = ?mask.fields(), "organization updated");
-        Ok(to_proto(&organization))
+            let mut violations = Violations::new();
+            let fields = validate(&merged, &mut violations);
+            violations.finish()?;
+            let Some(fields) = fields else {
+                return Err(Error::internal(anyhow::anyhow!(
+                    "validation passed without values"
+                )));
+            };
+            let organization = store::organizations::update(&mut tx, id, &fields).await?;
+            let before = audit::json("Organization", &to_proto(&current));
+            let after = audit::json("Organization", &to_proto(&organization));
+            audit::record(
+                &mut tx,
+                caller,
+                None,
+                &changes.name,
+                "",
+                Some(before),
+                Some(after),
+            )
+            .await?;
+            tracing::info!(organization = %changes.name, fields = ?mask.fields(), "organization updated");
+            Ok(to_proto(&organization))
+        })
     }
 
     async fn delete(&self, caller: &Caller, request: pb::DeleteOrganizationRequest) -> Result<()> {
         let id = parse_name(&request.name, "name")?;
-        let mut tx = self.state.begin().await?;
-        let current = store::organizations::get(&mut tx, id, true)
-            .await?
-            .ok_or_else(|| Error::not_found(&request.name))?;
-        etag::check(&request.etag, current.etag, &request.name)?;
-        if store::organizations::is_referenced(&mut tx, id).await? {
-            return Err(Error::precondition(
-                Reason::HasChildren,
-                format!(
-                    "{} is referenced by delegations or observers (also deleted ones)",
-                    request.name
-                ),
-            )
-            .with_metadata("resource", &request.name));
-        }
-        store::organizations::delete(&mut tx, id).await?;
-        let before = audit::json("Organization", &to_proto(&current));
-        audit::record(&mut tx, caller, None, &request.name, "", Some(before), None).await?;
-        tx.commit().await?;
-        tracing::info!(organization = %request.name, "organization deleted");
-        Ok(())
+        crate::transaction!(self.state.db, |tx| {
+            let current = store::organizations::get(&mut tx, id, true)
+                .await?
+                .ok_or_else(|| Error::not_found(&request.name))?;
+            etag::check(&request.etag, current.etag, &request.name)?;
+            if store::organizations::is_referenced(&mut tx, id).await? {
+                return Err(Error::precondition(
+                    Reason::HasChildren,
+                    format!(
+                        "{} is referenced by delegations or observers (also deleted ones)",
+                        request.name
+                    ),
+                )
+                .with_metadata("resource", &request.name));
+            }
+            store::organizations::delete(&mut tx, id).await?;
+            let before = audit::json("Organization", &to_proto(&current));
+            audit::record(&mut tx, caller, None, &request.name, "", Some(before), None).await?;
+            tracing::info!(organization = %request.name, "organization deleted");
+            Ok(())
+        })
     }
 }
 

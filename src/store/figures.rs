@@ -1,6 +1,6 @@
 //! SQL for the headline figures and the public register.
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 
 use crate::aip::filter::{FieldType, FilterField};
 use crate::aip::paging::{KeyValue, Keyed, ListQuery, ListSpec, SortField};
@@ -27,7 +27,7 @@ type SummaryRow = (
 /// the figures agree with each other and with ListObservers at that moment. It reads the
 /// tallies (a few hundred rows however many observers there are) grouped in one pass, and
 /// costs one round trip.
-pub async fn summary(pool: &PgPool, election_id: &str) -> Result<Option<Summary>> {
+pub async fn summary(conn: &mut PgConnection, election_id: &str) -> Result<Option<Summary>> {
     let rows: Vec<SummaryRow> = sqlx::query_as(
         "SELECT g.organization_id, o.display_name, o.kind, g.citizenship, g.accreditation_state, \
                 g.n, d.delegations, d.meetings \
@@ -47,7 +47,7 @@ pub async fn summary(pool: &PgPool, election_id: &str) -> Result<Option<Summary>
          LEFT JOIN organizations o ON o.id = g.organization_id",
     )
     .bind(election_id)
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?;
     let Some(&(.., delegations, meetings)) = rows.first() else {
         return Ok(None);

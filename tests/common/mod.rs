@@ -9,8 +9,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use observer_registry::auth::IdentityStore;
 use observer_registry::clock::Clock;
+use observer_registry::health::Availability;
+use observer_registry::metrics::Metrics;
 use observer_registry::pb::v1 as pb;
-use observer_registry::server::{self, ServeOptions};
+use observer_registry::server::{self, Limits, ServeOptions};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -30,6 +32,10 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub channel: Channel,
     pub pool: PgPool,
+    /// The server's metrics and availability, as its admin port would serve them.
+    pub metrics: Arc<Metrics>,
+    pub availability: Arc<Availability>,
+    server_pool: PgPool,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -42,6 +48,9 @@ pub fn test_options() -> ServeOptions {
         identities: Arc::new(IdentityStore::anonymous()),
         allow_anonymous: true,
         tls: None,
+        limits: Limits::default(),
+        metrics: Arc::new(Metrics::new()),
+        availability: Arc::new(Availability::new()),
     }
 }
 
@@ -92,9 +101,16 @@ pub async fn spawn_app_with_options(
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server::serve(listener, server_pool, options, async {
-        let _ = stopped.await;
-    }));
+    let metrics = options.metrics.clone();
+    let availability = options.availability.clone();
+    let task = tokio::spawn(server::serve(
+        listener,
+        server_pool.clone(),
+        options,
+        async {
+            let _ = stopped.await;
+        },
+    ));
     let channel = Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
@@ -104,6 +120,9 @@ pub async fn spawn_app_with_options(
         addr,
         channel,
         pool,
+        metrics,
+        availability,
+        server_pool,
         stop: Some(stop),
         task: Some(task),
     }
@@ -128,6 +147,11 @@ impl TestApp {
 
     pub fn health(&self) -> HealthClient<Channel> {
         HealthClient::new(self.channel.clone())
+    }
+
+    /// The Prometheus text the admin port serves now.
+    pub fn metrics_text(&self) -> String {
+        self.metrics.encode(&self.server_pool)
     }
 
     /// Starts shutdown and waits for the server to finish.

@@ -1,0 +1,150 @@
+//! How calls reach PostgreSQL: fail fast while it is down, wait for a connection no longer
+//! than the call's deadline, bound every statement by that deadline, and run a transaction
+//! again when it lost a serialization or deadlock race.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use sqlx::{PgPool, Postgres, Transaction};
+use tokio::time::Instant;
+
+use crate::error::{Error, Reason, Result};
+use crate::health::Availability;
+use crate::layers::deadline::current_deadline;
+use crate::metrics::Metrics;
+
+/// Attempts of a transaction that keeps losing races, before ABORTED.
+const MAX_ATTEMPTS: u32 = 4;
+
+/// Runs a block in a transaction of `db` ([`Database`]) and commits it, and runs it again
+/// when it loses a serialization or deadlock race (a few times, with jittered backoff,
+/// within the call's deadline). The block sees the transaction as `$tx`; `return` and `?`
+/// inside it end the attempt (rolling back on error). A macro rather than a function taking
+/// an async closure, because such closures are not yet `Send` for every borrow that tonic's
+/// handlers need.
+#[macro_export]
+macro_rules! transaction {
+    ($db:expr, |$tx:ident| $body:block) => {{
+        let db: &$crate::database::Database = &$db;
+        let mut attempt = 1;
+        loop {
+            let mut $tx = db.begin().await?;
+            let result: $crate::error::Result<_> = async { $body }.await;
+            let result = match result {
+                Ok(value) => $tx
+                    .commit()
+                    .await
+                    .map(|()| value)
+                    .map_err($crate::error::Error::from),
+                Err(error) => Err(error),
+            };
+            if let Some(done) = db.settle(result, attempt).await {
+                break done;
+            }
+            attempt += 1;
+        }
+    }};
+}
+
+/// The service's access to the database.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pub pool: PgPool,
+    pub availability: Arc<Availability>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Database {
+    /// A read-write transaction bounded by the call's deadline.
+    pub async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
+        self.begin_with("BEGIN").await
+    }
+
+    /// A read-only transaction bounded by the call's deadline: reads get one snapshot and
+    /// a statement timeout like writes.
+    pub async fn read(&self) -> Result<Transaction<'static, Postgres>> {
+        self.begin_with("BEGIN READ ONLY").await
+    }
+
+    /// Decides after one attempt of a transaction (see [`transaction!`](crate::transaction)):
+    /// `None` to run it again — it lost a serialization or deadlock race, attempts and the
+    /// deadline remain, and the jittered backoff has been slept — or the final result.
+    pub async fn settle<T>(&self, result: Result<T>, attempt: u32) -> Option<Result<T>> {
+        match result {
+            Err(error) if error.is_retryable() && attempt < MAX_ATTEMPTS => {
+                let backoff = jittered_backoff(attempt);
+                if current_deadline().is_some_and(|d| Instant::now() + backoff >= d) {
+                    return Some(Err(error));
+                }
+                self.metrics.transaction_retried();
+                tracing::info!(
+                    attempt,
+                    ?backoff,
+                    "transaction lost a race; running it again"
+                );
+                tokio::time::sleep(backoff).await;
+                None
+            }
+            result => Some(result),
+        }
+    }
+
+    async fn begin_with(&self, begin: &'static str) -> Result<Transaction<'static, Postgres>> {
+        if !self.availability.database_up() {
+            return Err(unavailable());
+        }
+        let Some(deadline) = current_deadline() else {
+            return Ok(self.pool.begin_with(begin).await?);
+        };
+        let remaining = remaining_ms(deadline)?;
+        let acquire = async {
+            let _waiting = self.metrics.waiting_for_connection();
+            self.pool
+                .begin_with(sqlx::AssertSqlSafe(format!(
+                    "{begin}; SET LOCAL statement_timeout = {remaining}"
+                )))
+                .await
+        };
+        let started = Instant::now();
+        let mut transaction = tokio::time::timeout_at(deadline, acquire)
+            .await
+            .map_err(|_| deadline_exceeded())??;
+        // A long wait for a connection shortens what is left for the statements.
+        if started.elapsed() > Duration::from_millis(5) {
+            sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+                .bind(remaining_ms(deadline)?.to_string())
+                .execute(&mut *transaction)
+                .await?;
+        }
+        Ok(transaction)
+    }
+}
+
+/// Milliseconds until `deadline`, at least 1 (0 would mean no timeout at all).
+fn remaining_ms(deadline: Instant) -> Result<u128> {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    if remaining.is_zero() {
+        return Err(deadline_exceeded());
+    }
+    Ok(remaining.as_millis().max(1))
+}
+
+fn jittered_backoff(attempt: u32) -> Duration {
+    let ceiling_ms = 5u64 << attempt.min(6);
+    Duration::from_millis(rand::rng().random_range(1..=ceiling_ms))
+}
+
+fn unavailable() -> Error {
+    Error::new(
+        Reason::Unavailable,
+        "the database is unavailable; retry later",
+    )
+}
+
+fn deadline_exceeded() -> Error {
+    Error::new(
+        Reason::DeadlineExceeded,
+        "the call's deadline passed while waiting for the database",
+    )
+}

@@ -1,0 +1,169 @@
+//! Every call gets a deadline: the client's `grpc-timeout`, capped by the server's default
+//! deadline (which also applies when the client sends none). The call is answered
+//! DEADLINE_EXCEEDED when it passes, and its database work is bounded by the same instant
+//! (`statement_timeout`, see `api::AppState`), so no query outlives the call.
+//!
+//! The deadline travels with the call as a task-local, together with the server's metrics
+//! and availability, so that the database code and the error mapping reach them without
+//! threading them through every handler.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tonic::body::Body;
+
+use crate::error::{Error, Reason};
+use crate::health::Availability;
+use crate::metrics::Metrics;
+
+/// What a call carries through its handler.
+#[derive(Debug, Clone)]
+pub struct CallScope {
+    pub deadline: Instant,
+    pub metrics: Arc<Metrics>,
+    pub availability: Arc<Availability>,
+}
+
+tokio::task_local! {
+    static CALL: CallScope;
+}
+
+/// The deadline of the current call, if running inside one.
+pub fn current_deadline() -> Option<Instant> {
+    CALL.try_with(|call| call.deadline).ok()
+}
+
+/// Runs `f` with the current call's scope, if running inside one.
+pub fn with_call<R>(f: impl FnOnce(&CallScope) -> R) -> Option<R> {
+    CALL.try_with(f).ok()
+}
+
+#[derive(Debug, Clone)]
+pub struct DeadlineLayer {
+    default_deadline: Duration,
+    metrics: Arc<Metrics>,
+    availability: Arc<Availability>,
+}
+
+impl DeadlineLayer {
+    pub fn new(
+        default_deadline: Duration,
+        metrics: Arc<Metrics>,
+        availability: Arc<Availability>,
+    ) -> Self {
+        DeadlineLayer {
+            default_deadline,
+            metrics,
+            availability,
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for DeadlineLayer {
+    type Service = WithDeadline<S>;
+
+    fn layer(&self, inner: S) -> WithDeadline<S> {
+        WithDeadline {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WithDeadline<S> {
+    inner: S,
+    layer: DeadlineLayer,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for WithDeadline<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        if super::is_infrastructure(request.uri().path()) {
+            return Box::pin(inner.call(request));
+        }
+        let timeout = request
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|value| value.to_str().ok())
+            .and_then(parse_grpc_timeout)
+            .map_or(self.layer.default_deadline, |client| {
+                client.min(self.layer.default_deadline)
+            });
+        let scope = CallScope {
+            deadline: Instant::now() + timeout,
+            metrics: self.layer.metrics.clone(),
+            availability: self.layer.availability.clone(),
+        };
+        let deadline = scope.deadline;
+        Box::pin(async move {
+            let call = CALL.scope(scope, inner.call(request));
+            match tokio::time::timeout_at(deadline, call).await {
+                Ok(response) => response,
+                Err(_) => Ok(super::error_response(Error::new(
+                    Reason::DeadlineExceeded,
+                    format!(
+                        "the call's deadline of {} passed",
+                        humantime::format_duration(timeout)
+                    ),
+                ))),
+            }
+        })
+    }
+}
+
+/// `grpc-timeout` per the gRPC HTTP/2 protocol: at most 8 digits and a unit.
+fn parse_grpc_timeout(text: &str) -> Option<Duration> {
+    if text.len() < 2 || text.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = text.split_at(text.len() - 1);
+    let value: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(value.checked_mul(3600)?),
+        "M" => Duration::from_secs(value.checked_mul(60)?),
+        "S" => Duration::from_secs(value),
+        "m" => Duration::from_millis(value),
+        "u" => Duration::from_micros(value),
+        "n" => Duration::from_nanos(value),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse() {
+        assert_eq!(parse_grpc_timeout("50m"), Some(Duration::from_millis(50)));
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(
+            parse_grpc_timeout("99999999u"),
+            Some(Duration::from_micros(99_999_999))
+        );
+        assert_eq!(parse_grpc_timeout("123456789m"), None);
+        assert_eq!(parse_grpc_timeout("5x"), None);
+        assert_eq!(parse_grpc_timeout("m"), None);
+    }
+}

@@ -1,0 +1,17 @@
+//! The tower layers every call passes through, outermost first: metrics (`observe`), load
+//! shedding (`shed`), then — after authorization — the call's deadline (`deadline`).
+
+pub mod deadline;
+pub mod observe;
+pub mod shed;
+
+/// Health checks and reflection are never shed nor given a deadline: a probe must see the
+/// truth under overload, and reflection streams live as long as the operator's tool.
+fn is_infrastructure(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.")
+}
+
+/// A trailers-only error response for `error`.
+fn error_response(error: crate::error::Error) -> http::Response<tonic::body::Body> {
+    tonic::Status::from(error).into_http()
+}
