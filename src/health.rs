@@ -85,7 +85,8 @@ impl Availability {
         self.recheck.notify_one();
     }
 
-    fn set_database_up(&self, up: bool) {
+    /// Records the result of a database check (the watch does; tests may).
+    pub fn set_database_up(&self, up: bool) {
         self.database_up.store(up, Ordering::Release);
     }
 }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -37,6 +38,10 @@ impl ListenAddr {
                 remove_stale_socket(path)?;
                 let listener = UnixListener::bind(path)
                     .with_context(|| format!("cannot listen on unix://{}", path.display()))?;
+                // Connecting needs write permission: the owner and its group (the sidecar's
+                // neighbours share a group), nobody else.
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+                    .with_context(|| format!("cannot set the mode of {}", path.display()))?;
                 Ok(Listener::Unix(listener, path.clone()))
             }
         }
