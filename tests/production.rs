@@ -493,7 +493,10 @@ async fn the_admin_port_serves_metrics_and_probes(pool: PgPool) {
             "{family} missing:\n{after}"
         );
     }
-    assert!(sample(&after, "db_pool_connections{state=\"idle\"}") >= 1.0, "{after}");
+    assert!(
+        sample(&after, "db_pool_connections{state=\"idle\"}") >= 1.0,
+        "{after}"
+    );
     assert!(sample(&after, "db_pool_max_connections ") >= 1.0);
 
     assert_eq!(http_get(admin_addr, "/livez").await.0, 200);
