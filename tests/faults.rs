@@ -221,13 +221,8 @@ async fn postgres_restarts_lose_no_acknowledged_write_and_double_none(pool: PgPo
     );
 
     // Every acknowledged write is there, once; nothing else is.
-    let stored: Vec<(
-        String,
-        String,
-        Option<String>,
-        Option<chrono::DateTime<chrono::Utc>>,
-    )> = sqlx::query_as(
-        "SELECT id, accreditation_state::text, accreditation_number, decide_time \
+    let stored: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT id, accreditation_state, accreditation_number \
              FROM observers WHERE election_id = 'kz-2023' ORDER BY decide_time, id",
     )
     .fetch_all(&pool)
@@ -240,7 +235,7 @@ async fn postgres_restarts_lose_no_acknowledged_write_and_double_none(pool: PgPo
     );
     let stored_by_name: BTreeMap<String, Option<String>> = stored
         .iter()
-        .map(|(id, _, number, _)| (format!("{ELECTION}/observers/{id}"), number.clone()))
+        .map(|(id, _, number)| (format!("{ELECTION}/observers/{id}"), number.clone()))
         .collect();
     assert_eq!(
         stored_by_name, acknowledged,
@@ -250,7 +245,7 @@ async fn postgres_restarts_lose_no_acknowledged_write_and_double_none(pool: PgPo
     // Numbers: unique, gapless from 000001, increasing in decision order.
     let numbers: Vec<u32> = stored
         .iter()
-        .map(|(id, state, number, _)| {
+        .map(|(id, state, number)| {
             assert_eq!(state, "ACCREDITED", "{id}");
             // KZ-2023-000042 → 42
             let number = number.as_deref().unwrap();
