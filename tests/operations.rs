@@ -40,6 +40,8 @@ async fn health_follows_the_database_and_recovers_without_a_restart(pool: PgPool
     app.wait_for_health("", NOT_SERVING).await;
     app.wait_for_health(ELECTIONS, NOT_SERVING).await;
     app.wait_for_health("liveness", SERVING).await;
+    // Calls fail fast while the database is known to be away, not after a pool timeout.
+    let started = std::time::Instant::now();
     let error = app
         .elections()
         .get_election(pb::GetElectionRequest {
@@ -47,6 +49,11 @@ async fn health_follows_the_database_and_recovers_without_a_restart(pool: PgPool
         })
         .await
         .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "UNAVAILABLE took {:?}",
+        started.elapsed()
+    );
     assert_error(&error, Code::Unavailable, "UNAVAILABLE");
     assert!(
         !error.message().contains("127.0.0.1"),
@@ -330,4 +337,164 @@ async fn sigterm_finishes_calls_in_flight_refuses_new_ones_and_exits_zero(pool: 
             .await
             .unwrap();
     assert_eq!(stored, "written during shutdown");
+}
+
+/// Organizations created by one load client until `stop`: the names acknowledged, and the
+/// codes of the calls refused.
+async fn create_organizations_until(
+    address: String,
+    client: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (Vec<String>, Vec<Code>) {
+    let mut acknowledged = Vec::new();
+    let mut refused = Vec::new();
+    let mut i = 0;
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        i += 1;
+        let call = async {
+            let channel = Channel::from_shared(format!("http://{address}"))
+                .unwrap()
+                .connect()
+                .await
+                .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+            pb::organization_service_client::OrganizationServiceClient::new(channel)
+                .create_organization(pb::CreateOrganizationRequest {
+                    organization_id: format!("load-{client}-{i}"),
+                    organization: Some(pb::Organization {
+                        display_name: format!("Load {client}/{i}"),
+                        kind: pb::OrganizationKind::InternationalOrganization.into(),
+                        country: String::new(),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                })
+                .await
+        };
+        match call.await {
+            Ok(created) => acknowledged.push(created.into_inner().name),
+            Err(status) => {
+                refused.push(status.code());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    (acknowledged, refused)
+}
+
+#[sqlx::test]
+async fn sigterm_under_load_completes_or_refuses_every_call_and_loses_nothing(pool: PgPool) {
+    let options = pool.connect_options();
+    let url = format!(
+        "postgres://postgres:postgres@127.0.0.1:{}/{}",
+        options.get_port(),
+        options.get_database().unwrap()
+    );
+    let (mut child, address) = start_binary(&url).await;
+    let channel = Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut elections = pb::election_service_client::ElectionServiceClient::new(channel.clone());
+    elections
+        .create_election(pb::CreateElectionRequest {
+            election_id: "kz-2023".into(),
+            election: Some(kz_election("Early parliamentary election")),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    let mut lock = pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM elections WHERE id = 'kz-2023' FOR UPDATE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let held = tokio::spawn(async move {
+        elections
+            .update_election(pb::UpdateElectionRequest {
+                election: Some(pb::Election {
+                    name: "elections/kz-2023".into(),
+                    description: "finished during shutdown".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["description".into()],
+                }),
+            })
+            .await
+    });
+    let mut watch = HealthClient::new(channel.clone())
+        .watch(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(watch.next().await.unwrap().unwrap().status, SERVING);
+
+    // Eight clients create organizations as fast as they can, each call on a new connection.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..8)
+        .map(|client| {
+            tokio::spawn(create_organizations_until(
+                address.clone(),
+                client,
+                stop.clone(),
+            ))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let not_serving = tokio::time::timeout(Duration::from_secs(1), watch.next())
+        .await
+        .expect("health did not change at once");
+    assert_eq!(not_serving.unwrap().unwrap().status, NOT_SERVING);
+    drop(watch);
+    // The load goes on against the stopping server for a while.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    lock.commit().await.unwrap();
+    let updated = held.await.unwrap().unwrap().into_inner();
+    assert_eq!(updated.description, "finished during shutdown");
+
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("no exit within the grace period")
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+
+    let mut acknowledged = Vec::new();
+    let mut refused = Vec::new();
+    for client in load {
+        let (acks, codes) = client.await.unwrap();
+        acknowledged.extend(acks);
+        refused.extend(codes);
+    }
+    assert!(
+        !acknowledged.is_empty(),
+        "no call was served before SIGTERM"
+    );
+    assert!(!refused.is_empty(), "no call was refused after SIGTERM");
+    assert!(
+        refused.iter().all(|code| *code == Code::Unavailable),
+        "refusals other than UNAVAILABLE: {refused:?}"
+    );
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT 'organizations/' || id FROM organizations ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    acknowledged.sort();
+    assert_eq!(
+        stored, acknowledged,
+        "acknowledged and stored organizations differ"
+    );
 }
