@@ -206,6 +206,10 @@ pub struct Settings {
     #[arg(long, env = "IDENTITIES_FILE", global = true)]
     pub identities: Option<std::path::PathBuf>,
 
+    /// How often the agencies file is checked for changes (besides SIGHUP).
+    #[arg(long, env = "IDENTITIES_RELOAD_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub identities_reload_interval: Duration,
+
     /// Accept anonymous callers (every role) on a non-loopback address without an agencies
     /// file. For trusted networks only.
     #[arg(long, env = "ALLOW_ANONYMOUS", global = true)]

@@ -49,8 +49,10 @@ pub async fn ensure_database(options: &PgConnectOptions) -> anyhow::Result<()> {
             .await
         {
             Ok(_) => tracing::info!(database = %name, "database created"),
-            // Another replica created it at the same moment.
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+            // Another replica created it at the same moment (42P04 once it is there, 23505
+            // when both inserted into the catalog at once).
+            Err(sqlx::Error::Database(e))
+                if matches!(e.code().as_deref(), Some("42P04" | "23505")) => {}
             Err(e) => return Err(e).context("cannot create the database"),
         }
     }

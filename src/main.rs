@@ -47,7 +47,11 @@ async fn main() -> anyhow::Result<ExitCode> {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let options = server::ServeOptions::from_settings(&settings)?;
-    reload_identities_on_sighup(options.identities.clone());
+    reload_identities(
+        options.identities.clone(),
+        settings.identities.clone(),
+        settings.identities_reload_interval,
+    );
     let pool = db::prepare(&settings).await?;
     let listener = settings.listen_addr.bind().await?;
     let admin_listener = TcpListener::bind(settings.metrics_addr)
@@ -96,9 +100,14 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Re-reads the agencies file on SIGHUP; connections stay open, and a file with a mistake
-/// leaves the agencies in force.
-fn reload_identities_on_sighup(identities: std::sync::Arc<observer_registry::auth::IdentityStore>) {
+/// Re-reads the agencies file on SIGHUP and when its modification time changes (checked
+/// every `interval`: Kubernetes updates a mounted Secret in place and sends no signal).
+/// Connections stay open, and a file with a mistake leaves the agencies in force.
+fn reload_identities(
+    identities: std::sync::Arc<observer_registry::auth::IdentityStore>,
+    path: Option<std::path::PathBuf>,
+    interval: std::time::Duration,
+) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -107,8 +116,25 @@ fn reload_identities_on_sighup(identities: std::sync::Arc<observer_registry::aut
             tracing::warn!("cannot listen for SIGHUP; the agencies file will not be reloaded");
             return;
         };
+        let modified = move || {
+            path.as_ref()
+                .and_then(|path| std::fs::metadata(path).ok()?.modified().ok())
+        };
         tokio::spawn(async move {
-            while hangups.recv().await.is_some() {
+            let mut last_modified = modified();
+            let mut poll = tokio::time::interval(interval);
+            poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    hangup = hangups.recv() => if hangup.is_none() { return },
+                    _ = poll.tick() => {
+                        let now = modified();
+                        if now == last_modified {
+                            continue;
+                        }
+                        last_modified = now;
+                    }
+                }
                 match identities.reload() {
                     Ok(agencies) => tracing::info!(agencies, "agencies file reloaded"),
                     Err(error) => tracing::error!(

@@ -1131,6 +1131,42 @@ async fn list_with(channel: &Channel, token: &str) -> Result<(), Status> {
 }
 
 #[sqlx::test]
+async fn a_changed_agencies_file_is_reloaded_without_a_signal(pool: PgPool) {
+    let a = Agency::with_token("agency-a", &["reader"]);
+    let b = Agency::with_token("agency-b", &["reader"]);
+    let file = TempFile::new("changed", "toml");
+    file.write(render(std::slice::from_ref(&a)));
+    let binary = Binary::start(
+        &database_url(&pool),
+        &[
+            ("LISTEN_ADDR", "127.0.0.1:0"),
+            ("IDENTITIES_FILE", file.path().to_str().unwrap()),
+            ("IDENTITIES_RELOAD_INTERVAL", "100ms"),
+        ],
+    )
+    .await;
+    let channel = binary.channel().await;
+    list_with(&channel, a.token()).await.unwrap();
+
+    // What a Kubernetes Secret update does: the file changes, no signal comes.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    file.write(render(std::slice::from_ref(&b)));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while list_with(&channel, b.token()).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the changed file was not reloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_error(
+        &list_with(&channel, a.token()).await.unwrap_err(),
+        Code::Unauthenticated,
+        "UNAUTHENTICATED",
+    );
+}
+
+#[sqlx::test]
 async fn sighup_reloads_the_agencies_file_on_open_connections_and_keeps_it_when_broken(
     pool: PgPool,
 ) {
