@@ -7,6 +7,7 @@ pub mod elections;
 pub mod meetings;
 pub mod observers;
 pub mod organizations;
+pub mod point_reads;
 pub mod registration;
 
 use chrono::{DateTime, Utc};
@@ -20,6 +21,8 @@ use crate::error::{Result, Violations};
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub db: Database,
+    /// GetObserver, coalesced.
+    pub observer_reads: point_reads::ObserverReads,
     pub page_tokens: PageTokens,
     pub clock: Clock,
 }

@@ -1,6 +1,7 @@
-//! Operator commands (`import-observers`, `export-observers`, `demo`): clients of a running
+//! Operator commands (`import-observers`, `export-observers`, `demo`, `bench`): clients of a running
 //! service, built on the shipped generated client, never on the database.
 
+pub mod bench;
 pub mod csv_format;
 pub mod demo;
 pub mod export;

@@ -33,6 +33,60 @@ pub enum Command {
     Demo(DemoArgs),
     /// Print the SHA-256 of a bearer token read from stdin, for the agencies file.
     HashToken,
+    /// Load generator against a running service (the shipped client); prints one JSON line.
+    Bench(BenchArgs),
+}
+
+/// What `bench` calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// GetObserver of a random `o-N` of the loaded data set.
+    GetObserver,
+    /// ListObservers, first page of 100 with `citizenship = "CN"`.
+    ListFirst,
+    /// The same list, the page 90% deep.
+    ListDeep,
+    /// CreateObserver with a request id (checks, audit event, idempotency record).
+    CreateObserver,
+    /// BatchCreateObservers of `--batch-size` observers per call.
+    Import,
+    /// GetElectionSummary.
+    Summary,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[arg(long, value_enum)]
+    pub scenario: Scenario,
+    /// The election of the data set.
+    #[arg(long, default_value = "elections/bench")]
+    pub election: String,
+    /// Observers `o-1` … `o-KEYS` of the data set (for GetObserver).
+    #[arg(long, default_value_t = 100_000)]
+    pub keys: u64,
+    /// Callers at once (closed loop).
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// HTTP/2 connections the calls spread over.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// Open loop: calls per second sent on schedule, instead of a closed loop.
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// How long to measure.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Unmeasured calls first, for as long as this.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub warmup: Duration,
+    /// A fixed number of calls instead of a duration (closed loop), e.g. an import.
+    #[arg(long)]
+    pub total: Option<u64>,
+    /// Observers per BatchCreateObservers call.
+    #[arg(long, default_value_t = 1000)]
+    pub batch_size: usize,
 }
 
 /// Where the operator commands find the service.

@@ -6,13 +6,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
+use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio::time::Instant;
 
 use crate::error::{Error, Reason, Result};
 use crate::health::Availability;
-use crate::layers::deadline::current_deadline;
+use crate::layers::deadline::{CallScope, current_deadline, run_in_scope};
 use crate::metrics::Metrics;
+
+/// The deadline of database work done on behalf of calls outside their handlers.
+const BACKGROUND_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Attempts of a transaction that keeps losing races, before ABORTED.
 const MAX_ATTEMPTS: u32 = 4;
@@ -65,6 +69,27 @@ impl Database {
     /// a statement timeout like writes.
     pub async fn read(&self) -> Result<Transaction<'static, Postgres>> {
         self.begin_with("BEGIN READ ONLY").await
+    }
+
+    /// A connection for one autocommit statement (coalesced point reads): fails fast while
+    /// the database is down; the wait is bounded by the pool's acquire timeout.
+    pub async fn connection(&self) -> Result<PoolConnection<Postgres>> {
+        if !self.availability.database_up() {
+            return Err(unavailable());
+        }
+        let _waiting = self.metrics.waiting_for_connection();
+        Ok(self.pool.acquire().await?)
+    }
+
+    /// Runs `work` as if in a call with the default statement timeout as its deadline, so
+    /// that its database errors are counted and a lost connection is noticed.
+    pub async fn in_scope<T>(&self, work: impl std::future::Future<Output = T>) -> T {
+        let scope = CallScope {
+            deadline: Instant::now() + BACKGROUND_DEADLINE,
+            metrics: self.metrics.clone(),
+            availability: self.availability.clone(),
+        };
+        run_in_scope(scope, work).await
     }
 
     /// Decides after one attempt of a transaction (see [`transaction!`](crate::transaction)):

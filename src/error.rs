@@ -292,6 +292,18 @@ impl Error {
         }
     }
 
+    /// The same answer for another caller (one error of a shared batch); the internal cause
+    /// stays with the first.
+    pub fn copy_for_client(&self) -> Error {
+        Error {
+            reason: self.reason,
+            message: self.message.clone(),
+            violations: self.violations.clone(),
+            metadata: self.metadata.clone(),
+            source: None,
+        }
+    }
+
     /// Whether a retry of the whole transaction may succeed.
     pub fn is_retryable(&self) -> bool {
         self.reason == Reason::Aborted

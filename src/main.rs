@@ -32,6 +32,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::ImportObservers(args) => cli::import::run(&args).await,
         Command::ExportObservers(args) => cli::export::run(&args).await,
         Command::Demo(args) => cli::demo::run(&args).await,
+        Command::Bench(args) => cli::bench::run(&args).await,
         Command::HashToken => {
             let mut token = String::new();
             std::io::stdin().read_line(&mut token)?;

@@ -24,6 +24,7 @@ use crate::api::elections::ElectionApi;
 use crate::api::meetings::MeetingApi;
 use crate::api::observers::ObserverApi;
 use crate::api::organizations::OrganizationApi;
+use crate::api::point_reads::ObserverReads;
 use crate::auth::{AuthLayer, IdentityStore};
 use crate::clock::Clock;
 use crate::config::Settings;
@@ -172,12 +173,16 @@ pub async fn serve(
             .map_err(|e| anyhow::anyhow!("cannot read the page-token key: {e}"))?,
     );
     let limits = options.limits.clone();
+    let db = Database {
+        pool: pool.clone(),
+        availability: options.availability.clone(),
+        metrics: options.metrics.clone(),
+    };
+    // Half the pool for coalesced point reads at most: other calls keep connections.
+    let read_slots = usize::try_from(pool.options().get_max_connections() / 2).unwrap_or(1);
     let state = AppState {
-        db: Database {
-            pool: pool.clone(),
-            availability: options.availability.clone(),
-            metrics: options.metrics.clone(),
-        },
+        observer_reads: ObserverReads::start(db.clone(), read_slots),
+        db,
         page_tokens,
         clock: options.clock.clone(),
     };

@@ -208,8 +208,10 @@ impl ObserverApi {
 
     async fn get(&self, caller: &Caller, request: pb::GetObserverRequest) -> Result<pb::Observer> {
         let (election_id, id) = parse_name(&request.name, "name")?;
-        let mut conn = self.state.db.read().await?;
-        let observer = store::observers::get(&mut conn, election_id, id, false)
+        let observer = self
+            .state
+            .observer_reads
+            .get(election_id, id)
             .await?
             .ok_or_else(|| Error::not_found(&request.name))?;
         Ok(for_caller(caller, to_proto(&observer)))

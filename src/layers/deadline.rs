@@ -37,6 +37,11 @@ pub fn current_deadline() -> Option<Instant> {
     CALL.try_with(|call| call.deadline).ok()
 }
 
+/// Runs `work` in `scope`, for database work done outside a handler on behalf of calls.
+pub async fn run_in_scope<T>(scope: CallScope, work: impl Future<Output = T>) -> T {
+    CALL.scope(scope, work).await
+}
+
 /// Runs `f` with the current call's scope, if running inside one.
 pub fn with_call<R>(f: impl FnOnce(&CallScope) -> R) -> Option<R> {
     CALL.try_with(f).ok()

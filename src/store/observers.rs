@@ -317,6 +317,24 @@ pub async fn get(
     row.map(Observer::try_from).transpose()
 }
 
+/// The observers of these (election, id) keys that exist, deleted ones included, in one
+/// statement: the query behind coalesced GetObserver calls.
+pub async fn get_many(conn: &mut PgConnection, keys: &[(String, String)]) -> Result<Vec<Observer>> {
+    let (elections, ids): (Vec<&str>, Vec<&str>) = keys
+        .iter()
+        .map(|(election, id)| (election.as_str(), id.as_str()))
+        .unzip();
+    let rows: Vec<ObserverRow> = sqlx::query_as(trusted_sql!(
+        "SELECT {COLUMNS} FROM observers \
+         WHERE (election_id, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+    ))
+    .bind(elections)
+    .bind(ids)
+    .fetch_all(conn)
+    .await?;
+    into_observers(rows)
+}
+
 /// Which of these existing ids are taken in the election.
 pub async fn existing_ids(
     conn: &mut PgConnection,
