@@ -52,6 +52,8 @@ pub enum Scenario {
     Import,
     /// GetElectionSummary.
     Summary,
+    /// grpc.health.v1.Health/Check: the transport's own cost, no database.
+    Health,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
@@ -171,6 +173,11 @@ pub struct Settings {
     /// RESOURCE_EXHAUSTED instead of queueing. Health checks are never refused.
     #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub max_concurrent_requests: u32,
+
+    /// Coalesced GetObserver batches in flight at once (each one statement for every call
+    /// queued); default one per two cores.
+    #[arg(long, env = "POINT_READ_BATCHES", global = true)]
+    pub point_read_batches: Option<usize>,
 
     /// HTTP/2 streams one connection may have open at once.
     #[arg(
@@ -309,6 +316,7 @@ impl Settings {
             metrics_addr = %self.metrics_addr,
             max_concurrent_requests = self.max_concurrent_requests,
             max_concurrent_streams = self.max_concurrent_streams,
+            point_read_batches = ?self.point_read_batches,
             max_request_bytes = %self.max_request_bytes,
             max_response_bytes = %self.max_response_bytes,
             default_deadline = %humantime::format_duration(self.default_deadline),

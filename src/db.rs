@@ -25,10 +25,30 @@ pub fn connect_options(settings: &Settings) -> anyhow::Result<PgConnectOptions> 
 /// A pool that connects on demand, so the service starts and reports NOT_SERVING while
 /// the database is away instead of failing.
 pub fn pool(options: PgConnectOptions, settings: &Settings) -> PgPool {
-    PgPoolOptions::new()
+    ping_when_idle(PgPoolOptions::new())
         .max_connections(settings.db_pool_size)
         .acquire_timeout(settings.db_acquire_timeout)
         .connect_lazy_with(options)
+}
+
+/// A connection idle for this long is pinged before use; one in steady use is not.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// Pings a connection before handing it out only when it sat idle (it may have died with a
+/// restarted PostgreSQL meanwhile), not on every acquire as sqlx does by default: under load
+/// that ping is a round trip per call. A connection that dies between two calls is caught
+/// by the database watch, which then fails calls fast until PostgreSQL answers.
+pub fn ping_when_idle(options: PgPoolOptions) -> PgPoolOptions {
+    options
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_AFTER_IDLE {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
 }
 
 /// Creates the database named in `options` if it does not exist yet.

@@ -74,6 +74,8 @@ pub struct Limits {
     pub http2_keepalive_interval: Duration,
     pub http2_keepalive_timeout: Duration,
     pub max_connection_age: Duration,
+    /// Coalesced GetObserver batches running at once (see `api::point_reads`).
+    pub point_read_batches: usize,
 }
 
 impl Default for Limits {
@@ -88,8 +90,15 @@ impl Default for Limits {
             http2_keepalive_interval: Duration::from_secs(30),
             http2_keepalive_timeout: Duration::from_secs(10),
             max_connection_age: Duration::from_secs(30 * 60),
+            point_read_batches: default_point_read_batches(),
         }
     }
+}
+
+/// One batch in flight per two cores: fewer batches in flight make bigger batches, and on
+/// a small machine PostgreSQL does less per call that way (BENCHMARKS.md).
+pub fn default_point_read_batches() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 impl Limits {
@@ -105,6 +114,9 @@ impl Limits {
             http2_keepalive_interval: settings.http2_keepalive_interval,
             http2_keepalive_timeout: settings.http2_keepalive_timeout,
             max_connection_age: settings.max_connection_age,
+            point_read_batches: settings
+                .point_read_batches
+                .map_or_else(default_point_read_batches, |n| n.max(1)),
         }
     }
 }
@@ -178,10 +190,8 @@ pub async fn serve(
         availability: options.availability.clone(),
         metrics: options.metrics.clone(),
     };
-    // Half the pool for coalesced point reads at most: other calls keep connections.
-    let read_slots = usize::try_from(pool.options().get_max_connections() / 2).unwrap_or(1);
     let state = AppState {
-        observer_reads: ObserverReads::start(db.clone(), read_slots),
+        observer_reads: ObserverReads::start(db.clone(), limits.point_read_batches),
         db,
         page_tokens,
         clock: options.clock.clone(),

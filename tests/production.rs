@@ -3,6 +3,8 @@
 //! on a Unix domain socket.
 
 mod common;
+#[path = "common/registry.rs"]
+mod registry;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -550,4 +552,63 @@ async fn the_server_listens_on_a_unix_socket(pool: PgPool) {
     server.await.unwrap().unwrap();
     assert!(!path.exists(), "the socket file was left behind");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[sqlx::test]
+async fn coalesced_point_reads_answer_each_caller_with_its_own_observer(pool: PgPool) {
+    let app = Arc::new(spawn_app(pool).await);
+    registry::open_election(&app, "kz-2023").await;
+    for i in 0..10 {
+        registry::create_observer(
+            &app,
+            "elections/kz-2023",
+            &format!("obs-{i}"),
+            registry::observer(
+                "Wei",
+                &format!("Observer {i}"),
+                "CN",
+                "sco",
+                &format!("E{i}"),
+            ),
+        )
+        .await;
+    }
+    // Many calls at once, the same key several times, and keys that do not exist.
+    let calls: Vec<_> = (0..60)
+        .map(|n| {
+            let app = app.clone();
+            let name = format!("elections/kz-2023/observers/obs-{}", n % 15);
+            tokio::spawn(
+                async move { (name.clone(), registry::try_get_observer(&app, &name).await) },
+            )
+        })
+        .collect();
+    for call in calls {
+        let (name, result) = call.await.unwrap();
+        let index: usize = name.rsplit('-').next().unwrap().parse().unwrap();
+        if index < 10 {
+            let observer = result.unwrap();
+            assert_eq!(observer.name, name);
+            assert_eq!(observer.family_name, format!("Observer {index}"));
+        } else {
+            assert_error(&result.unwrap_err(), Code::NotFound, "NOT_FOUND");
+        }
+    }
+    // A read sent after an acknowledged write sees it.
+    for round in 0..20 {
+        let family_name = format!("Renamed {round}");
+        app.observers()
+            .update_observer(pb::UpdateObserverRequest {
+                observer: Some(pb::Observer {
+                    name: "elections/kz-2023/observers/obs-3".into(),
+                    family_name: family_name.clone(),
+                    ..Default::default()
+                }),
+                update_mask: registry::mask(&["family_name"]),
+            })
+            .await
+            .unwrap();
+        let read = registry::get_observer(&app, "elections/kz-2023/observers/obs-3").await;
+        assert_eq!(read.family_name, family_name);
+    }
 }

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use sqlx::postgres::PgPoolOptions;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::database::Database;
@@ -34,10 +35,22 @@ pub struct ObserverReads {
 }
 
 impl ObserverReads {
-    /// Starts the dispatcher; `slots` batches run at once (each on a connection of its own).
+    /// Starts the dispatcher; `slots` batches run at once, each on a connection of a small
+    /// pool of their own whose statements are planned once (`force_generic_plan`): planning
+    /// an observer lookup each time (eleven indexes to consider) costs PostgreSQL more than
+    /// running it.
     pub fn start(db: Database, slots: usize) -> Self {
+        let slots = slots.max(1);
+        let options = (*db.pool.connect_options())
+            .clone()
+            .options([("plan_cache_mode", "force_generic_plan")]);
+        let pool = crate::db::ping_when_idle(PgPoolOptions::new())
+            .max_connections(u32::try_from(slots).unwrap_or(u32::MAX))
+            .acquire_timeout(db.pool.options().get_acquire_timeout())
+            .connect_lazy_with(options);
+        let db = Database { pool, ..db };
         let (queue, waiting) = mpsc::channel(MAX_BATCH * 64);
-        tokio::spawn(dispatch(db, waiting, slots.max(1)));
+        tokio::spawn(dispatch(db, waiting, slots));
         ObserverReads { queue }
     }
 
@@ -82,13 +95,25 @@ async fn read_batch(db: &Database, batch: Vec<Lookup>) {
     if batch.is_empty() {
         return;
     }
-    let keys: Vec<Key> = batch.iter().map(|lookup| lookup.key.clone()).collect();
     // In a call scope of its own, so database errors are counted and a lost connection
     // makes later calls fail fast, as in a handler.
     let result = db
         .in_scope(async {
             let mut conn = db.connection().await?;
-            store::observers::get_many(&mut conn, &keys).await
+            let mut found = Vec::with_capacity(batch.len());
+            // Nearly always one election per batch.
+            let mut elections: Vec<&str> = batch.iter().map(|l| l.key.0.as_str()).collect();
+            elections.sort_unstable();
+            elections.dedup();
+            for election in elections {
+                let ids: Vec<&str> = batch
+                    .iter()
+                    .filter(|l| l.key.0 == election)
+                    .map(|l| l.key.1.as_str())
+                    .collect();
+                found.extend(store::observers::get_many(&mut conn, election, &ids).await?);
+            }
+            Ok::<_, Error>(found)
         })
         .await;
     match result {

@@ -112,6 +112,12 @@ impl Workload {
                     .await
                     .map(|created| created.into_inner().observers.len() as u64)
             }
+            Scenario::Health => tonic_health::pb::health_client::HealthClient::new(channel.clone())
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .map(|_| 1),
             Scenario::Summary => ElectionServiceClient::new(channel.clone())
                 .get_election_summary(pb::GetElectionSummaryRequest {
                     name: self.election.clone(),
@@ -124,7 +130,12 @@ impl Workload {
 
     fn create_request(&self, worker: usize, n: u64, i: usize) -> pb::CreateObserverRequest {
         let mut rng = rand::rng();
-        let id = format!("b{}-{worker}-{n}-{i}", self.run);
+        // Unique across phases (warm-up, measurement) and runs.
+        let id = format!(
+            "b{}-{worker}-{n}-{i}-{}",
+            self.run,
+            rand::rng().random::<u32>()
+        );
         pb::CreateObserverRequest {
             parent: self.election.clone(),
             observer_id: id.clone(),

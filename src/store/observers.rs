@@ -317,18 +317,17 @@ pub async fn get(
     row.map(Observer::try_from).transpose()
 }
 
-/// The observers of these (election, id) keys that exist, deleted ones included, in one
-/// statement: the query behind coalesced GetObserver calls.
-pub async fn get_many(conn: &mut PgConnection, keys: &[(String, String)]) -> Result<Vec<Observer>> {
-    let (elections, ids): (Vec<&str>, Vec<&str>) = keys
-        .iter()
-        .map(|(election, id)| (election.as_str(), id.as_str()))
-        .unzip();
+/// The observers of an election with these ids, deleted ones included, in one statement:
+/// the query behind coalesced GetObserver calls.
+pub async fn get_many(
+    conn: &mut PgConnection,
+    election_id: &str,
+    ids: &[&str],
+) -> Result<Vec<Observer>> {
     let rows: Vec<ObserverRow> = sqlx::query_as(trusted_sql!(
-        "SELECT {COLUMNS} FROM observers \
-         WHERE (election_id, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+        "SELECT {COLUMNS} FROM observers WHERE election_id = $1 AND id = ANY($2)"
     ))
-    .bind(elections)
+    .bind(election_id)
     .bind(ids)
     .fetch_all(conn)
     .await?;
