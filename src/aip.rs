@@ -5,3 +5,4 @@ pub mod field_mask;
 pub mod filter;
 pub mod paging;
 pub mod request_id;
+pub mod resume_token;

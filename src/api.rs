@@ -9,6 +9,7 @@ pub mod observers;
 pub mod organizations;
 pub mod point_reads;
 pub mod registration;
+pub mod watch;
 
 use chrono::{DateTime, Utc};
 
@@ -23,6 +24,8 @@ pub struct AppState {
     pub db: Database,
     /// GetObserver, coalesced.
     pub observer_reads: point_reads::ObserverReads,
+    /// The change feeds' wake-ups, shutdown and retention.
+    pub feeds: watch::Feeds,
     pub page_tokens: PageTokens,
     pub clock: Clock,
 }

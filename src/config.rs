@@ -262,6 +262,10 @@ pub struct Settings {
     #[arg(long, env = "REQUEST_ID_RETENTION", default_value = "48h", value_parser = parse_retention, global = true)]
     pub request_id_retention: Duration,
 
+    /// How long the change feed keeps changes; a resume token older than this is refused.
+    #[arg(long, env = "CHANGE_RETENTION", default_value = "7d", value_parser = humantime::parse_duration, global = true)]
+    pub change_retention: Duration,
+
     /// The agencies file (identities, roles, credentials); reloaded on SIGHUP. Without it,
     /// callers are anonymous with every role, which is allowed only on a loopback address.
     #[arg(long, env = "IDENTITIES_FILE", global = true)]
@@ -332,6 +336,7 @@ impl Settings {
             health_check_interval = %humantime::format_duration(self.health_check_interval),
             shutdown_grace_period = %humantime::format_duration(self.shutdown_grace_period),
             request_id_retention = %humantime::format_duration(self.request_id_retention),
+            change_retention = %humantime::format_duration(self.change_retention),
             identities = ?self.identities,
             allow_anonymous = self.allow_anonymous,
             tls = self.tls_cert.is_some(),

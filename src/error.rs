@@ -19,6 +19,7 @@ pub enum Reason {
     InvalidArgument,
     InvalidPageToken,
     InvalidFilter,
+    InvalidResumeToken,
     NotFound,
     AlreadyExists,
     EtagMismatch,
@@ -50,7 +51,9 @@ impl Reason {
     pub fn code(self) -> Code {
         use Reason::*;
         match self {
-            InvalidArgument | InvalidPageToken | InvalidFilter => Code::InvalidArgument,
+            InvalidArgument | InvalidPageToken | InvalidFilter | InvalidResumeToken => {
+                Code::InvalidArgument
+            }
             NotFound => Code::NotFound,
             AlreadyExists | DuplicateObserver => Code::AlreadyExists,
             EtagMismatch | Aborted => Code::Aborted,
@@ -80,6 +83,7 @@ impl Reason {
             InvalidArgument => "INVALID_ARGUMENT",
             InvalidPageToken => "INVALID_PAGE_TOKEN",
             InvalidFilter => "INVALID_FILTER",
+            InvalidResumeToken => "INVALID_RESUME_TOKEN",
             NotFound => "NOT_FOUND",
             AlreadyExists => "ALREADY_EXISTS",
             EtagMismatch => "ETAG_MISMATCH",

@@ -25,6 +25,7 @@ use crate::api::meetings::MeetingApi;
 use crate::api::observers::ObserverApi;
 use crate::api::organizations::OrganizationApi;
 use crate::api::point_reads::ObserverReads;
+use crate::api::watch::Feeds;
 use crate::auth::{AuthLayer, IdentityStore};
 use crate::clock::Clock;
 use crate::config::Settings;
@@ -49,6 +50,8 @@ use crate::store;
 pub struct ServeOptions {
     pub health_check_interval: Duration,
     pub request_id_retention: Duration,
+    /// How long the change feed keeps changes (and resume tokens stay valid).
+    pub change_retention: Duration,
     pub clock: Clock,
     /// The agencies; `IdentityStore::anonymous()` when none are configured.
     pub identities: Arc<IdentityStore>,
@@ -157,6 +160,7 @@ impl ServeOptions {
         Ok(ServeOptions {
             health_check_interval: settings.health_check_interval,
             request_id_retention: settings.request_id_retention,
+            change_retention: settings.change_retention,
             clock: Clock::system(),
             identities: Arc::new(identities),
             allow_anonymous: settings.allow_anonymous || loopback,
@@ -190,8 +194,10 @@ pub async fn serve(
         availability: options.availability.clone(),
         metrics: options.metrics.clone(),
     };
+    let (stopping_tx, stopping) = watch::channel(false);
     let state = AppState {
         observer_reads: ObserverReads::start(db.clone(), limits.point_read_batches),
+        feeds: Feeds::start(pool.clone(), stopping.clone(), options.change_retention),
         db,
         page_tokens,
         clock: options.clock.clone(),
@@ -208,7 +214,6 @@ pub async fn serve(
     ];
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let readiness = Readiness::new(reporter, services.clone()).await;
-    let (stopping_tx, stopping) = watch::channel(false);
     let mut database_watch = DatabaseWatch::new(
         &pool,
         readiness.clone(),
@@ -218,9 +223,10 @@ pub async fn serve(
     // The first check before the first call, so no call is refused for want of one.
     database_watch.check().await;
     tokio::spawn(database_watch.run(stopping.clone()));
-    tokio::spawn(purge_request_ids(
+    tokio::spawn(purge_expired(
         pool.clone(),
         options.request_id_retention,
+        options.change_retention,
         stopping,
     ));
 
@@ -358,8 +364,13 @@ fn log_request(headers: Option<&HeaderMap>, latency: Duration, span: &Span) {
     tracing::info!(parent: span, code = ?code, latency_ms, "request finished");
 }
 
-/// Forgets request ids past their retention, hourly, until shutdown.
-async fn purge_request_ids(pool: PgPool, retention: Duration, mut stopping: watch::Receiver<bool>) {
+/// Forgets request ids and change-feed entries past their retention, hourly, until shutdown.
+async fn purge_expired(
+    pool: PgPool,
+    retention: Duration,
+    change_retention: Duration,
+    mut stopping: watch::Receiver<bool>,
+) {
     let mut ticker = tokio::time::interval(PURGE_INTERVAL);
     loop {
         tokio::select! {
@@ -370,6 +381,11 @@ async fn purge_request_ids(pool: PgPool, retention: Duration, mut stopping: watc
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "forgot expired request ids"),
             Err(error) => tracing::warn!(%error, "could not purge expired request ids"),
+        }
+        match store::changes::purge(&pool, change_retention).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "forgot change-feed entries past retention"),
+            Err(error) => tracing::warn!(%error, "could not purge the change feed"),
         }
     }
 }

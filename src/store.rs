@@ -10,6 +10,7 @@ macro_rules! trusted_sql {
 }
 
 pub mod audit;
+pub mod changes;
 pub mod delegations;
 pub mod elections;
 pub mod figures;

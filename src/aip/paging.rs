@@ -209,27 +209,36 @@ impl PageTokens {
             fingerprint: query.fingerprint.clone(),
             last: query.order.iter().map(|k| last.key_value(k.path)).collect(),
         };
-        let mut bytes = serde_json::to_vec(&cursor).unwrap_or_default();
-        let mut mac = self.mac();
-        mac.update(&bytes);
-        bytes.extend_from_slice(&mac.finalize().into_bytes()[..MAC_LEN]);
-        URL_SAFE_NO_PAD.encode(bytes)
+        self.seal(serde_json::to_vec(&cursor).unwrap_or_default())
     }
 
-    fn decode(&self, token: &str, fingerprint: &str, order: &[SortKey]) -> Result<Vec<KeyValue>> {
-        let invalid = |why: &str| Error::invalid_field(Reason::InvalidPageToken, "page_token", why);
-        let bytes = URL_SAFE_NO_PAD
-            .decode(token)
-            .map_err(|_| invalid("not a page token issued by this service"))?;
+    /// `body` with a MAC, URL-safe: a token only this service (sharing the key) can issue.
+    pub fn seal(&self, mut body: Vec<u8>) -> String {
+        let mut mac = self.mac();
+        mac.update(&body);
+        body.extend_from_slice(&mac.finalize().into_bytes()[..MAC_LEN]);
+        URL_SAFE_NO_PAD.encode(body)
+    }
+
+    /// The body of a sealed token, if this service issued it unaltered.
+    pub fn open(&self, token: &str) -> Option<Vec<u8>> {
+        let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
         if bytes.len() <= MAC_LEN {
-            return Err(invalid("not a page token issued by this service"));
+            return None;
         }
         let (body, tag) = bytes.split_at(bytes.len() - MAC_LEN);
         let mut mac = self.mac();
         mac.update(body);
-        mac.verify_truncated_left(tag)
-            .map_err(|_| invalid("the page token was altered or not issued by this service"))?;
-        let cursor: Cursor = serde_json::from_slice(body)
+        mac.verify_truncated_left(tag).ok()?;
+        Some(body.to_vec())
+    }
+
+    fn decode(&self, token: &str, fingerprint: &str, order: &[SortKey]) -> Result<Vec<KeyValue>> {
+        let invalid = |why: &str| Error::invalid_field(Reason::InvalidPageToken, "page_token", why);
+        let body = self
+            .open(token)
+            .ok_or_else(|| invalid("not a page token issued by this service, or altered"))?;
+        let cursor: Cursor = serde_json::from_slice(&body)
             .map_err(|_| invalid("not a page token issued by this service"))?;
         if cursor.fingerprint != fingerprint || cursor.last.len() != order.len() {
             return Err(invalid(

@@ -506,8 +506,29 @@ impl DelegationService for DelegationApi {
 
     async fn watch_delegations(
         &self,
-        _request: Request<pb::WatchDelegationsRequest>,
+        request: Request<pb::WatchDelegationsRequest>,
     ) -> Result<Response<Self::WatchDelegationsStream>, Status> {
-        Err(Error::unimplemented("WatchDelegations").into())
+        let request = request.into_inner();
+        let election_id = crate::api::parse_parent(&request.parent)?;
+        let make_event: crate::api::watch::MakeEvent<pb::DelegationEvent> =
+            Box::new(|meta, row, resume_token| {
+                let delegation = store::delegations::from_change_row(row)?;
+                Ok(pb::DelegationEvent {
+                    r#type: crate::api::watch::change_type(meta)?.into(),
+                    delegation: Some(to_proto(&delegation)),
+                    event_time: Some(crate::api::to_timestamp(meta.change_time)),
+                    resume_token,
+                })
+            });
+        let stream = self
+            .state
+            .watch(
+                store::delegations::FEED,
+                election_id,
+                &request.resume_token,
+                make_event,
+            )
+            .await?;
+        Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -683,8 +683,29 @@ impl MeetingService for MeetingApi {
 
     async fn watch_meetings(
         &self,
-        _request: Request<pb::WatchMeetingsRequest>,
+        request: Request<pb::WatchMeetingsRequest>,
     ) -> Result<Response<Self::WatchMeetingsStream>, Status> {
-        Err(Error::unimplemented("WatchMeetings").into())
+        let request = request.into_inner();
+        let election_id = crate::api::parse_parent(&request.parent)?;
+        let make_event: crate::api::watch::MakeEvent<pb::MeetingEvent> =
+            Box::new(|meta, row, resume_token| {
+                let meeting = store::meetings::from_change_row(row)?;
+                Ok(pb::MeetingEvent {
+                    r#type: crate::api::watch::change_type(meta)?.into(),
+                    meeting: Some(to_proto(&meeting)),
+                    event_time: Some(crate::api::to_timestamp(meta.change_time)),
+                    resume_token,
+                })
+            });
+        let stream = self
+            .state
+            .watch(
+                store::meetings::FEED,
+                election_id,
+                &request.resume_token,
+                make_event,
+            )
+            .await?;
+        Ok(Response::new(Box::pin(stream)))
     }
 }

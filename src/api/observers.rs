@@ -914,8 +914,30 @@ impl ObserverService for ObserverApi {
 
     async fn watch_observers(
         &self,
-        _request: Request<pb::WatchObserversRequest>,
+        request: Request<pb::WatchObserversRequest>,
     ) -> Result<Response<Self::WatchObserversStream>, Status> {
-        Err(Error::unimplemented("WatchObservers").into())
+        let caller = Caller::of(&request);
+        let request = request.into_inner();
+        let election_id = crate::api::parse_parent(&request.parent)?;
+        let make_event: crate::api::watch::MakeEvent<pb::ObserverEvent> =
+            Box::new(move |meta, row, resume_token| {
+                let observer = store::observers::from_change_row(row)?;
+                Ok(pb::ObserverEvent {
+                    r#type: crate::api::watch::change_type(meta)?.into(),
+                    observer: Some(for_caller(&caller, to_proto(&observer))),
+                    event_time: Some(crate::api::to_timestamp(meta.change_time)),
+                    resume_token,
+                })
+            });
+        let stream = self
+            .state
+            .watch(
+                store::observers::FEED,
+                election_id,
+                &request.resume_token,
+                make_event,
+            )
+            .await?;
+        Ok(Response::new(Box::pin(stream)))
     }
 }

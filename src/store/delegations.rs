@@ -152,6 +152,20 @@ const COLUMNS: &str = "election_id, id, display_name, organization_id, head_obse
                        arrival_date, departure_date, notes, member_count, create_time, \
                        update_time, etag, delete_time";
 
+/// The delegations' change feed.
+pub const FEED: crate::store::changes::Feed = crate::store::changes::Feed {
+    resource_type: "delegation",
+    table: "delegations",
+    columns: COLUMNS,
+};
+
+/// The delegation of a change-feed row (`changes::after`).
+pub fn from_change_row(row: &sqlx::postgres::PgRow) -> Result<Delegation> {
+    Ok(Delegation::from(<DelegationRow as sqlx::FromRow<
+        sqlx::postgres::PgRow,
+    >>::from_row(row)?))
+}
+
 pub async fn insert(
     conn: &mut PgConnection,
     election_id: &str,

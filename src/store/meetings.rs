@@ -187,6 +187,18 @@ const COLUMNS: &str = "election_id, id, title, host, delegation_ids, start_time,
                        location, topics, state, outcome, cancel_reason, create_time, \
                        update_time, etag, delete_time";
 
+/// The meetings' change feed.
+pub const FEED: crate::store::changes::Feed = crate::store::changes::Feed {
+    resource_type: "meeting",
+    table: "meetings",
+    columns: COLUMNS,
+};
+
+/// The meeting of a change-feed row (`changes::after`).
+pub fn from_change_row(row: &sqlx::postgres::PgRow) -> Result<Meeting> {
+    Meeting::try_from(<MeetingRow as sqlx::FromRow<sqlx::postgres::PgRow>>::from_row(row)?)
+}
+
 fn into_meetings(rows: Vec<MeetingRow>) -> Result<Vec<Meeting>> {
     rows.into_iter().map(Meeting::try_from).collect()
 }

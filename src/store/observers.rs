@@ -240,6 +240,18 @@ const COLUMNS: &str = "election_id, id, given_name, family_name, citizenship, or
                        deployment_region, accreditation_state, accreditation_number, decide_time, \
                        decision_reason, create_time, update_time, etag, delete_time";
 
+/// The observers' change feed.
+pub const FEED: crate::store::changes::Feed = crate::store::changes::Feed {
+    resource_type: "observer",
+    table: "observers",
+    columns: COLUMNS,
+};
+
+/// The observer of a change-feed row (`changes::after`).
+pub fn from_change_row(row: &sqlx::postgres::PgRow) -> Result<Observer> {
+    Observer::try_from(<ObserverRow as sqlx::FromRow<sqlx::postgres::PgRow>>::from_row(row)?)
+}
+
 fn into_observers(rows: Vec<ObserverRow>) -> Result<Vec<Observer>> {
     rows.into_iter().map(Observer::try_from).collect()
 }

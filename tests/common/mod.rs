@@ -44,6 +44,7 @@ pub fn test_options() -> ServeOptions {
     ServeOptions {
         health_check_interval: Duration::from_millis(100),
         request_id_retention: Duration::from_secs(48 * 3600),
+        change_retention: Duration::from_secs(7 * 24 * 3600),
         clock: Clock::system(),
         identities: Arc::new(IdentityStore::anonymous()),
         allow_anonymous: true,

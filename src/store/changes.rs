@@ -1,0 +1,85 @@
+//! SQL of the change feed: committed changes of one resource type of an election, in commit
+//! order, with the resource rebuilt as a row of its own table (`jsonb_populate_record`), so
+//! each store module decodes it with its usual row type.
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool, Row};
+
+use crate::error::Result;
+
+/// Where a change sits in the feed and what kind it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeMeta {
+    pub position: i64,
+    /// `CREATED`, `UPDATED`, `DELETED` or `UNDELETED`.
+    pub change_type: String,
+    pub change_time: DateTime<Utc>,
+}
+
+/// A resource type of the feed: its name in `changes` and its table.
+#[derive(Debug, Clone, Copy)]
+pub struct Feed {
+    pub resource_type: &'static str,
+    pub table: &'static str,
+    /// The table's columns as its row type reads them.
+    pub columns: &'static str,
+}
+
+/// Up to `limit` changes after `position`, oldest first, each with its row.
+pub async fn after(
+    conn: &mut PgConnection,
+    feed: &Feed,
+    election_id: &str,
+    position: i64,
+    limit: i64,
+) -> Result<Vec<(ChangeMeta, PgRow)>> {
+    let rows = sqlx::query(trusted_sql!(
+        "SELECT position, change_type, change_time, {columns} FROM ( \
+           SELECT c.position, c.change_type, c.change_time, r.* \
+             FROM changes c \
+             CROSS JOIN LATERAL jsonb_populate_record(NULL::{table}, c.resource) r \
+            WHERE c.election_id = $1 AND c.resource_type = $2 AND c.position > $3 \
+            ORDER BY c.position LIMIT $4) AS feed",
+        columns = feed.columns,
+        table = feed.table,
+    ))
+    .bind(election_id)
+    .bind(feed.resource_type)
+    .bind(position)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            let meta = ChangeMeta {
+                position: row.try_get("position")?,
+                change_type: row.try_get("change_type")?,
+                change_time: row.try_get("change_time")?,
+            };
+            Ok((meta, row))
+        })
+        .collect()
+}
+
+/// The election's last position: a watch without a resume token starts after it.
+pub async fn last_position(conn: &mut PgConnection, election_id: &str) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT coalesce((SELECT last_position FROM change_positions WHERE election_id = $1), 0)",
+    )
+    .bind(election_id)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Forgets changes older than `retention`.
+pub async fn purge(pool: &PgPool, retention: std::time::Duration) -> Result<u64> {
+    let seconds = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
+    Ok(sqlx::query(
+        "DELETE FROM changes WHERE change_time < now() - make_interval(secs => $1::double precision)",
+    )
+    .bind(seconds as f64)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
