@@ -54,6 +54,9 @@ pub enum Scenario {
     Summary,
     /// grpc.health.v1.Health/Check: the transport's own cost, no database.
     Health,
+    /// `--concurrency` idle WatchObservers streams held open for `--duration` (what idle
+    /// watchers cost the service).
+    Watchers,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]

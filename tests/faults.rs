@@ -177,6 +177,11 @@ async fn postgres_restarts_lose_no_acknowledged_write_and_double_none(pool: PgPo
         .connect_lazy_with(pool.connect_options().as_ref().clone());
     let app = Arc::new(spawn_app_with(pool.clone(), server_pool).await);
     open_election(&app, "kz-2023").await;
+    // A partner following the change feed through it all, resuming by itself.
+    let mut feed = observer_registry::client::Client::from_channel(app.channel.clone(), None)
+        .unwrap()
+        .follow_observers(ELECTION, "");
+    feed.open().await.unwrap();
 
     let faults_over = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicUsize::new(0));
@@ -259,6 +264,42 @@ async fn postgres_restarts_lose_no_acknowledged_write_and_double_none(pool: PgPo
     );
     let unique: HashSet<_> = numbers.iter().collect();
     assert_eq!(unique.len(), numbers.len());
+
+    // The follower saw every committed change to the observers exactly once, in commit
+    // order, across both restarts.
+    let committed: Vec<(String, String)> = sqlx::query_as(
+        "SELECT change_type, resource->>'id' FROM changes \
+          WHERE resource_type = 'observer' ORDER BY position",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let mut followed = Vec::with_capacity(committed.len());
+    while followed.len() < committed.len() {
+        let event = tokio::time::timeout(Duration::from_secs(30), feed.next())
+            .await
+            .expect("the follower stalled")
+            .unwrap();
+        let kind = match pb::ChangeType::try_from(event.r#type).unwrap() {
+            pb::ChangeType::Created => "CREATED",
+            pb::ChangeType::Updated => "UPDATED",
+            pb::ChangeType::Deleted => "DELETED",
+            pb::ChangeType::Undeleted => "UNDELETED",
+            pb::ChangeType::Unspecified => "UNSPECIFIED",
+        };
+        let name = event.observer.unwrap().name;
+        let id = name.rsplit('/').next().unwrap().to_owned();
+        followed.push((kind.to_owned(), id));
+    }
+    assert_eq!(
+        followed, committed,
+        "the feed differs from the committed changes"
+    );
+    assert_eq!(
+        committed.len(),
+        2 * acknowledged.len(),
+        "one CREATED and one UPDATED each"
+    );
 
     // Request ids: one remembered answer per acknowledged registration.
     let remembered: i64 = sqlx::query_scalar("SELECT count(*) FROM request_ids")

@@ -8,6 +8,7 @@
 //! with UNAVAILABLE when the database is lost: the client resumes with its last token.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgRow};
@@ -23,8 +24,13 @@ use crate::store::changes::{ChangeMeta, Feed};
 
 /// Changes read per query.
 const BATCH: i64 = 256;
-/// Watchers look again this often even without a notification.
+/// Watchers look again this often while notifications are not coming through…
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// …and this often while they are (a safety net only): idle watchers cost the database
+/// next to nothing.
+const IDLE_POLL_INTERVAL: Duration = Duration::from_secs(30);
+/// The notice that wakes every watcher: notifications resumed and some may have been lost.
+const EVERYONE: &str = "*";
 /// The channel NOTIFY uses (see the change-feed migration).
 const CHANNEL: &str = "observer_registry_changes";
 
@@ -33,6 +39,8 @@ const CHANNEL: &str = "observer_registry_changes";
 #[derive(Debug, Clone)]
 pub struct Feeds {
     notices: broadcast::Sender<Arc<str>>,
+    /// Whether LISTEN is in place, so that watchers can rely on being woken.
+    listening: Arc<AtomicBool>,
     stopping: watch::Receiver<bool>,
     pub retention: Duration,
 }
@@ -45,9 +53,16 @@ impl Feeds {
         let listener_pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(1)
             .connect_lazy_with((*pool.connect_options()).clone());
-        tokio::spawn(listen(listener_pool, notices.clone(), stopping.clone()));
+        let listening = Arc::new(AtomicBool::new(false));
+        tokio::spawn(listen(
+            listener_pool,
+            notices.clone(),
+            listening.clone(),
+            stopping.clone(),
+        ));
         Feeds {
             notices,
+            listening,
             stopping,
             retention,
         }
@@ -57,21 +72,34 @@ impl Feeds {
 async fn listen(
     pool: sqlx::PgPool,
     notices: broadcast::Sender<Arc<str>>,
+    listening: Arc<AtomicBool>,
     mut stopping: watch::Receiver<bool>,
 ) {
     loop {
-        let listening = async {
+        let listened = async {
             let mut listener = PgListener::connect_with(&pool).await?;
             listener.listen(CHANNEL).await?;
+            listening.store(true, Ordering::Release);
+            // Whatever was committed while nobody listened: everyone looks again.
+            let _ = notices.send(EVERYONE.into());
             loop {
-                let notification = listener.recv().await?;
-                let _ = notices.send(notification.payload().into());
+                match listener.try_recv().await? {
+                    Some(notification) => {
+                        let _ = notices.send(notification.payload().into());
+                    }
+                    // The connection was lost and is back: notifications may have been
+                    // lost meanwhile, so everyone looks again.
+                    None => {
+                        let _ = notices.send(EVERYONE.into());
+                    }
+                }
             }
             #[allow(unreachable_code)]
             Ok::<(), sqlx::Error>(())
         };
         tokio::select! {
-            result = listening => {
+            result = listened => {
+                listening.store(false, Ordering::Release);
                 if let Err(error) = result {
                     tracing::debug!(%error, "change notifications interrupted; watchers poll meanwhile");
                 }
@@ -173,9 +201,14 @@ async fn follow<E>(
         if full {
             continue;
         }
+        let poll = if state.feeds.listening.load(Ordering::Acquire) {
+            IDLE_POLL_INTERVAL
+        } else {
+            POLL_INTERVAL
+        };
         tokio::select! {
             _ = woken_for(&mut notices, &election_id) => {}
-            _ = tokio::time::sleep(POLL_INTERVAL) => {}
+            _ = tokio::time::sleep(poll) => {}
             _ = stopping.wait_for(|stop| *stop) => return,
             _ = events.closed() => return,
         }
@@ -186,7 +219,7 @@ async fn follow<E>(
 async fn woken_for(notices: &mut broadcast::Receiver<Arc<str>>, election: &str) {
     loop {
         match notices.recv().await {
-            Ok(changed) if &*changed == election => return,
+            Ok(changed) if &*changed == election || &*changed == EVERYONE => return,
             Ok(_) => {}
             Err(broadcast::error::RecvError::Lagged(_)) => return,
             Err(broadcast::error::RecvError::Closed) => std::future::pending().await,

@@ -112,6 +112,7 @@ impl Workload {
                     .await
                     .map(|created| created.into_inner().observers.len() as u64)
             }
+            Scenario::Watchers => return Err(Code::Unimplemented),
             Scenario::Health => tonic_health::pb::health_client::HealthClient::new(channel.clone())
                 .check(tonic_health::pb::HealthCheckRequest {
                     service: String::new(),
@@ -234,6 +235,9 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     if matches!(args.scenario, Scenario::ListDeep) {
         workload.find_deep_token(channels[0].clone()).await?;
     }
+    if matches!(args.scenario, Scenario::Watchers) {
+        return hold_watchers(args, &channels).await;
+    }
     let workload = Arc::new(workload);
     let totals = Arc::new(Totals::new()?);
 
@@ -296,6 +300,54 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<std::process::ExitCode> {
             .lock()
             .map_err(|_| anyhow::anyhow!("a worker panicked"))?
             .clone(),
+    };
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Opens `--concurrency` watches of the election's observers and holds them, idle, for
+/// `--duration`; `bench/run` reads the service's memory meanwhile.
+async fn hold_watchers(
+    args: &BenchArgs,
+    channels: &[AuthenticatedChannel],
+) -> anyhow::Result<std::process::ExitCode> {
+    let started = Instant::now();
+    let mut streams = Vec::with_capacity(args.concurrency);
+    let mut codes: BTreeMap<String, u64> = BTreeMap::new();
+    for n in 0..args.concurrency {
+        let mut client = ObserverServiceClient::new(channels[n % channels.len()].clone());
+        let opened = client
+            .watch_observers(pb::WatchObserversRequest {
+                parent: args.election.clone(),
+                resume_token: String::new(),
+            })
+            .await;
+        let code = match opened {
+            Ok(stream) => {
+                streams.push(stream.into_inner());
+                Code::Ok
+            }
+            Err(status) => status.code(),
+        };
+        *codes.entry(format!("{code:?}")).or_default() += 1;
+    }
+    let opened_in = started.elapsed().as_secs_f64();
+    tracing::info!(open = streams.len(), seconds = opened_in, "watchers open");
+    tokio::time::sleep(args.duration).await;
+    let report = Report {
+        scenario: "Watchers".into(),
+        mode: "idle streams".into(),
+        concurrency: args.concurrency,
+        connections: channels.len(),
+        seconds: opened_in,
+        ok: streams.len() as u64,
+        ok_per_second: streams.len() as f64 / opened_in.max(f64::EPSILON),
+        items_per_second: 0.0,
+        p50_ms: 0.0,
+        p90_ms: 0.0,
+        p99_ms: 0.0,
+        max_ms: 0.0,
+        codes,
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(std::process::ExitCode::SUCCESS)
