@@ -126,23 +126,26 @@ impl AppState {
         resume_token: &str,
         make_event: MakeEvent<E>,
     ) -> Result<ReceiverStream<std::result::Result<E, Status>>> {
-        let start_after = if resume_token.is_empty() {
-            let mut conn = self.db.connection().await?;
-            crate::api::require_election(&mut conn, election_id).await?;
-            store::changes::last_position(&mut conn, election_id).await?
+        // A token is checked before the database is asked anything.
+        let resumed_after = if resume_token.is_empty() {
+            None
         } else {
-            let position = resume_token::position(
+            Some(resume_token::position(
                 &self.page_tokens,
                 resume_token,
                 election_id,
                 feed.resource_type,
                 self.feeds.retention,
                 self.clock.now(),
-            )?;
-            let mut conn = self.db.connection().await?;
-            crate::api::require_election(&mut conn, election_id).await?;
-            position
+            )?)
         };
+        let mut conn = self.db.connection().await?;
+        crate::api::require_election(&mut conn, election_id).await?;
+        let start_after = match resumed_after {
+            Some(position) => position,
+            None => store::changes::last_position(&mut conn, election_id).await?,
+        };
+        drop(conn);
         let (events, stream) = mpsc::channel(64);
         tokio::spawn(follow(
             self.clone(),
