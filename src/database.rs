@@ -71,14 +71,21 @@ impl Database {
         self.begin_with("BEGIN READ ONLY").await
     }
 
-    /// A connection for one autocommit statement (coalesced point reads): fails fast while
-    /// the database is down; the wait is bounded by the pool's acquire timeout.
+    /// A connection for autocommit statements (change feeds): fails fast while the database
+    /// is down; the wait is bounded by the pool's acquire timeout.
     pub async fn connection(&self) -> Result<PoolConnection<Postgres>> {
-        if !self.availability.database_up() {
-            return Err(unavailable());
-        }
+        self.ensure_available()?;
         let _waiting = self.metrics.waiting_for_connection();
         Ok(self.pool.acquire().await?)
+    }
+
+    /// Fails fast while the database is known to be down.
+    pub fn ensure_available(&self) -> Result<()> {
+        if self.availability.database_up() {
+            Ok(())
+        } else {
+            Err(unavailable())
+        }
     }
 
     /// Runs `work` as if in a call with the default statement timeout as its deadline, so

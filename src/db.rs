@@ -32,7 +32,7 @@ pub fn pool(options: PgConnectOptions, settings: &Settings) -> PgPool {
 }
 
 /// A connection idle for this long is pinged before use; one in steady use is not.
-const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+pub const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// Pings a connection before handing it out only when it sat idle (it may have died with a
 /// restarted PostgreSQL meanwhile), not on every acquire as sqlx does by default: under load

@@ -1,4 +1,4 @@
-//! Coalesces concurrent GetObserver calls into one query (`(election_id, id) IN unnest(…)`).
+//! Coalesces concurrent GetObserver calls into one query (`election_id = $1 AND id = ANY($2)`).
 //!
 //! A call queues its key; a dispatcher takes the first key waiting and, once one of a few
 //! batch slots is free, every other key queued by then, and reads them all in one statement.
@@ -6,14 +6,21 @@
 //! while the slots are busy, so batches grow and the database does less per call. Never a
 //! cache: each batch is a fresh statement that starts after every call in it arrived, so a
 //! read never returns data older than a write acknowledged before the read was sent.
+//!
+//! Each slot holds its own connection rather than borrowing one from a pool: sqlx's pool
+//! makes a round trip to PostgreSQL every time a connection is returned, which with one batch
+//! in flight made every batch wait for two round trips instead of one.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use sqlx::postgres::PgPoolOptions;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::database::Database;
+use crate::db::PING_AFTER_IDLE;
 use crate::domain::observer::Observer;
 use crate::error::{Error, Result};
 use crate::store;
@@ -35,22 +42,18 @@ pub struct ObserverReads {
 }
 
 impl ObserverReads {
-    /// Starts the dispatcher; `slots` batches run at once, each on a connection of a small
-    /// pool of their own whose statements are planned once (`force_generic_plan`): planning
-    /// an observer lookup each time (eleven indexes to consider) costs PostgreSQL more than
-    /// running it.
+    /// Starts the dispatcher; `slots` batches run at once, each on a connection of its own
+    /// whose statements are planned once (`force_generic_plan`): planning an observer lookup
+    /// each time (eleven indexes to consider) costs PostgreSQL more than running it.
     pub fn start(db: Database, slots: usize) -> Self {
-        let slots = slots.max(1);
-        let options = (*db.pool.connect_options())
-            .clone()
-            .options([("plan_cache_mode", "force_generic_plan")]);
-        let pool = crate::db::ping_when_idle(PgPoolOptions::new())
-            .max_connections(u32::try_from(slots).unwrap_or(u32::MAX))
-            .acquire_timeout(db.pool.options().get_acquire_timeout())
-            .connect_lazy_with(options);
-        let db = Database { pool, ..db };
+        let connector = Connector {
+            options: (*db.pool.connect_options())
+                .clone()
+                .options([("plan_cache_mode", "force_generic_plan")]),
+            timeout: db.pool.options().get_acquire_timeout(),
+        };
         let (queue, waiting) = mpsc::channel(MAX_BATCH * 64);
-        tokio::spawn(dispatch(db, waiting, slots));
+        tokio::spawn(dispatch(db, Arc::new(connector), waiting, slots.max(1)));
         ObserverReads { queue }
     }
 
@@ -67,11 +70,62 @@ impl ObserverReads {
     }
 }
 
-async fn dispatch(db: Database, mut waiting: mpsc::Receiver<Lookup>, slots: usize) {
-    let slots = Arc::new(Semaphore::new(slots));
+/// How a slot (re)connects.
+struct Connector {
+    options: PgConnectOptions,
+    /// Bounds a connection attempt like waiting for a pooled connection.
+    timeout: Duration,
+}
+
+/// A batch slot and the connection it keeps between batches.
+#[derive(Default)]
+struct Slot {
+    connection: Option<PgConnection>,
+    last_used: Option<Instant>,
+}
+
+impl Slot {
+    /// The slot's connection, ready for a statement: fails fast while the database is down,
+    /// connects when the slot has none, and pings one that sat idle (PostgreSQL may have
+    /// restarted meanwhile), as the pools do.
+    async fn ready(&mut self, db: &Database, connector: &Connector) -> Result<&mut PgConnection> {
+        db.ensure_available()?;
+        let idle = self
+            .last_used
+            .is_none_or(|t| t.elapsed() >= PING_AFTER_IDLE);
+        let mut connection = self.connection.take();
+        if idle
+            && let Some(conn) = connection.as_mut()
+            && conn.ping().await.is_err()
+        {
+            connection = None;
+        }
+        let connection = match connection {
+            Some(conn) => conn,
+            None => tokio::time::timeout(
+                connector.timeout,
+                PgConnection::connect_with(&connector.options),
+            )
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)??,
+        };
+        Ok(self.connection.insert(connection))
+    }
+}
+
+async fn dispatch(
+    db: Database,
+    connector: Arc<Connector>,
+    mut waiting: mpsc::Receiver<Lookup>,
+    slots: usize,
+) {
+    let (release, mut free) = mpsc::channel::<Slot>(slots);
+    for _ in 0..slots {
+        let _ = release.try_send(Slot::default());
+    }
     while let Some(first) = waiting.recv().await {
         // Waiting for a slot is what lets a batch grow under load.
-        let Ok(slot) = slots.clone().acquire_owned().await else {
+        let Some(slot) = free.recv().await else {
             return;
         };
         let mut batch = vec![first];
@@ -81,25 +135,31 @@ async fn dispatch(db: Database, mut waiting: mpsc::Receiver<Lookup>, slots: usiz
                 Err(_) => break,
             }
         }
-        let db = db.clone();
+        let (db, connector, release) = (db.clone(), connector.clone(), release.clone());
         tokio::spawn(async move {
-            read_batch(&db, batch).await;
-            drop(slot);
+            let slot = read_batch(&db, &connector, slot, batch).await;
+            // Never full: there are as many places as slots.
+            let _ = release.try_send(slot);
         });
     }
 }
 
-async fn read_batch(db: &Database, batch: Vec<Lookup>) {
+async fn read_batch(
+    db: &Database,
+    connector: &Connector,
+    mut slot: Slot,
+    batch: Vec<Lookup>,
+) -> Slot {
     // Callers that gave up (deadline, cancellation) are left out.
-    let batch: Vec<Lookup> = batch.into_iter().filter(|l| !l.reply.is_closed()).collect();
+    let mut batch: Vec<Lookup> = batch.into_iter().filter(|l| !l.reply.is_closed()).collect();
     if batch.is_empty() {
-        return;
+        return slot;
     }
     // In a call scope of its own, so database errors are counted and a lost connection
     // makes later calls fail fast, as in a handler.
     let result = db
         .in_scope(async {
-            let mut conn = db.connection().await?;
+            let conn = slot.ready(db, connector).await?;
             let mut found = Vec::with_capacity(batch.len());
             // Nearly always one election per batch.
             let mut elections: Vec<&str> = batch.iter().map(|l| l.key.0.as_str()).collect();
@@ -111,25 +171,38 @@ async fn read_batch(db: &Database, batch: Vec<Lookup>) {
                     .filter(|l| l.key.0 == election)
                     .map(|l| l.key.1.as_str())
                     .collect();
-                found.extend(store::observers::get_many(&mut conn, election, &ids).await?);
+                found.extend(store::observers::get_many(&mut *conn, election, &ids).await?);
             }
             Ok::<_, Error>(found)
         })
         .await;
     match result {
         Ok(observers) => {
-            let found: HashMap<Key, Observer> = observers
+            slot.last_used = Some(Instant::now());
+            let mut found: HashMap<Key, Observer> = observers
                 .into_iter()
                 .map(|o| ((o.election_id.clone(), o.id.clone()), o))
                 .collect();
-            for lookup in batch {
-                let _ = lookup.reply.send(Ok(found.get(&lookup.key).cloned()));
+            // Sorted, so that a key asked for twice is cloned for all but its last caller.
+            batch.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+            let mut lookups = batch.into_iter().peekable();
+            while let Some(lookup) = lookups.next() {
+                let asked_again = lookups.peek().is_some_and(|next| next.key == lookup.key);
+                let observer = if asked_again {
+                    found.get(&lookup.key).cloned()
+                } else {
+                    found.remove(&lookup.key)
+                };
+                let _ = lookup.reply.send(Ok(observer));
             }
         }
         Err(error) => {
+            // The connection may be broken; the next batch connects afresh.
+            slot.connection = None;
             for lookup in batch {
                 let _ = lookup.reply.send(Err(error.copy_for_client()));
             }
         }
     }
+    slot
 }
