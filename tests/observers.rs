@@ -1399,3 +1399,45 @@ async fn an_election_with_observers_is_deleted_only_with_force(pool: PgPool) {
     let left = get_observer(&app, "elections/kz-2024/observers/huseynova").await;
     assert_eq!(left.citizenship, "AZ");
 }
+
+#[sqlx::test]
+async fn an_empty_page_still_counts_every_match(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    open_election(&app, "kz-2023").await;
+    create_observer(&app, KZ, "huseynova", huseynova()).await;
+    let rusu = create_observer(
+        &app,
+        KZ,
+        "rusu",
+        observer("Ion", "Rusu", "MD", "cec-az", "B00000001"),
+    )
+    .await;
+    let first = list_observers(
+        &app,
+        pb::ListObserversRequest {
+            parent: KZ.into(),
+            page_size: 1,
+            order_by: "family_name".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((first.observers.len(), first.total_size), (1, 2));
+    // The page after the last match is empty; the count comes from a statement of its own.
+    delete_observer(&app, &rusu.name, &rusu.etag).await.unwrap();
+    let past_the_end = list_observers(
+        &app,
+        pb::ListObserversRequest {
+            parent: KZ.into(),
+            page_size: 1,
+            order_by: "family_name".into(),
+            page_token: first.next_page_token,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(past_the_end.observers.is_empty());
+    assert_eq!(past_the_end.total_size, 1);
+}

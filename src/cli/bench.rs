@@ -47,6 +47,9 @@ struct Report {
     p99_ms: f64,
     max_ms: f64,
     codes: BTreeMap<String, u64>,
+    /// The page token `list-deep` asked for, so other clients (h2load) can ask for it too.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    page_token: String,
 }
 
 /// One scenario's calls: how to make the `n`-th call of a worker.
@@ -300,6 +303,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<std::process::ExitCode> {
             .lock()
             .map_err(|_| anyhow::anyhow!("a worker panicked"))?
             .clone(),
+        page_token: workload.deep_token.clone(),
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(std::process::ExitCode::SUCCESS)
@@ -348,6 +352,7 @@ async fn hold_watchers(
         p99_ms: 0.0,
         max_ms: 0.0,
         codes,
+        page_token: String::new(),
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(std::process::ExitCode::SUCCESS)

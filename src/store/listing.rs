@@ -1,7 +1,7 @@
-//! Runs a validated List query: one page by keyset, plus the exact count for `total_size`.
+//! Runs a validated List query: one page by keyset, plus the capped count for `total_size`.
 
 use sqlx::postgres::PgRow;
-use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder};
+use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder, Row};
 
 use crate::aip::paging::ListQuery;
 use crate::error::Result;
@@ -16,6 +16,10 @@ pub struct Source<'s> {
 
 /// Fetches up to `limit + 1` rows after the cursor and counts every row that matches.
 /// `scope` appends ` AND …` conditions that bound the list (parent, deleted rows).
+///
+/// The page and the capped count are one statement (the count is an uncorrelated subquery,
+/// evaluated once): one round trip and one snapshot. Only an empty page, which carries no
+/// count, needs a second statement.
 pub async fn fetch_page<R>(
     conn: &mut PgConnection,
     source: &Source<'_>,
@@ -25,18 +29,30 @@ pub async fn fetch_page<R>(
 where
     R: for<'r> FromRow<'r, PgRow> + Send + Unpin,
 {
-    let mut rows = QueryBuilder::<Postgres>::new(format!(
-        "SELECT {} FROM {} WHERE true",
-        source.columns, source.from
+    let mut page = QueryBuilder::<Postgres>::new(format!("SELECT {}, (", source.columns));
+    push_capped_count(&mut page, source, scope, query);
+    page.push(format!(
+        ") AS {TOTAL_COLUMN} FROM {} WHERE true",
+        source.from
     ));
-    scope(&mut rows);
-    query.push_conditions(&mut rows);
-    query.push_order_and_limit(&mut rows);
-    let rows: Vec<R> = rows.build_query_as().fetch_all(&mut *conn).await?;
-
-    let total = count(conn, source, scope, query).await?;
+    scope(&mut page);
+    query.push_conditions(&mut page);
+    query.push_order_and_limit(&mut page);
+    let rows: Vec<PgRow> = page.build().fetch_all(&mut *conn).await?;
+    let Some(first) = rows.first() else {
+        return Ok((Vec::new(), count(conn, source, scope, query).await?));
+    };
+    let capped: i64 = first.try_get(TOTAL_COLUMN)?;
+    let total = total_size(conn, source, scope, query, capped).await?;
+    let rows = rows
+        .iter()
+        .map(R::from_row)
+        .collect::<std::result::Result<Vec<R>, _>>()?;
     Ok((rows, total))
 }
+
+/// The page's extra column: the capped count of every match.
+const TOTAL_COLUMN: &str = "total_matching";
 
 /// Counted exactly up to this many matches; above it `total_size` is the planner's estimate
 /// (AIP-132 allows that), so a list of a million observers does not count them on every page.
@@ -48,29 +64,54 @@ async fn count(
     scope: &(dyn Fn(&mut QueryBuilder<Postgres>) + Sync),
     query: &ListQuery,
 ) -> Result<i64> {
-    let matching = |prefix: &str| {
-        let mut qb =
-            QueryBuilder::<Postgres>::new(format!("{prefix} FROM {} WHERE true", source.from));
-        scope(&mut qb);
-        query.push_filter(&mut qb);
-        qb
-    };
-    let mut capped = matching("SELECT count(*) FROM (SELECT 1");
-    capped
-        .push(" LIMIT ")
+    let mut capped = QueryBuilder::<Postgres>::new("");
+    push_capped_count(&mut capped, source, scope, query);
+    let (exact,): (i64,) = capped.build_query_as().fetch_one(&mut *conn).await?;
+    total_size(conn, source, scope, query, exact).await
+}
+
+/// Every row that matches the filter, counted up to one more than the exact limit.
+fn push_capped_count(
+    qb: &mut QueryBuilder<Postgres>,
+    source: &Source<'_>,
+    scope: &(dyn Fn(&mut QueryBuilder<Postgres>) + Sync),
+    query: &ListQuery,
+) {
+    qb.push(format!(
+        "SELECT count(*) FROM (SELECT 1 FROM {} WHERE true",
+        source.from
+    ));
+    scope(qb);
+    query.push_filter(qb);
+    qb.push(" LIMIT ")
         .push_bind(EXACT_COUNT_LIMIT + 1)
         .push(") AS matching");
-    let (exact,): (i64,) = capped.build_query_as().fetch_one(&mut *conn).await?;
-    if exact <= EXACT_COUNT_LIMIT {
-        return Ok(exact);
+}
+
+/// The exact count when it is at most the limit, else the planner's estimate.
+async fn total_size(
+    conn: &mut PgConnection,
+    source: &Source<'_>,
+    scope: &(dyn Fn(&mut QueryBuilder<Postgres>) + Sync),
+    query: &ListQuery,
+    capped: i64,
+) -> Result<i64> {
+    if capped <= EXACT_COUNT_LIMIT {
+        return Ok(capped);
     }
+    let mut matching = QueryBuilder::<Postgres>::new(format!(
+        "EXPLAIN (FORMAT JSON) SELECT 1 FROM {} WHERE true",
+        source.from
+    ));
+    scope(&mut matching);
+    query.push_filter(&mut matching);
     // Not prepared: an unnamed statement is planned with the actual filter values, which
     // gives a far better estimate than a generic plan.
-    let (plan,): (serde_json::Value,) = matching("EXPLAIN (FORMAT JSON) SELECT 1")
+    let (plan,): (serde_json::Value,) = matching
         .build_query_as()
         .persistent(false)
         .fetch_one(&mut *conn)
         .await?;
     let estimate = plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or_default() as i64;
-    Ok(estimate.max(exact))
+    Ok(estimate.max(capped))
 }
