@@ -127,16 +127,16 @@ impl Database {
             return Err(unavailable());
         }
         let Some(deadline) = current_deadline() else {
-            return Ok(self.pool.begin_with(begin).await?);
+            return begin_in_own_task(self.pool.clone(), begin.to_owned()).await;
         };
         let remaining = remaining_ms(deadline)?;
         let acquire = async {
             let _waiting = self.metrics.waiting_for_connection();
-            self.pool
-                .begin_with(sqlx::AssertSqlSafe(format!(
-                    "{begin}; SET LOCAL statement_timeout = {remaining}"
-                )))
-                .await
+            begin_in_own_task(
+                self.pool.clone(),
+                format!("{begin}; SET LOCAL statement_timeout = {remaining}"),
+            )
+            .await
         };
         let started = Instant::now();
         let mut transaction = tokio::time::timeout_at(deadline, acquire)
@@ -150,6 +150,22 @@ impl Database {
                 .await?;
         }
         Ok(transaction)
+    }
+}
+
+/// Begins a transaction in a task of its own, which finishes even when the call that asked
+/// for it is cancelled (client gone, deadline passed). sqlx counts a transaction as open only
+/// once PostgreSQL has answered its BEGIN; dropped before that, it returns the connection to
+/// the pool inside an open transaction, and the connection's next user would run in it (a
+/// leftover READ ONLY one fails every write). Finished here, the transaction is dropped if
+/// nobody waits for it any more, which rolls it back.
+async fn begin_in_own_task(pool: PgPool, begin: String) -> Result<Transaction<'static, Postgres>> {
+    let begun = tokio::spawn(async move { pool.begin_with(sqlx::AssertSqlSafe(begin)).await });
+    match begun.await {
+        Ok(transaction) => Ok(transaction?),
+        Err(error) => Err(Error::internal(anyhow::anyhow!(
+            "beginning a transaction failed: {error}"
+        ))),
     }
 }
 

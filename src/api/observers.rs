@@ -214,7 +214,7 @@ impl ObserverApi {
             .get(election_id, id)
             .await?
             .ok_or_else(|| Error::not_found(&request.name))?;
-        Ok(for_caller(caller, to_proto(&observer)))
+        Ok(for_caller(caller, into_proto(observer)))
     }
 
     async fn list(
@@ -242,8 +242,8 @@ impl ObserverApi {
         Ok(pb::ListObserversResponse {
             observers: page
                 .items
-                .iter()
-                .map(|o| for_caller(caller, to_proto(o)))
+                .into_iter()
+                .map(|o| for_caller(caller, into_proto(o)))
                 .collect(),
             next_page_token: page.next_page_token,
             total_size: total_size(page.total_size),
@@ -732,11 +732,17 @@ fn state_to_proto(state: AccreditationState) -> pb::AccreditationState {
 }
 
 fn to_proto(observer: &Observer) -> pb::Observer {
-    let fields = &observer.fields;
+    into_proto(observer.clone())
+}
+
+/// Moves the observer's strings into the message: reads answer with what they decoded.
+fn into_proto(observer: Observer) -> pb::Observer {
+    let name = observer.name();
+    let fields = observer.fields;
     pb::Observer {
-        name: observer.name(),
-        given_name: fields.given_name.clone(),
-        family_name: fields.family_name.clone(),
+        name,
+        given_name: fields.given_name,
+        family_name: fields.family_name,
         citizenship: fields.citizenship.to_string(),
         organization: format!("organizations/{}", fields.organization_id),
         delegation: fields
@@ -749,16 +755,16 @@ fn to_proto(observer: &Observer) -> pb::Observer {
             .and_then(|r| pb::ObserverRole::from_str_name(r.as_str()))
             .unwrap_or(pb::ObserverRole::Unspecified)
             .into(),
-        travel_document_number: fields.travel_document_number.clone(),
+        travel_document_number: fields.travel_document_number,
         date_of_birth: fields.date_of_birth.map(format_date).unwrap_or_default(),
-        email: fields.email.clone(),
-        phone: fields.phone.clone(),
-        deployment_region: fields.deployment_region.clone(),
+        email: fields.email,
+        phone: fields.phone,
+        deployment_region: fields.deployment_region,
         accreditation: Some(pb::Accreditation {
             state: state_to_proto(observer.accreditation.state).into(),
-            number: observer.accreditation.number.clone().unwrap_or_default(),
+            number: observer.accreditation.number.unwrap_or_default(),
             decide_time: observer.accreditation.decide_time.map(to_timestamp),
-            reason: observer.accreditation.reason.clone(),
+            reason: observer.accreditation.reason,
         }),
         create_time: Some(to_timestamp(observer.create_time)),
         update_time: Some(to_timestamp(observer.update_time)),

@@ -35,12 +35,13 @@ pub async fn after(
     limit: i64,
 ) -> Result<Vec<(ChangeMeta, PgRow)>> {
     let rows = sqlx::query(trusted_sql!(
-        "SELECT position, change_type, change_time, {columns} FROM ( \
+        // The resource's columns first: a row type may read them by position.
+        "SELECT {columns}, position, change_type, change_time FROM ( \
            SELECT c.position, c.change_type, c.change_time, r.* \
              FROM changes c \
              CROSS JOIN LATERAL jsonb_populate_record(NULL::{table}, c.resource) r \
             WHERE c.election_id = $1 AND c.resource_type = $2 AND c.position > $3 \
-            ORDER BY c.position LIMIT $4) AS feed",
+            ORDER BY c.position LIMIT $4) AS feed ORDER BY position",
         columns = feed.columns,
         table = feed.table,
     ))

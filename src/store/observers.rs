@@ -152,7 +152,7 @@ pub static LIST_SPEC: ListSpec = ListSpec {
     default_order_by: "create_time",
 };
 
-#[derive(sqlx::FromRow)]
+/// An observer as stored, read from the columns of [`COLUMNS`] in that order.
 struct ObserverRow {
     election_id: String,
     id: String,
@@ -175,6 +175,40 @@ struct ObserverRow {
     update_time: DateTime<Utc>,
     etag: Uuid,
     delete_time: Option<DateTime<Utc>>,
+}
+
+/// By position and without sqlx's check of each value's type against the column's: reading
+/// by name with that check was a quarter of the service's CPU time when listing pages of
+/// 100 observers (perf). The positions are those of [`COLUMNS`], which every statement that
+/// reads observers selects first; a wrong type still fails to decode (tested through every
+/// read of the test suite).
+impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for ObserverRow {
+    fn from_row(row: &'r sqlx::postgres::PgRow) -> sqlx::Result<Self> {
+        use sqlx::Row;
+        Ok(ObserverRow {
+            election_id: row.try_get_unchecked(0)?,
+            id: row.try_get_unchecked(1)?,
+            given_name: row.try_get_unchecked(2)?,
+            family_name: row.try_get_unchecked(3)?,
+            citizenship: row.try_get_unchecked(4)?,
+            organization_id: row.try_get_unchecked(5)?,
+            delegation_id: row.try_get_unchecked(6)?,
+            role: row.try_get_unchecked(7)?,
+            travel_document_number: row.try_get_unchecked(8)?,
+            date_of_birth: row.try_get_unchecked(9)?,
+            email: row.try_get_unchecked(10)?,
+            phone: row.try_get_unchecked(11)?,
+            deployment_region: row.try_get_unchecked(12)?,
+            accreditation_state: row.try_get_unchecked(13)?,
+            accreditation_number: row.try_get_unchecked(14)?,
+            decide_time: row.try_get_unchecked(15)?,
+            decision_reason: row.try_get_unchecked(16)?,
+            create_time: row.try_get_unchecked(17)?,
+            update_time: row.try_get_unchecked(18)?,
+            etag: row.try_get_unchecked(19)?,
+            delete_time: row.try_get_unchecked(20)?,
+        })
+    }
 }
 
 impl TryFrom<ObserverRow> for Observer {
