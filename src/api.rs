@@ -28,6 +28,8 @@ pub struct AppState {
     pub feeds: watch::Feeds,
     pub page_tokens: PageTokens,
     pub clock: Clock,
+    /// List totals reused while their election is unchanged.
+    pub list_counts: std::sync::Arc<crate::store::listing::ListCounts>,
 }
 
 /// An instant as the contract writes it.

@@ -201,6 +201,7 @@ pub async fn serve(
         db,
         page_tokens,
         clock: options.clock.clone(),
+        list_counts: Default::default(),
     };
 
     // Only complete services are served, and reflection lists only what is served.

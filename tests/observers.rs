@@ -1441,3 +1441,64 @@ async fn an_empty_page_still_counts_every_match(pool: PgPool) {
     assert!(past_the_end.observers.is_empty());
     assert_eq!(past_the_end.total_size, 1);
 }
+
+#[sqlx::test]
+async fn a_list_total_is_reused_only_while_the_election_is_unchanged(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    open_election(&app, "kz-2023").await;
+    for (id, document) in [("wei", "E1"), ("li", "E2"), ("zhang", "E3")] {
+        create_observer(&app, KZ, id, observer("Wei", id, "CN", "sco", document)).await;
+    }
+    let total = || async {
+        list_observers(
+            &app,
+            pb::ListObserversRequest {
+                parent: KZ.into(),
+                filter: "citizenship = \"CN\"".into(),
+                page_size: 2,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .total_size
+    };
+    assert_eq!(total().await, 3);
+    assert_eq!(total().await, 3);
+
+    // A row added behind the change feed's back (its triggers off) does not move the
+    // election's position: the stored total is reused, so it was not counted again.
+    sqlx::query("ALTER TABLE observers DISABLE TRIGGER observers_changes_insert")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO observers (election_id, id, given_name, family_name, citizenship, \
+         organization_id, travel_document_number) \
+         VALUES ('kz-2023', 'hidden', 'Hidden', 'Row', 'CN', 'sco', 'E9')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("ALTER TABLE observers ENABLE TRIGGER observers_changes_insert")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(total().await, 3);
+
+    // Any committed change to the election's observers moves it: counted afresh.
+    create_observer(
+        &app,
+        KZ,
+        "rusu",
+        observer("Ion", "Rusu", "MD", "cec-az", "B00000001"),
+    )
+    .await;
+    assert_eq!(total().await, 4);
+    // A change made straight in SQL, not through the service, too.
+    sqlx::query("UPDATE observers SET citizenship = 'MD' WHERE id = 'li'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(total().await, 3);
+}

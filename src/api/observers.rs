@@ -237,7 +237,8 @@ impl ObserverApi {
         )?;
         let mut conn = self.state.db.read().await?;
         require_election(&mut conn, election_id).await?;
-        let (rows, total) = store::observers::list(&mut conn, election_id, &query).await?;
+        let (rows, total) =
+            store::observers::list(&mut conn, election_id, &query, &self.state.list_counts).await?;
         let page = Page::from_rows(&self.state.page_tokens, &query, rows, total);
         Ok(pb::ListObserversResponse {
             observers: page

@@ -12,7 +12,7 @@ use crate::domain::observer::{
     Accreditation, AccreditationState, Observer, ObserverFields, ObserverRole, observer_name,
 };
 use crate::error::{Error, Reason, Result};
-use crate::store::listing::{Source, fetch_page};
+use crate::store::listing::{ListCounts, Source, fetch_page_of_election};
 
 fn organization_key(name: &str) -> Option<String> {
     names::parse_top_level(name, "organizations")
@@ -515,21 +515,23 @@ pub async fn list(
     conn: &mut PgConnection,
     election_id: &str,
     query: &ListQuery,
+    counts: &ListCounts,
 ) -> Result<(Vec<Observer>, i64)> {
     let source = Source {
         columns: COLUMNS,
         from: "observers",
     };
-    let election_id = election_id.to_owned();
+    let election = election_id.to_owned();
     let show_deleted = query.show_deleted;
     let scope = move |qb: &mut sqlx::QueryBuilder<sqlx::Postgres>| {
-        qb.push(" AND election_id = ")
-            .push_bind(election_id.clone());
+        qb.push(" AND election_id = ").push_bind(election.clone());
         if !show_deleted {
             qb.push(" AND delete_time IS NULL");
         }
     };
-    let (rows, total) = fetch_page::<ObserverRow>(conn, &source, &scope, query).await?;
+    let (rows, total) =
+        fetch_page_of_election::<ObserverRow>(conn, &source, &scope, query, counts, election_id)
+            .await?;
     Ok((into_observers(rows)?, total))
 }
 
