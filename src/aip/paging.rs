@@ -353,8 +353,10 @@ impl ListQuery {
             qb.push(key.column);
             qb.push(if key.descending { " DESC" } else { " ASC" });
         }
-        qb.push(" LIMIT ");
-        qb.push_bind(self.limit + 1);
+        // A literal (an integer, never text): bound as a parameter, PostgreSQL cannot see the
+        // limit when it weighs a generic plan, estimates it worse than the custom ones, and
+        // then plans every execution again (a sixth of its time per page, perf).
+        qb.push(format_args!(" LIMIT {}", self.limit + 1));
     }
 }
 

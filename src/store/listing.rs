@@ -187,9 +187,11 @@ fn push_capped_count(
     ));
     scope(qb);
     query.push_filter(qb);
-    qb.push(" LIMIT ")
-        .push_bind(EXACT_COUNT_LIMIT + 1)
-        .push(") AS matching");
+    // A literal, for the reason given at `ListQuery::push_order_and_limit`.
+    qb.push(format_args!(
+        " LIMIT {}) AS matching",
+        EXACT_COUNT_LIMIT + 1
+    ));
 }
 
 /// The exact count when it is at most the limit, else the planner's estimate.
