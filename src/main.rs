@@ -11,6 +11,10 @@ use observer_registry::admin::{self, AdminState};
 use observer_registry::config::{Cli, Command, Settings};
 use observer_registry::{cli, db, server, telemetry};
 
+/// See Cargo.toml for why.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
