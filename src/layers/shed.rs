@@ -5,7 +5,9 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use tokio::sync::Semaphore;
 use tonic::body::Body;
@@ -18,6 +20,39 @@ pub struct ShedLayer {
     permits: Arc<Semaphore>,
     limit: usize,
     metrics: Arc<Metrics>,
+    log: Arc<ShedLog>,
+}
+
+/// Logs shed calls at most once a second: a line per refused call would add work exactly
+/// when the server has none to spare (the metrics count every one).
+#[derive(Debug)]
+struct ShedLog {
+    started: Instant,
+    /// The second (since `started`) of the last line.
+    logged_at: AtomicU64,
+    shed_since: AtomicU64,
+}
+
+impl ShedLog {
+    fn note(&self, path: &str, limit: usize) {
+        self.shed_since.fetch_add(1, Ordering::Relaxed);
+        let second = self.started.elapsed().as_secs() + 1;
+        let last = self.logged_at.load(Ordering::Relaxed);
+        if second != last
+            && self
+                .logged_at
+                .compare_exchange(last, second, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let shed = self.shed_since.swap(0, Ordering::Relaxed);
+            tracing::warn!(
+                method = %path,
+                limit,
+                shed,
+                "calls shed: server at its concurrency limit (logged at most once a second)"
+            );
+        }
+    }
 }
 
 impl ShedLayer {
@@ -26,6 +61,11 @@ impl ShedLayer {
             permits: Arc::new(Semaphore::new(limit)),
             limit,
             metrics,
+            log: Arc::new(ShedLog {
+                started: Instant::now(),
+                logged_at: AtomicU64::new(0),
+                shed_since: AtomicU64::new(0),
+            }),
         }
     }
 }
@@ -77,7 +117,7 @@ where
             }),
             Err(_) => {
                 self.layer.metrics.call_shed(path);
-                tracing::warn!(method = %path, limit = self.layer.limit, "call shed: server at its concurrency limit");
+                self.layer.log.note(path, self.layer.limit);
                 let error = Error::new(
                     Reason::Overloaded,
                     format!(
