@@ -34,24 +34,40 @@ where
 {
     let mut page = QueryBuilder::<Postgres>::new(format!("SELECT {}, (", source.columns));
     push_capped_count(&mut page, source, scope, query);
-    page.push(format!(
-        ") AS {TOTAL_COLUMN} FROM {} WHERE true",
-        source.from
-    ));
-    scope(&mut page);
-    query.push_conditions(&mut page);
-    query.push_order_and_limit(&mut page);
-    let rows: Vec<PgRow> = page.build().fetch_all(&mut *conn).await?;
+    page.push(format!(") AS {TOTAL_COLUMN}"));
+    let rows = fetch_rows(conn, page, source, scope, query).await?;
     let Some(first) = rows.first() else {
         return Ok((Vec::new(), count(conn, source, scope, query).await?));
     };
     let capped: i64 = first.try_get(TOTAL_COLUMN)?;
     let total = total_size(conn, source, scope, query, capped).await?;
-    let rows = rows
+    Ok((decode(&rows)?, total))
+}
+
+/// Completes a page's statement after its select list (FROM, the conditions, the order and
+/// the limit) and runs it.
+async fn fetch_rows(
+    conn: &mut PgConnection,
+    mut page: QueryBuilder<Postgres>,
+    source: &Source<'_>,
+    scope: &(dyn Fn(&mut QueryBuilder<Postgres>) + Sync),
+    query: &ListQuery,
+) -> Result<Vec<PgRow>> {
+    page.push(format!(" FROM {} WHERE true", source.from));
+    scope(&mut page);
+    query.push_conditions(&mut page);
+    query.push_order_and_limit(&mut page);
+    Ok(page.build().fetch_all(conn).await?)
+}
+
+fn decode<R>(rows: &[PgRow]) -> Result<Vec<R>>
+where
+    R: for<'r> FromRow<'r, PgRow>,
+{
+    Ok(rows
         .iter()
         .map(R::from_row)
-        .collect::<std::result::Result<Vec<R>, _>>()?;
-    Ok((rows, total))
+        .collect::<std::result::Result<Vec<R>, _>>()?)
 }
 
 /// Totals of the lists of an election, reused while nothing in the election changes.
@@ -125,14 +141,8 @@ where
     push_capped_count(&mut page, source, scope, query);
     page.push(format!(") END AS {TOTAL_COLUMN}, "));
     position(&mut page);
-    page.push(format!(
-        " AS {POSITION_COLUMN} FROM {} WHERE true",
-        source.from
-    ));
-    scope(&mut page);
-    query.push_conditions(&mut page);
-    query.push_order_and_limit(&mut page);
-    let rows: Vec<PgRow> = page.build().fetch_all(&mut *conn).await?;
+    page.push(format!(" AS {POSITION_COLUMN}"));
+    let rows = fetch_rows(conn, page, source, scope, query).await?;
     let Some(first) = rows.first() else {
         return Ok((Vec::new(), count(conn, source, scope, query).await?));
     };
@@ -145,11 +155,7 @@ where
         counts.remember(key, current_position, total);
         total
     };
-    let rows = rows
-        .iter()
-        .map(R::from_row)
-        .collect::<std::result::Result<Vec<R>, _>>()?;
-    Ok((rows, total))
+    Ok((decode(&rows)?, total))
 }
 
 /// The election's change-feed position the page was read at.
