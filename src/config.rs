@@ -92,6 +92,10 @@ pub struct BenchArgs {
     /// Observers per BatchCreateObservers call.
     #[arg(long, default_value_t = 1000)]
     pub batch_size: usize,
+    /// What carries the calls: one HTTP/2 connection each, driven directly (lightest, plain
+    /// text only), or tonic's `Channel` as `Client::connect` makes it.
+    #[arg(long, value_enum, default_value = "http2")]
+    pub transport: crate::cli::bench::TransportKind,
 }
 
 /// Where the operator commands find the service.

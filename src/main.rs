@@ -15,9 +15,31 @@ use observer_registry::{cli, db, server, telemetry};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<ExitCode> {
+fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    runtime(cli.command.as_ref())?.block_on(run(cli))
+}
+
+/// The load generator runs on one thread, as h2load does, so it takes as little of the
+/// machine it measures as it can. Everything else gets tokio's multi-threaded runtime,
+/// without the LIFO slot when tokio allows turning it off (`.cargo/config.toml`): with it,
+/// the task a finished call wakes, hyper's connection task, runs at once, and so writes
+/// each answer to its socket alone. Without it, the answers of one coalesced batch of
+/// point reads leave in one write (BENCHMARKS.md, "One write per batch").
+fn runtime(command: Option<&Command>) -> std::io::Result<tokio::runtime::Runtime> {
+    if matches!(command, Some(Command::Bench(_))) {
+        return tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+    }
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    #[cfg(tokio_unstable)]
+    builder.disable_lifo_slot();
+    builder.build()
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let _telemetry = telemetry::init(
         cli.settings.log_format,
         cli.settings.otlp_endpoint.as_deref(),

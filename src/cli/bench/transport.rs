@@ -1,0 +1,193 @@
+//! What carries the load generator's calls under the shipped client's generated stubs and
+//! bearer token: tonic's `Channel`, exactly what `Client::connect` gives partners, or one
+//! HTTP/2 connection driven by h2 directly.
+//!
+//! The direct connection exists because the generator shares the machine's cores with the
+//! service and PostgreSQL: every microsecond of client CPU is taken from what is measured.
+//! `Channel` sends each call through a buffer task before hyper's own dispatch task (it is
+//! built to reconnect and balance); a single load-test connection needs neither. With it the
+//! generator costs about as much CPU per call as h2load, the C client the check uses
+//! (BENCHMARKS.md has both figures).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use anyhow::Context as _;
+use bytes::{Bytes, BytesMut};
+use http_body::Body as _;
+use tonic::body::Body;
+use tonic::service::interceptor::InterceptedService;
+
+use crate::client::{AuthenticatedChannel, BearerToken};
+use crate::config::ClientArgs;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How the calls travel; see the module's documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TransportKind {
+    /// tonic's `Channel`, as `Client::connect` makes it (TLS, reconnection).
+    Channel,
+    /// One plain-text HTTP/2 connection per `--connections`, driven by h2 directly.
+    Http2,
+}
+
+/// One connection's transport, with the bearer token added to every call.
+#[derive(Clone)]
+pub enum Transport {
+    Channel(AuthenticatedChannel),
+    Http2(InterceptedService<Http2Connection, BearerToken>),
+}
+
+impl Transport {
+    pub async fn connect(kind: TransportKind, args: &ClientArgs) -> anyhow::Result<Self> {
+        match kind {
+            TransportKind::Channel => Ok(Transport::Channel(crate::cli::connect(args).await?)),
+            TransportKind::Http2 => {
+                let token = BearerToken::new(args.token.as_deref())?;
+                let connection = Http2Connection::connect(&args.server).await?;
+                Ok(Transport::Http2(InterceptedService::new(connection, token)))
+            }
+        }
+    }
+}
+
+impl tower::Service<http::Request<Body>> for Transport {
+    type Response = http::Response<Body>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        match self {
+            Transport::Channel(channel) => channel.poll_ready(cx).map_err(Into::into),
+            Transport::Http2(connection) => connection.poll_ready(cx),
+        }
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        match self {
+            Transport::Channel(channel) => {
+                let call = channel.call(request);
+                Box::pin(async move { Ok(call.await?.map(Body::new)) })
+            }
+            Transport::Http2(connection) => {
+                let call = connection.call(request);
+                Box::pin(async move { Ok(call.await?.map(Body::new)) })
+            }
+        }
+    }
+}
+
+/// One HTTP/2 connection driven by `h2` directly. Each call's HEADERS and DATA are queued
+/// together before the connection task runs, so a burst of calls leaves in one write, as
+/// h2load sends them; hyper's client waits for flow-control capacity between the two and so
+/// writes them apart, which doubles the packets both sides handle.
+#[derive(Clone)]
+pub struct Http2Connection {
+    sender: h2::client::SendRequest<Bytes>,
+}
+
+impl Http2Connection {
+    async fn connect(server: &str) -> anyhow::Result<Self> {
+        let origin: http::Uri = server
+            .parse()
+            .with_context(|| format!("{server} is not a URL"))?;
+        anyhow::ensure!(
+            origin.scheme_str() == Some("http"),
+            "--transport http2 speaks plain text only; use --transport channel for {server}"
+        );
+        let authority = origin
+            .authority()
+            .with_context(|| format!("{server} has no host"))?;
+        let port = authority.port_u16().unwrap_or(80);
+        let stream = tokio::net::TcpStream::connect((authority.host(), port))
+            .await
+            .with_context(|| format!("cannot connect to {server}"))?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) = h2::client::handshake(stream)
+            .await
+            .with_context(|| format!("HTTP/2 handshake with {server} failed"))?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::warn!(%error, "load-generator connection closed");
+            }
+        });
+        Ok(Http2Connection { sender })
+    }
+}
+
+impl tower::Service<http::Request<Body>> for Http2Connection {
+    type Response = http::Response<Body>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        // Each call waits on its own handle's readiness (the server's stream limit).
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let sender = self.sender.clone();
+        Box::pin(async move {
+            let (mut head, mut body) = request.into_parts();
+            head.version = http::Version::HTTP_2;
+            // A unary request's body is its one encoded message, ready at once.
+            let mut message = BytesMut::new();
+            while let Some(frame) =
+                std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+            {
+                if let Ok(data) = frame?.into_data() {
+                    message.extend_from_slice(&data);
+                }
+            }
+            let mut sender = sender.ready().await?;
+            let (response, mut send) =
+                sender.send_request(http::Request::from_parts(head, ()), false)?;
+            send.send_data(message.freeze(), true)?;
+            let response = response.await?;
+            Ok(response.map(|received| {
+                Body::new(ReceivedBody {
+                    received,
+                    data_done: false,
+                })
+            }))
+        })
+    }
+}
+
+/// A response body read from `h2`, giving flow-control window back as it is read.
+struct ReceivedBody {
+    received: h2::RecvStream,
+    data_done: bool,
+}
+
+impl http_body::Body for ReceivedBody {
+    type Data = Bytes;
+    type Error = h2::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, h2::Error>>> {
+        if !self.data_done {
+            match std::task::ready!(self.received.poll_data(cx)) {
+                Some(Ok(data)) => {
+                    let _ = self.received.flow_control().release_capacity(data.len());
+                    return Poll::Ready(Some(Ok(http_body::Frame::data(data))));
+                }
+                Some(Err(error)) => return Poll::Ready(Some(Err(error))),
+                None => self.data_done = true,
+            }
+        }
+        match std::task::ready!(self.received.poll_trailers(cx)) {
+            Ok(Some(trailers)) => Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers)))),
+            Ok(None) => Poll::Ready(None),
+            Err(error) => Poll::Ready(Some(Err(error))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.received.is_end_stream()
+    }
+}
