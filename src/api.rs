@@ -82,6 +82,20 @@ pub async fn require_election(
         .ok_or_else(|| crate::error::Error::not_found(&format!("elections/{election_id}")))
 }
 
+/// A list's check that its election exists, made after its page: rows of the election
+/// prove it (their foreign key, in the page's snapshot), so only an empty page costs a
+/// statement more.
+pub async fn require_election_of_page(
+    conn: &mut sqlx::PgConnection,
+    election_id: &str,
+    page_is_empty: bool,
+) -> Result<()> {
+    if page_is_empty {
+        require_election(conn, election_id).await?;
+    }
+    Ok(())
+}
+
 /// An optional calendar date field: empty means unknown.
 pub fn optional_date(
     violations: &mut Violations,

@@ -8,7 +8,7 @@ use crate::aip::{etag, request_id};
 use crate::api::audit;
 use crate::api::{
     AppState, check_soft_delete, check_text, optional_date, parse_parent, require_election,
-    to_timestamp, total_size,
+    require_election_of_page, to_timestamp, total_size,
 };
 use crate::auth::Caller;
 use crate::domain::date::format_date;
@@ -145,8 +145,8 @@ impl DelegationApi {
             },
         )?;
         let mut conn = self.state.db.read().await?;
-        require_election(&mut conn, election_id).await?;
         let (rows, total) = store::delegations::list(&mut conn, election_id, &query).await?;
+        require_election_of_page(&mut conn, election_id, rows.is_empty()).await?;
         let page = Page::from_rows(&self.state.page_tokens, &query, rows, total);
         Ok(pb::ListDelegationsResponse {
             delegations: page.items.iter().map(to_proto).collect(),

@@ -10,7 +10,7 @@ use crate::aip::{etag, request_id};
 use crate::api::audit;
 use crate::api::{
     AppState, check_soft_delete, check_text, from_timestamp, parse_parent, require_election,
-    to_timestamp, total_size,
+    require_election_of_page, to_timestamp, total_size,
 };
 use crate::auth::Caller;
 use crate::domain::delegation::delegation_name;
@@ -237,8 +237,8 @@ impl MeetingApi {
             },
         )?;
         let mut conn = self.state.db.read().await?;
-        require_election(&mut conn, election_id).await?;
         let (rows, total) = store::meetings::list(&mut conn, election_id, &query).await?;
+        require_election_of_page(&mut conn, election_id, rows.is_empty()).await?;
         let page = Page::from_rows(&self.state.page_tokens, &query, rows, total);
         Ok(pb::ListMeetingsResponse {
             meetings: page.items.iter().map(to_proto).collect(),

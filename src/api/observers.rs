@@ -12,7 +12,7 @@ use crate::api::audit;
 use crate::api::registration::{self, Registration};
 use crate::api::{
     AppState, check_soft_delete, check_text, optional_date, parse_parent, require_election,
-    to_timestamp, total_size,
+    require_election_of_page, to_timestamp, total_size,
 };
 use crate::auth::Caller;
 use crate::domain::country::CountryCode;
@@ -236,9 +236,9 @@ impl ObserverApi {
             },
         )?;
         let mut conn = self.state.db.read().await?;
-        require_election(&mut conn, election_id).await?;
         let (rows, total) =
             store::observers::list(&mut conn, election_id, &query, &self.state.list_counts).await?;
+        require_election_of_page(&mut conn, election_id, rows.is_empty()).await?;
         let page = Page::from_rows(&self.state.page_tokens, &query, rows, total);
         Ok(pb::ListObserversResponse {
             observers: page
