@@ -105,7 +105,11 @@ impl Http2Connection {
             .await
             .with_context(|| format!("cannot connect to {server}"))?;
         stream.set_nodelay(true)?;
-        let (sender, connection) = h2::client::handshake(stream)
+        // hyper's window sizes (h2's own, 64 KiB, would stall pages of ~30 KB).
+        let (sender, connection) = h2::client::Builder::new()
+            .initial_window_size(2 << 20)
+            .initial_connection_window_size(5 << 20)
+            .handshake(stream)
             .await
             .with_context(|| format!("HTTP/2 handshake with {server} failed"))?;
         tokio::spawn(async move {
