@@ -3,11 +3,11 @@
 //! HTTP/2 connection driven by h2 directly.
 //!
 //! The direct connection exists because the generator shares the machine's cores with the
-//! service and PostgreSQL: every microsecond of client CPU is taken from what is measured.
-//! `Channel` sends each call through a buffer task before hyper's own dispatch task (it is
-//! built to reconnect and balance); a single load-test connection needs neither. With it the
-//! generator costs about as much CPU per call as h2load, the C client the check uses
-//! (BENCHMARKS.md has both figures).
+//! service and PostgreSQL: what it costs per call is taken from what it measures. hyper's
+//! client (under `Channel`) sends a request's HEADERS, waits for flow-control capacity, then
+//! sends its DATA, so each burst of calls costs two writes here and two reads in the server;
+//! `Channel` also passes each call through a buffer task. Driven directly, a burst leaves in
+//! one write and the generator's CPU per call comes near h2load's (BENCHMARKS.md).
 
 use std::future::Future;
 use std::pin::Pin;
