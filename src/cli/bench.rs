@@ -17,13 +17,13 @@ use tokio::time::Instant;
 use tonic::Code;
 
 use crate::config::{BenchArgs, Scenario};
+use crate::pb::v1 as pb;
+use pb::election_service_client::ElectionServiceClient;
+use pb::observer_service_client::ObserverServiceClient;
 use transport::Transport;
 pub use transport::TransportKind;
 
 mod transport;
-use crate::pb::v1 as pb;
-use pb::election_service_client::ElectionServiceClient;
-use pb::observer_service_client::ObserverServiceClient;
 
 /// Citizenships of generated observers: never the host country.
 const CITIZENSHIPS: [&str; 41] = [
@@ -65,14 +65,12 @@ struct Workload {
     /// Unique per run, so creates never collide with an earlier run.
     run: String,
     batch_size: usize,
-    /// The server's URL, which the direct transport needs in front of each method's path.
-    origin: http::Uri,
 }
 
 impl Workload {
     /// Makes one call; Ok(items) or the status code.
     async fn call(&self, channel: Transport, worker: usize, n: u64) -> Result<u64, Code> {
-        let observers = || ObserverServiceClient::with_origin(channel.clone(), self.origin.clone());
+        let observers = || ObserverServiceClient::new(channel.clone());
         let result = match self.scenario {
             Scenario::GetObserver => {
                 let key = rand::rng().random_range(1..=self.keys);
@@ -116,23 +114,18 @@ impl Workload {
                     .map(|created| created.into_inner().observers.len() as u64)
             }
             Scenario::Watchers => return Err(Code::Unimplemented),
-            Scenario::Health => tonic_health::pb::health_client::HealthClient::with_origin(
-                channel.clone(),
-                self.origin.clone(),
-            )
-            .check(tonic_health::pb::HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            .map(|_| 1),
-            Scenario::Summary => {
-                ElectionServiceClient::with_origin(channel.clone(), self.origin.clone())
-                    .get_election_summary(pb::GetElectionSummaryRequest {
-                        name: self.election.clone(),
-                    })
-                    .await
-                    .map(|_| 1)
-            }
+            Scenario::Health => tonic_health::pb::health_client::HealthClient::new(channel.clone())
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .map(|_| 1),
+            Scenario::Summary => ElectionServiceClient::new(channel.clone())
+                .get_election_summary(pb::GetElectionSummaryRequest {
+                    name: self.election.clone(),
+                })
+                .await
+                .map(|_| 1),
         };
         result.map_err(|status| status.code())
     }
@@ -165,7 +158,7 @@ impl Workload {
         let mut tokens = Vec::new();
         let mut token = String::new();
         loop {
-            let page = ObserverServiceClient::with_origin(channel.clone(), self.origin.clone())
+            let page = ObserverServiceClient::new(channel.clone())
                 .list_observers(pb::ListObserversRequest {
                     parent: self.election.clone(),
                     page_size: 100,
@@ -239,11 +232,6 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         deep_token: String::new(),
         run: format!("{:x}", rand::rng().random::<u32>()),
         batch_size: args.batch_size,
-        origin: args
-            .client
-            .server
-            .parse()
-            .context("--server is not a URL")?,
     };
     if matches!(args.scenario, Scenario::ListDeep) {
         workload.find_deep_token(channels[0].clone()).await?;
@@ -325,19 +313,11 @@ async fn hold_watchers(
     args: &BenchArgs,
     channels: &[Transport],
 ) -> anyhow::Result<std::process::ExitCode> {
-    let origin: http::Uri = args
-        .client
-        .server
-        .parse()
-        .context("--server is not a URL")?;
     let started = Instant::now();
     let mut streams = Vec::with_capacity(args.concurrency);
     let mut codes: BTreeMap<String, u64> = BTreeMap::new();
     for n in 0..args.concurrency {
-        let mut client = ObserverServiceClient::with_origin(
-            channels[n % channels.len()].clone(),
-            origin.clone(),
-        );
+        let mut client = ObserverServiceClient::new(channels[n % channels.len()].clone());
         let opened = client
             .watch_observers(pb::WatchObserversRequest {
                 parent: args.election.clone(),

@@ -86,6 +86,9 @@ impl tower::Service<http::Request<Body>> for Transport {
 #[derive(Clone)]
 pub struct Http2Connection {
     sender: h2::client::SendRequest<Bytes>,
+    /// Put in front of each method's path, as `Channel` does: HTTP/2 needs both.
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
 }
 
 impl Http2Connection {
@@ -99,7 +102,8 @@ impl Http2Connection {
         );
         let authority = origin
             .authority()
-            .with_context(|| format!("{server} has no host"))?;
+            .with_context(|| format!("{server} has no host"))?
+            .clone();
         let port = authority.port_u16().unwrap_or(80);
         let stream = tokio::net::TcpStream::connect((authority.host(), port))
             .await
@@ -117,7 +121,11 @@ impl Http2Connection {
                 tracing::warn!(%error, "load-generator connection closed");
             }
         });
-        Ok(Http2Connection { sender })
+        Ok(Http2Connection {
+            sender,
+            scheme: http::uri::Scheme::HTTP,
+            authority,
+        })
     }
 }
 
@@ -133,9 +141,14 @@ impl tower::Service<http::Request<Body>> for Http2Connection {
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let sender = self.sender.clone();
+        let (scheme, authority) = (self.scheme.clone(), self.authority.clone());
         Box::pin(async move {
             let (mut head, mut body) = request.into_parts();
             head.version = http::Version::HTTP_2;
+            let mut uri = head.uri.into_parts();
+            uri.scheme = Some(scheme);
+            uri.authority = Some(authority);
+            head.uri = http::Uri::from_parts(uri)?;
             // A unary request's body is its one encoded message, ready at once.
             let mut message = BytesMut::new();
             while let Some(frame) =
