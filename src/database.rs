@@ -59,7 +59,61 @@ pub struct Database {
     pub metrics: Arc<Metrics>,
 }
 
+/// One attempt of the work of a transaction: borrows the transaction's connection.
+pub type Attempt<'t, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send + 't>>;
+
+/// The transaction an attempt works in. `'a` is the lifetime of what the work borrows from
+/// its caller: `&'t mut Tx<'a>` implies `'a: 't`, which lets an attempt's future borrow the
+/// request instead of cloning it.
+pub struct Tx<'a> {
+    transaction: Transaction<'static, Postgres>,
+    borrows: std::marker::PhantomData<&'a ()>,
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = sqlx::PgConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.transaction
+    }
+}
+
+impl std::ops::DerefMut for Tx<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.transaction
+    }
+}
+
 impl Database {
+    /// Runs `work` in a transaction and commits it; runs it again, in a new transaction, when
+    /// it lost a serialization or deadlock race (a few times, with jittered backoff, within
+    /// the call's deadline). An error from `work` rolls the attempt back and is returned.
+    pub async fn transaction<'a, T, F>(&self, mut work: F) -> Result<T>
+    where
+        F: for<'t> FnMut(&'t mut Tx<'a>) -> Attempt<'t, T>,
+    {
+        let mut attempt = 1;
+        loop {
+            let mut tx = Tx {
+                transaction: self.begin().await?,
+                borrows: std::marker::PhantomData,
+            };
+            let result = match work(&mut tx).await {
+                Ok(value) => tx
+                    .transaction
+                    .commit()
+                    .await
+                    .map(|()| value)
+                    .map_err(Error::from),
+                Err(error) => Err(error),
+            };
+            if let Some(done) = self.settle(result, attempt).await {
+                return done;
+            }
+            attempt += 1;
+        }
+    }
+
     /// A read-write transaction bounded by the call's deadline.
     pub async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
         self.begin_with("BEGIN").await

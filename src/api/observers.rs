@@ -90,31 +90,38 @@ impl ObserverApi {
             )));
         };
 
-        crate::transaction!(self.state.db, |tx| {
-            if let Some(first) = request_ids::claim::<pb::Observer>(&mut tx, key.as_ref()).await? {
-                return Ok(first);
-            }
-            let election = require_election(&mut tx, election_id).await?;
-            let created = register(&mut tx, &election, std::slice::from_ref(&entry)).await?;
-            let observer = created
-                .first()
-                .map(to_proto)
-                .ok_or_else(|| Error::internal(anyhow::anyhow!("insert returned no observer")))?;
-            request_ids::record(&mut tx, key.as_ref(), &observer).await?;
-            let after = audit_json(&observer);
-            audit::record(
-                &mut tx,
-                caller,
-                Some(election_id),
-                &observer.name,
-                &request.request_id,
-                None,
-                Some(after),
-            )
-            .await?;
-            tracing::info!(observer = %observer.name, "observer registered");
-            Ok(observer)
-        })
+        let (key, entry, request) = (&key, &entry, &request);
+        self.state
+            .db
+            .transaction(|tx| {
+                Box::pin(async move {
+                    if let Some(first) =
+                        request_ids::claim::<pb::Observer>(tx, key.as_ref()).await?
+                    {
+                        return Ok(first);
+                    }
+                    let election = require_election(tx, election_id).await?;
+                    let created = register(tx, &election, std::slice::from_ref(entry)).await?;
+                    let observer = created.first().map(to_proto).ok_or_else(|| {
+                        Error::internal(anyhow::anyhow!("insert returned no observer"))
+                    })?;
+                    request_ids::record(tx, key.as_ref(), &observer).await?;
+                    let after = audit_json(&observer);
+                    audit::record(
+                        tx,
+                        caller,
+                        Some(election_id),
+                        &observer.name,
+                        &request.request_id,
+                        None,
+                        Some(after),
+                    )
+                    .await?;
+                    tracing::info!(observer = %observer.name, "observer registered");
+                    Ok(observer)
+                })
+            })
+            .await
     }
 
     async fn batch_create(
