@@ -9,3 +9,4 @@ pub mod names;
 pub mod observer;
 pub mod organization;
 pub mod summary;
+pub mod text;
