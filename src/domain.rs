@@ -8,5 +8,6 @@ pub mod meeting;
 pub mod names;
 pub mod observer;
 pub mod organization;
+pub mod refusal;
 pub mod summary;
 pub mod text;

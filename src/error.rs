@@ -32,6 +32,12 @@ pub enum Reason {
     MeetingConflict,
     OutsideDelegationStay,
     HasChildren,
+    /// An observer's identity cannot change through UpdateObserver once decided.
+    ObserverDecided,
+    /// An accredited observer cannot be deleted: revoke first.
+    ObserverAccredited,
+    /// An election whose observers were decided is never wiped.
+    HasDecidedObservers,
     /// A delegation a scheduled meeting needs was deleted.
     DelegationDeleted,
     Unauthenticated,
@@ -65,6 +71,9 @@ impl Reason {
             | MeetingConflict
             | OutsideDelegationStay
             | HasChildren
+            | ObserverDecided
+            | ObserverAccredited
+            | HasDecidedObservers
             | DelegationDeleted => Code::FailedPrecondition,
             Unauthenticated => Code::Unauthenticated,
             PermissionDenied => Code::PermissionDenied,
@@ -96,6 +105,9 @@ impl Reason {
             MeetingConflict => "MEETING_CONFLICT",
             OutsideDelegationStay => "OUTSIDE_DELEGATION_STAY",
             HasChildren => "HAS_CHILDREN",
+            ObserverDecided => "OBSERVER_DECIDED",
+            ObserverAccredited => "OBSERVER_ACCREDITED",
+            HasDecidedObservers => "HAS_DECIDED_OBSERVERS",
             DelegationDeleted => "DELEGATION_DELETED",
             Unauthenticated => "UNAUTHENTICATED",
             PermissionDenied => "PERMISSION_DENIED",
@@ -366,6 +378,37 @@ fn constraint_error(code: &str, constraint: Option<&str>, table: Option<&str>) -
         error = error.with_metadata("constraint", name);
     }
     error
+}
+
+impl From<crate::domain::refusal::Refusal> for Error {
+    fn from(refusal: crate::domain::refusal::Refusal) -> Self {
+        use crate::domain::refusal::Rule;
+        let reason = match refusal.rule {
+            Rule::InvalidArgument => Reason::InvalidArgument,
+            Rule::NotFound => Reason::NotFound,
+            Rule::HostCountryCitizen => Reason::HostCountryCitizen,
+            Rule::DuplicateObserver => Reason::DuplicateObserver,
+            Rule::DelegationOrganizationMismatch => Reason::DelegationOrganizationMismatch,
+            Rule::HeadNotMember => Reason::HeadNotMember,
+            Rule::InvalidStateTransition => Reason::InvalidStateTransition,
+            Rule::AccreditationClosed => Reason::AccreditationClosed,
+            Rule::MeetingConflict => Reason::MeetingConflict,
+            Rule::OutsideDelegationStay => Reason::OutsideDelegationStay,
+            Rule::DelegationDeleted => Reason::DelegationDeleted,
+            Rule::ObserverDecided => Reason::ObserverDecided,
+            Rule::ObserverAccredited => Reason::ObserverAccredited,
+            Rule::HasDecidedObservers => Reason::HasDecidedObservers,
+            Rule::HasChildren => Reason::HasChildren,
+        };
+        let mut error = Error::new(reason, refusal.message);
+        for (field, why) in refusal.fields {
+            error = error.with_violation(&field, why);
+        }
+        for (key, value) in refusal.metadata {
+            error = error.with_metadata(key, value);
+        }
+        error
+    }
 }
 
 impl From<sqlx::Error> for Error {
