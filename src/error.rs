@@ -349,6 +349,23 @@ fn constraint_error(code: &str, constraint: Option<&str>, table: Option<&str>) -
             HostCountryCitizen,
             "observers cannot be citizens of the election's host country",
         )),
+        Some("observers_identity_after_decision") => Some((
+            ObserverDecided,
+            "the observer was decided: its identity changes only through CorrectObserver",
+        )),
+        Some("observers_accredited_not_deleted") => Some((
+            ObserverAccredited,
+            "an accredited observer cannot be deleted: revoke the accreditation first",
+        )),
+        Some("observers_decided_kept") => Some((
+            HasDecidedObservers,
+            "decided observers are part of the official record and are never removed",
+        )),
+        // Two first accreditations of one country and year raced for number 1.
+        Some("observers_accreditation_number_next") => Some((
+            Aborted,
+            "the accreditation number was taken concurrently; retry",
+        )),
         Some("observers_accreditation_transition") => Some((
             InvalidStateTransition,
             "the accreditation state changed concurrently; read the observer again",

@@ -37,6 +37,31 @@ pub fn json<M: prost::Message>(type_name: &str, message: &M) -> Value {
 /// The JSON keys of personal data (BRIEF): never kept in the audit trail.
 const PERSONAL_DATA_KEYS: [&str; 4] = ["travelDocumentNumber", "dateOfBirth", "email", "phone"];
 
+/// One mutation as the audit trail records it.
+#[derive(Debug, Clone, Default)]
+pub struct AuditEntry<'a> {
+    /// The election the resource belongs to; `None` for organizations and elections' own
+    /// top-level events that have no election scope.
+    pub election_id: Option<&'a str>,
+    /// The resource name, e.g. `elections/kz-2023/observers/obs-1`.
+    pub resource: &'a str,
+    /// The create's `request_id`, empty for other mutations.
+    pub request_id: &'a str,
+    /// The resource before (`None` for a create) and after (`None` for a removal), as
+    /// [`json`] writes them; personal data is stripped when recorded.
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    /// Why, for official acts that need a reason (corrections, rejections, revocations).
+    pub reason: &'a str,
+}
+
+impl AuditEntry<'_> {
+    /// Writes the entry in the caller's transaction.
+    pub async fn record(self, conn: &mut PgConnection, caller: &Caller) -> Result<()> {
+        write(conn, caller, self).await
+    }
+}
+
 /// Records one mutation. `changed_fields` are the fields whose value differs between
 /// `before` and `after` (snake_case paths, nested ones dotted, bookkeeping fields aside),
 /// worked out before personal data is stripped from both: the trail names a changed e-mail
@@ -47,9 +72,32 @@ pub async fn record(
     election_id: Option<&str>,
     resource: &str,
     request_id: &str,
-    mut before: Option<Value>,
-    mut after: Option<Value>,
+    before: Option<Value>,
+    after: Option<Value>,
 ) -> Result<()> {
+    let entry = AuditEntry {
+        election_id,
+        resource,
+        request_id,
+        before,
+        after,
+        reason: "",
+    };
+    write(conn, caller, entry).await
+}
+
+/// `changed_fields` are the fields whose value differs between `before` and `after` (snake_case
+/// paths, nested ones dotted, bookkeeping fields aside), worked out before personal data is
+/// stripped from both: the trail names a changed e-mail without keeping it.
+async fn write(conn: &mut PgConnection, caller: &Caller, entry: AuditEntry<'_>) -> Result<()> {
+    let AuditEntry {
+        election_id,
+        resource,
+        request_id,
+        mut before,
+        mut after,
+        reason,
+    } = entry;
     let changed_fields = changed_fields(before.as_ref(), after.as_ref());
     for value in before.iter_mut().chain(after.iter_mut()) {
         strip_personal_data(value);
@@ -63,6 +111,7 @@ pub async fn record(
         changed_fields,
         before,
         after,
+        reason: reason.to_owned(),
     };
     store::audit::record(conn, &event).await
 }
@@ -236,6 +285,7 @@ impl AuditApi {
                     changed_fields: event.changed_fields,
                     before: to_struct(event.before),
                     after: to_struct(event.after),
+                    reason: event.reason,
                 })
                 .collect(),
             next_page_token: page.next_page_token,

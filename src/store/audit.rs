@@ -19,6 +19,7 @@ pub struct NewEvent {
     pub changed_fields: Vec<String>,
     pub before: Option<serde_json::Value>,
     pub after: Option<serde_json::Value>,
+    pub reason: String,
 }
 
 /// A stored event.
@@ -33,6 +34,7 @@ pub struct Event {
     pub changed_fields: Vec<String>,
     pub before: Option<serde_json::Value>,
     pub after: Option<serde_json::Value>,
+    pub reason: String,
 }
 
 impl Keyed for Event {
@@ -95,7 +97,7 @@ pub static LIST_SPEC: ListSpec = ListSpec {
 pub async fn record(conn: &mut PgConnection, event: &NewEvent) -> Result<()> {
     sqlx::query(
         "INSERT INTO audit_events (election_id, actor, method, resource, request_id, \
-         changed_fields, before, after) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         changed_fields, before, after, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&event.election_id)
     .bind(&event.actor)
@@ -105,6 +107,7 @@ pub async fn record(conn: &mut PgConnection, event: &NewEvent) -> Result<()> {
     .bind(&event.changed_fields)
     .bind(&event.before)
     .bind(&event.after)
+    .bind(&event.reason)
     .execute(conn)
     .await?;
     Ok(())
@@ -117,7 +120,7 @@ pub async fn list(
     query: &ListQuery,
 ) -> Result<(Vec<Event>, i64)> {
     let source = Source {
-        columns: "id, event_time, actor, method, resource, request_id, changed_fields, before, after",
+        columns: "id, event_time, actor, method, resource, request_id, changed_fields, before, after, reason",
         from: "audit_events",
     };
     let election_id = election_id.map(str::to_owned);
