@@ -63,6 +63,57 @@ pub fn resolve(mask: Option<&prost_types::FieldMask>, spec: &MaskSpec) -> Result
     Ok(UpdateMask(fields))
 }
 
+/// The updatable fields of one resource as an enum, so that a field nobody handles fails to
+/// compile where updates are applied (an exhaustive `match`), instead of being skipped.
+pub trait UpdatableField: Copy + Eq + Sized + 'static {
+    /// Every field, in the order an empty mask applies them.
+    const ALL: &'static [Self];
+    /// The field's path in a mask (snake_case).
+    fn path(self) -> &'static str;
+}
+
+/// Resolves the request's mask into fields: empty or `*` means all of them; a path that is
+/// output only (`output_only`) or unknown is INVALID_ARGUMENT naming `update_mask`.
+pub fn resolve_fields<F: UpdatableField>(
+    mask: Option<&prost_types::FieldMask>,
+    output_only: &[&str],
+) -> Result<Vec<F>> {
+    let paths = mask.map(|m| m.paths.as_slice()).unwrap_or_default();
+    if paths.is_empty() || paths.iter().any(|p| p == "*") {
+        if paths.len() > 1 {
+            return Err(Error::invalid(
+                "update_mask",
+                "`*` cannot be combined with other paths",
+            ));
+        }
+        return Ok(F::ALL.to_vec());
+    }
+    let mut fields = Vec::with_capacity(paths.len());
+    for given in paths {
+        let path = snake_case(given);
+        if let Some(field) = F::ALL.iter().find(|f| f.path() == path) {
+            if !fields.contains(field) {
+                fields.push(*field);
+            }
+        } else if output_only.contains(&path.as_str()) {
+            return Err(Error::invalid(
+                "update_mask",
+                format!("`{given}` is output only and cannot be updated"),
+            ));
+        } else {
+            let updatable: Vec<&str> = F::ALL.iter().map(|f| f.path()).collect();
+            return Err(Error::invalid(
+                "update_mask",
+                format!(
+                    "`{given}` is not an updatable field (updatable: {})",
+                    updatable.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(fields)
+}
+
 /// Field-mask paths may arrive in proto3 JSON's lowerCamelCase (`startTime`) when a client
 /// such as grpcurl 1.8 sends the mask as an object instead of the string form.
 fn snake_case(path: &str) -> String {
