@@ -8,7 +8,6 @@ pub mod meetings;
 pub mod observers;
 pub mod organizations;
 pub mod point_reads;
-pub mod registration;
 pub mod watch;
 
 use chrono::{DateTime, Utc};

@@ -1446,7 +1446,7 @@ async fn an_empty_page_still_counts_every_match(pool: PgPool) {
 async fn a_list_total_is_reused_only_while_the_election_is_unchanged(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     open_election(&app, "kz-2023").await;
-    for (id, document) in [("wei", "E1"), ("li", "E2"), ("zhang", "E3")] {
+    for (id, document) in [("wei", "E0000001"), ("li", "E0000002"), ("zhang", "E0000003")] {
         create_observer(&app, KZ, id, observer("Wei", id, "CN", "sco", document)).await;
     }
     let total = || async {
@@ -1475,7 +1475,7 @@ async fn a_list_total_is_reused_only_while_the_election_is_unchanged(pool: PgPoo
     sqlx::query(
         "INSERT INTO observers (election_id, id, given_name, family_name, citizenship, \
          organization_id, travel_document_number) \
-         VALUES ('kz-2023', 'hidden', 'Hidden', 'Row', 'CN', 'sco', 'E9')",
+         VALUES ('kz-2023', 'hidden', 'Hidden', 'Row', 'CN', 'sco', 'E0000009')",
     )
     .execute(&pool)
     .await

@@ -412,7 +412,7 @@ fn validate(
     })
 }
 
-fn to_proto(delegation: &Delegation) -> pb::Delegation {
+pub(crate) fn to_proto(delegation: &Delegation) -> pb::Delegation {
     pb::Delegation {
         name: delegation.name(),
         display_name: delegation.fields.display_name.clone(),

@@ -12,7 +12,7 @@ pub enum Role {
     PersonalDataReader,
     /// Creates, updates and deletes delegations and observers, batch creates.
     Registrar,
-    /// Accredits, rejects, revokes.
+    /// Accredits, rejects, revokes, corrects decided observers' identities.
     Accreditor,
     /// Meetings.
     Protocol,
@@ -95,9 +95,10 @@ pub fn required_access(path: &str) -> Option<Access> {
             "CreateObserver" | "BatchCreateObservers" | "UpdateObserver" | "DeleteObserver",
         ) => Registrar,
         ("ObserverService", "UndeleteObserver") => Admin,
-        ("ObserverService", "AccreditObserver" | "RejectObserver" | "RevokeAccreditation") => {
-            Accreditor
-        }
+        (
+            "ObserverService",
+            "AccreditObserver" | "RejectObserver" | "RevokeAccreditation" | "CorrectObserver",
+        ) => Accreditor,
         ("MeetingService", "GetMeeting" | "ListMeetings" | "WatchMeetings") => Reader,
         (
             "MeetingService",

@@ -8,6 +8,9 @@ use crate::aip::filter::{FieldType, FilterField};
 use crate::aip::paging::{KeyValue, Keyed, ListQuery, ListSpec, SortField};
 use crate::domain::country::CountryCode;
 use crate::domain::names;
+use crate::domain::observer::identity::{
+    DateOfBirth, Email, PersonName, Phone, TravelDocumentNumber,
+};
 use crate::domain::observer::{
     Accreditation, AccreditationState, Observer, ObserverFields, ObserverRole, observer_name,
 };
@@ -227,17 +230,24 @@ impl TryFrom<ObserverRow> for Observer {
         let state = AccreditationState::parse(&row.accreditation_state)
             .ok_or_else(|| corrupt(format!("state {}", row.accreditation_state)))?;
         Ok(Observer {
+            // PostgreSQL's CHECKs hold every stored value to the domain's rules.
             fields: ObserverFields {
-                given_name: row.given_name,
-                family_name: row.family_name,
+                given_name: PersonName::from_stored(row.given_name),
+                family_name: PersonName::from_stored(row.family_name),
                 citizenship,
                 organization_id: row.organization_id,
                 delegation_id: row.delegation_id,
                 role,
-                travel_document_number: row.travel_document_number,
-                date_of_birth: row.date_of_birth,
-                email: row.email,
-                phone: row.phone,
+                travel_document_number: TravelDocumentNumber::from_stored(
+                    row.travel_document_number,
+                ),
+                date_of_birth: row.date_of_birth.map(DateOfBirth::from_stored),
+                email: Some(row.email)
+                    .filter(|e| !e.is_empty())
+                    .map(Email::from_stored),
+                phone: Some(row.phone)
+                    .filter(|p| !p.is_empty())
+                    .map(Phone::from_stored),
                 deployment_region: row.deployment_region,
             },
             accreditation: Accreditation {
@@ -261,8 +271,8 @@ impl Keyed for Observer {
         match path {
             "create_time" => KeyValue::time(self.create_time),
             "update_time" => KeyValue::time(self.update_time),
-            "family_name" => KeyValue::Text(self.fields.family_name.clone()),
-            "given_name" => KeyValue::Text(self.fields.given_name.clone()),
+            "family_name" => KeyValue::Text(self.fields.family_name.as_str().to_owned()),
+            "given_name" => KeyValue::Text(self.fields.given_name.as_str().to_owned()),
             "citizenship" => KeyValue::Text(self.fields.citizenship.to_string()),
             _ => KeyValue::Text(self.id.clone()),
         }
@@ -309,7 +319,10 @@ pub async fn insert_many(
         .iter()
         .map(|(_, f)| f.role.map(|r| r.as_str().to_owned()))
         .collect();
-    let births: Vec<Option<NaiveDate>> = observers.iter().map(|(_, f)| f.date_of_birth).collect();
+    let births: Vec<Option<NaiveDate>> = observers
+        .iter()
+        .map(|(_, f)| f.date_of_birth.map(DateOfBirth::date))
+        .collect();
     let rows: Vec<ObserverRow> = sqlx::query_as(trusted_sql!(
         "INSERT INTO observers (election_id, id, given_name, family_name, citizenship, \
          organization_id, delegation_id, role, travel_document_number, date_of_birth, email, \
@@ -320,16 +333,16 @@ pub async fn insert_many(
     ))
     .bind(election_id)
     .bind(&ids)
-    .bind(column(|f| f.given_name.clone()))
-    .bind(column(|f| f.family_name.clone()))
+    .bind(column(|f| f.given_name.as_str().to_owned()))
+    .bind(column(|f| f.family_name.as_str().to_owned()))
     .bind(column(|f| f.citizenship.to_string()))
     .bind(column(|f| f.organization_id.clone()))
     .bind(&delegations)
     .bind(&roles)
-    .bind(column(|f| f.travel_document_number.clone()))
+    .bind(column(|f| f.travel_document_number.as_str().to_owned()))
     .bind(&births)
-    .bind(column(|f| f.email.clone()))
-    .bind(column(|f| f.phone.clone()))
+    .bind(column(email_column))
+    .bind(column(phone_column))
     .bind(column(|f| f.deployment_region.clone()))
     .fetch_all(conn)
     .await
@@ -343,6 +356,23 @@ pub async fn insert_many(
     let mut inserted = into_observers(rows)?;
     inserted.sort_by_key(|o| ids.iter().position(|id| *id == o.id));
     Ok(inserted)
+}
+
+/// Contacts are stored as text, empty when unknown.
+fn email_column(fields: &ObserverFields) -> String {
+    fields
+        .email
+        .as_ref()
+        .map(|e| e.as_str().to_owned())
+        .unwrap_or_default()
+}
+
+fn phone_column(fields: &ObserverFields) -> String {
+    fields
+        .phone
+        .as_ref()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default()
 }
 
 /// The observer, locked for the rest of the transaction when `for_update`.
@@ -395,31 +425,6 @@ pub async fn existing_ids(
     )
 }
 
-/// Observers not deleted that are the same person as one of `people` (citizenship, travel
-/// document number), other than `except`: `(citizenship, document, observer id)`.
-pub async fn find_same_people(
-    conn: &mut PgConnection,
-    election_id: &str,
-    people: &[(String, String)],
-    except: Option<&str>,
-) -> Result<Vec<(String, String, String)>> {
-    let citizenships: Vec<&str> = people.iter().map(|(c, _)| c.as_str()).collect();
-    let documents: Vec<&str> = people.iter().map(|(_, d)| d.as_str()).collect();
-    Ok(sqlx::query_as(
-        "SELECT o.citizenship::text, o.travel_document_number, o.id \
-         FROM unnest($2::text[], $3::text[]) AS p(citizenship, document) \
-         JOIN observers o ON o.election_id = $1 AND o.citizenship = p.citizenship \
-          AND o.travel_document_number = p.document AND o.delete_time IS NULL \
-         WHERE o.id IS DISTINCT FROM $4",
-    )
-    .bind(election_id)
-    .bind(&citizenships)
-    .bind(&documents)
-    .bind(except)
-    .fetch_all(conn)
-    .await?)
-}
-
 /// Replaces the caller-set fields and gives the observer a new etag.
 pub async fn update(
     conn: &mut PgConnection,
@@ -436,16 +441,16 @@ pub async fn update(
     ))
     .bind(election_id)
     .bind(id)
-    .bind(&fields.given_name)
-    .bind(&fields.family_name)
+    .bind(fields.given_name.as_str())
+    .bind(fields.family_name.as_str())
     .bind(fields.citizenship.as_str())
     .bind(&fields.organization_id)
     .bind(&fields.delegation_id)
     .bind(fields.role.map(ObserverRole::as_str))
-    .bind(&fields.travel_document_number)
-    .bind(fields.date_of_birth)
-    .bind(&fields.email)
-    .bind(&fields.phone)
+    .bind(fields.travel_document_number.as_str())
+    .bind(fields.date_of_birth.map(DateOfBirth::date))
+    .bind(email_column(fields))
+    .bind(phone_column(fields))
     .bind(&fields.deployment_region)
     .fetch_one(conn)
     .await?;
@@ -494,21 +499,49 @@ pub async fn set_accreditation(
     row.try_into()
 }
 
-/// The next accreditation sequence of the election. The counter row stays locked until the
-/// transaction ends, so concurrent accreditations get consecutive numbers in commit order,
-/// and a number is never given twice.
+/// The next accreditation number of the host country's sequence for the voting year, with
+/// the sequence's row locked until the transaction ends: concurrent accreditations of any
+/// election of that country and year take consecutive numbers in commit order. PostgreSQL's
+/// trigger moves the sequence on when the number is issued, and refuses any other number.
 pub async fn next_accreditation_sequence(
     conn: &mut PgConnection,
-    election_id: &str,
+    host_country: CountryCode,
+    voting_year: i32,
 ) -> Result<i32> {
     Ok(sqlx::query_scalar(
-        "INSERT INTO accreditation_counters (election_id, last_number) VALUES ($1, 1) \
-         ON CONFLICT (election_id) DO UPDATE SET last_number = accreditation_counters.last_number + 1 \
-         RETURNING last_number",
+        "INSERT INTO accreditation_sequences AS s (host_country, voting_year, last_number) \
+         VALUES ($1, $2, 0) \
+         ON CONFLICT (host_country, voting_year) DO UPDATE SET last_number = s.last_number \
+         RETURNING last_number + 1",
     )
-    .bind(election_id)
+    .bind(host_country.as_str())
+    .bind(voting_year)
     .fetch_one(conn)
     .await?)
+}
+
+/// Records a correction of an observer's identity (CorrectObserver) in the transaction that
+/// makes it: PostgreSQL lets a decided observer's identity change only then.
+pub async fn record_correction(
+    conn: &mut PgConnection,
+    election_id: &str,
+    id: &str,
+    fields: &[&str],
+    reason: &str,
+    actor: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO observer_corrections (election_id, observer_id, fields, reason, actor) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(election_id)
+    .bind(id)
+    .bind(fields)
+    .bind(reason)
+    .bind(actor)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 pub async fn list(

@@ -1,9 +1,18 @@
-//! Observers and their accreditation.
+//! Observers: who they are, the accreditation state machine, and the rules of the official
+//! record. Pure code over parsed values; the store loads the facts, PostgreSQL holds the
+//! same rules again.
 
-use chrono::{DateTime, NaiveDate, Utc};
+pub mod accreditation;
+pub mod identity;
+pub mod record;
+pub mod registration;
+
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::country::CountryCode;
+pub use accreditation::{Accreditation, AccreditationState};
+use identity::{DateOfBirth, Email, PersonName, Phone, TravelDocumentNumber};
 
 /// What an observer does on the mission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +25,7 @@ pub enum ObserverRole {
 }
 
 impl ObserverRole {
+    /// The names the contract, filters and the database use.
     pub const NAMES: &[&str] = &[
         "LONG_TERM_OBSERVER",
         "SHORT_TERM_OBSERVER",
@@ -23,93 +33,44 @@ impl ObserverRole {
         "INTERPRETER",
         "COORDINATOR",
     ];
-    const ALL: [ObserverRole; 5] = [
-        ObserverRole::LongTermObserver,
-        ObserverRole::ShortTermObserver,
-        ObserverRole::Expert,
-        ObserverRole::Interpreter,
-        ObserverRole::Coordinator,
-    ];
 
     pub fn as_str(self) -> &'static str {
-        Self::NAMES[self as usize]
+        match self {
+            ObserverRole::LongTermObserver => "LONG_TERM_OBSERVER",
+            ObserverRole::ShortTermObserver => "SHORT_TERM_OBSERVER",
+            ObserverRole::Expert => "EXPERT",
+            ObserverRole::Interpreter => "INTERPRETER",
+            ObserverRole::Coordinator => "COORDINATOR",
+        }
     }
 
     pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|role| role.as_str() == name)
+        match name {
+            "LONG_TERM_OBSERVER" => Some(ObserverRole::LongTermObserver),
+            "SHORT_TERM_OBSERVER" => Some(ObserverRole::ShortTermObserver),
+            "EXPERT" => Some(ObserverRole::Expert),
+            "INTERPRETER" => Some(ObserverRole::Interpreter),
+            "COORDINATOR" => Some(ObserverRole::Coordinator),
+            _ => None,
+        }
     }
 }
 
-/// Where an observer stands in the accreditation state machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AccreditationState {
-    Pending,
-    Accredited,
-    Rejected,
-    Revoked,
-}
-
-impl AccreditationState {
-    pub const NAMES: &[&str] = &["PENDING", "ACCREDITED", "REJECTED", "REVOKED"];
-    const ALL: [AccreditationState; 4] = [
-        AccreditationState::Pending,
-        AccreditationState::Accredited,
-        AccreditationState::Rejected,
-        AccreditationState::Revoked,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        Self::NAMES[self as usize]
-    }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|state| state.as_str() == name)
-    }
-
-    /// BRIEF: `PENDING → ACCREDITED | REJECTED`, `ACCREDITED → REVOKED`; nothing else.
-    pub fn can_become(self, next: AccreditationState) -> bool {
-        use AccreditationState::*;
-        matches!(
-            (self, next),
-            (Pending, Accredited) | (Pending, Rejected) | (Accredited, Revoked)
-        )
-    }
-}
-
-/// The accreditation number: `{host country}-{voting year}-{sequence, 6 digits}`.
-pub fn accreditation_number(host_country: CountryCode, voting_year: i32, sequence: i32) -> String {
-    format!("{host_country}-{voting_year}-{sequence:06}")
-}
-
-/// Travel document numbers are compared as the border service reads them: without
-/// surrounding blanks and in upper case.
-pub fn normalize_document_number(number: &str) -> String {
-    number.trim().to_uppercase()
-}
-
-/// The fields of an observer a caller sets, validated.
+/// The fields of an observer a caller sets, parsed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObserverFields {
-    pub given_name: String,
-    pub family_name: String,
+    pub given_name: PersonName,
+    pub family_name: PersonName,
     pub citizenship: CountryCode,
     pub organization_id: String,
     pub delegation_id: Option<String>,
     pub role: Option<ObserverRole>,
-    pub travel_document_number: String,
-    pub date_of_birth: Option<NaiveDate>,
-    pub email: String,
-    pub phone: String,
+    pub travel_document_number: TravelDocumentNumber,
+    pub date_of_birth: Option<DateOfBirth>,
+    pub email: Option<Email>,
+    pub phone: Option<Phone>,
+    /// A one-line label (`text::LABEL`), empty when unknown.
     pub deployment_region: String,
-}
-
-/// The accreditation record, set only by the accreditation methods.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Accreditation {
-    pub state: AccreditationState,
-    pub number: Option<String>,
-    pub decide_time: Option<DateTime<Utc>>,
-    pub reason: String,
 }
 
 /// A stored observer.
@@ -140,36 +101,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_state_machine_allows_only_the_briefs_transitions() {
-        use AccreditationState::*;
-        let all = [Pending, Accredited, Rejected, Revoked];
-        let allowed: Vec<_> = all
-            .iter()
-            .flat_map(|from| all.iter().map(move |to| (*from, *to)))
-            .filter(|(from, to)| from.can_become(*to))
-            .collect();
-        assert_eq!(
-            allowed,
-            vec![
-                (Pending, Accredited),
-                (Pending, Rejected),
-                (Accredited, Revoked)
-            ]
-        );
-    }
-
-    #[test]
-    fn numbers_are_padded_to_six_digits() {
-        let kz = CountryCode::parse("KZ").unwrap();
-        assert_eq!(accreditation_number(kz, 2023, 1), "KZ-2023-000001");
-        assert_eq!(accreditation_number(kz, 2023, 793), "KZ-2023-000793");
-    }
-
-    #[test]
-    fn names_round_trip() {
-        assert_eq!(ObserverRole::parse("EXPERT"), Some(ObserverRole::Expert));
-        assert_eq!(ObserverRole::Expert.as_str(), "EXPERT");
-        assert_eq!(AccreditationState::Revoked.as_str(), "REVOKED");
-        assert_eq!(normalize_document_number(" n1234567 "), "N1234567");
+    fn role_names_round_trip() {
+        for name in ObserverRole::NAMES {
+            assert_eq!(ObserverRole::parse(name).unwrap().as_str(), *name);
+        }
+        assert_eq!(ObserverRole::parse("expert"), None);
     }
 }

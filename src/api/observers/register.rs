@@ -1,0 +1,268 @@
+//! Registration: CreateObserver and BatchCreateObservers. Parse every entry → load the facts
+//! the registration rules need for all of them → decide (domain) → insert, remember the
+//! request id, audit.
+
+use std::collections::HashSet;
+
+use chrono::NaiveDate;
+use sqlx::PgConnection;
+
+use super::ObserverApi;
+use super::convert::{ParsedObserver, audit_json, parse_observer, to_proto};
+use crate::aip::request_id;
+use crate::api::audit::AuditEntry;
+use crate::api::require_election;
+use crate::auth::Caller;
+use crate::domain::election::Election;
+use crate::domain::names;
+use crate::domain::observer::Observer;
+use crate::domain::observer::registration::{self, Candidate, Disclosure, ElectionScope};
+use crate::error::{Error, Result, Violations};
+use crate::pb::v1 as pb;
+use crate::store::{self, request_ids};
+
+const CREATE_METHOD: &str = "/observer_registry.v1.ObserverService/CreateObserver";
+const BATCH_CREATE_METHOD: &str = "/observer_registry.v1.ObserverService/BatchCreateObservers";
+/// AIP-233: a batch is bounded so that one request cannot hold the database for long.
+const MAX_BATCH: usize = 1000;
+
+/// One observer of a create request, parsed.
+pub struct Entry {
+    /// Where it sits in the request: `observer` or `requests[3].observer`.
+    pub at: String,
+    pub id: String,
+    pub observer: ParsedObserver,
+}
+
+impl Entry {
+    pub fn candidate(&self) -> Candidate<'_> {
+        Candidate {
+            at: &self.at,
+            fields: &self.observer.fields,
+            delegation_election: self.observer.delegation_election.as_deref(),
+        }
+    }
+}
+
+impl ObserverApi {
+    pub(super) async fn create(
+        &self,
+        caller: &Caller,
+        request: pb::CreateObserverRequest,
+    ) -> Result<pb::Observer> {
+        let key = request_id::key(&request.request_id, CREATE_METHOD, &request)?;
+        let mut violations = Violations::new();
+        let election_id = violations.check(
+            "parent",
+            names::parse_top_level(&request.parent, "elections"),
+        );
+        let entry = parse_entry(&request, "", self.today(), &mut violations);
+        violations.finish()?;
+        let (Some(election_id), Some(entry)) = (election_id, entry) else {
+            return Err(Error::internal(anyhow::anyhow!(
+                "validation passed without values"
+            )));
+        };
+        let (key, entry, request_id) = (&key, &entry, request.request_id.as_str());
+        self.state
+            .db
+            .transaction(|tx| {
+                Box::pin(async move {
+                    if let Some(first) =
+                        request_ids::claim::<pb::Observer>(tx, key.as_ref()).await?
+                    {
+                        return Ok(first);
+                    }
+                    let election = require_election(tx, election_id).await?;
+                    let created =
+                        register(tx, caller, &election, std::slice::from_ref(entry)).await?;
+                    let observer = created.first().map(to_proto).ok_or_else(|| {
+                        Error::internal(anyhow::anyhow!("insert returned no observer"))
+                    })?;
+                    request_ids::record(tx, key.as_ref(), &observer).await?;
+                    let entry = AuditEntry {
+                        election_id: Some(election_id),
+                        resource: &observer.name,
+                        request_id,
+                        after: Some(audit_json(&observer)),
+                        ..Default::default()
+                    };
+                    entry.record(tx, caller).await?;
+                    tracing::info!(observer = %observer.name, "observer registered");
+                    Ok(observer)
+                })
+            })
+            .await
+    }
+
+    pub(super) async fn batch_create(
+        &self,
+        caller: &Caller,
+        request: pb::BatchCreateObserversRequest,
+    ) -> Result<pb::BatchCreateObserversResponse> {
+        // A dry run is not remembered: it must not answer a later real batch.
+        let key = if request.validate_only {
+            None
+        } else {
+            request_id::key(&request.request_id, BATCH_CREATE_METHOD, &request)?
+        };
+        let (election_id, entries) = parse_batch(&request, self.today())?;
+        if request.validate_only {
+            let mut tx = self.state.db.begin().await?;
+            let election = require_election(&mut tx, election_id).await?;
+            register(&mut tx, caller, &election, &entries).await?;
+            // Dropping the transaction rolls the checked inserts back.
+            return Ok(pb::BatchCreateObserversResponse::default());
+        }
+        let (key, entries, request) = (&key, &entries, &request);
+        self.state
+            .db
+            .transaction(|tx| {
+                Box::pin(async move {
+                    if let Some(first) =
+                        request_ids::claim::<pb::BatchCreateObserversResponse>(tx, key.as_ref()).await?
+                    {
+                        return Ok(first);
+                    }
+                    let election = require_election(tx, election_id).await?;
+                    let created = register(tx, caller, &election, entries).await?;
+                    let response = pb::BatchCreateObserversResponse {
+                        observers: created.iter().map(to_proto).collect(),
+                    };
+                    request_ids::record(tx, key.as_ref(), &response).await?;
+                    // One event for the batch, about the election, listing its observers.
+                    let observers: Vec<_> = response.observers.iter().map(audit_json).collect();
+                    let entry = AuditEntry {
+                        election_id: Some(election_id),
+                        resource: &request.parent,
+                        request_id: &request.request_id,
+                        after: Some(serde_json::json!({ "observers": observers })),
+                        ..Default::default()
+                    };
+                    entry.record(tx, caller).await?;
+                    tracing::info!(election = %request.parent, count = response.observers.len(), "observers registered in a batch");
+                    Ok(response)
+                })
+            })
+            .await
+    }
+}
+
+/// The batch's election and entries, or INVALID_ARGUMENT naming every bad field.
+fn parse_batch(
+    request: &pb::BatchCreateObserversRequest,
+    today: NaiveDate,
+) -> Result<(&str, Vec<Entry>)> {
+    let mut violations = Violations::new();
+    let election_id = violations.check(
+        "parent",
+        names::parse_top_level(&request.parent, "elections"),
+    );
+    if request.requests.is_empty() || request.requests.len() > MAX_BATCH {
+        violations.add(
+            "requests",
+            format!(
+                "must hold 1 to {MAX_BATCH} entries, not {}",
+                request.requests.len()
+            ),
+        );
+    }
+    let mut entries = Vec::with_capacity(request.requests.len());
+    let mut ids = HashSet::new();
+    for (i, entry) in request.requests.iter().enumerate() {
+        let prefix = format!("requests[{i}]");
+        if !entry.parent.is_empty() && entry.parent != request.parent {
+            violations.add(
+                format!("{prefix}.parent"),
+                "must be empty or the batch's parent",
+            );
+        }
+        if let Some(entry) = parse_entry(entry, &prefix, today, &mut violations) {
+            if !ids.insert(entry.id.clone()) {
+                violations.add(
+                    format!("{prefix}.observer_id"),
+                    "appears twice in the batch",
+                );
+            }
+            entries.push(entry);
+        }
+    }
+    violations.finish()?;
+    let election_id = election_id
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("validation passed without values")))?;
+    Ok((election_id, entries))
+}
+
+/// Parses one create request (alone, or inside a batch at `prefix`).
+fn parse_entry(
+    request: &pb::CreateObserverRequest,
+    prefix: &str,
+    today: NaiveDate,
+    violations: &mut Violations,
+) -> Option<Entry> {
+    let at = |field: &str| {
+        if prefix.is_empty() {
+            field.to_owned()
+        } else {
+            format!("{prefix}.{field}")
+        }
+    };
+    let id = violations.check(
+        &at("observer_id"),
+        names::resource_id_or_generated(&request.observer_id),
+    );
+    let Some(observer) = &request.observer else {
+        violations.add(at("observer"), "is required");
+        return None;
+    };
+    let observer = parse_observer(observer, &at("observer"), today, violations)?;
+    Some(Entry {
+        at: at("observer"),
+        id: id?,
+        observer,
+    })
+}
+
+/// Whether refusals may name an existing registration to this caller.
+pub fn disclosure(caller: &Caller) -> Disclosure {
+    if caller.reads_personal_data() {
+        Disclosure::NameExisting
+    } else {
+        Disclosure::Withhold
+    }
+}
+
+/// The election as the registration rules see it.
+pub fn scope(election: &Election) -> ElectionScope<'_> {
+    ElectionScope {
+        id: &election.id,
+        host_country: election.fields.host_country,
+    }
+}
+
+/// Registers parsed entries: every rule checked for all of them, then one insert.
+async fn register(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    election: &Election,
+    entries: &[Entry],
+) -> Result<Vec<Observer>> {
+    let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
+    if let Some(taken) = store::observers::existing_ids(conn, &election.id, &ids)
+        .await?
+        .first()
+    {
+        return Err(Error::already_exists(&store::observers::name(
+            &election.id,
+            taken,
+        )));
+    }
+    let candidates: Vec<Candidate> = entries.iter().map(Entry::candidate).collect();
+    let facts = store::registration::load(conn, &election.id, &candidates, None).await?;
+    registration::check(scope(election), &candidates, &facts, disclosure(caller))?;
+    let rows: Vec<_> = entries
+        .iter()
+        .map(|e| (e.id.clone(), e.observer.fields.clone()))
+        .collect();
+    store::observers::insert_many(conn, &election.id, &rows).await
+}
