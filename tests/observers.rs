@@ -1446,7 +1446,11 @@ async fn an_empty_page_still_counts_every_match(pool: PgPool) {
 async fn a_list_total_is_reused_only_while_the_election_is_unchanged(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     open_election(&app, "kz-2023").await;
-    for (id, document) in [("wei", "E0000001"), ("li", "E0000002"), ("zhang", "E0000003")] {
+    for (id, document) in [
+        ("wei", "E0000001"),
+        ("li", "E0000002"),
+        ("zhang", "E0000003"),
+    ] {
         create_observer(&app, KZ, id, observer("Wei", id, "CN", "sco", document)).await;
     }
     let total = || async {

@@ -556,7 +556,7 @@ fn validate(
     })
 }
 
-fn to_proto(meeting: &Meeting) -> pb::Meeting {
+pub(crate) fn to_proto(meeting: &Meeting) -> pb::Meeting {
     pb::Meeting {
         name: meeting.name(),
         title: meeting.fields.title.clone(),

@@ -4,6 +4,7 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use uuid::Uuid;
 
 use super::country::CountryCode;
+use super::refusal::{Refusal, Rule};
 
 /// The fields of an election a caller sets, validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,9 +41,172 @@ impl Election {
     }
 }
 
+/// A field of an election that a caller sets: the update mask's paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElectionField {
+    DisplayName,
+    HostCountry,
+    VotingDay,
+    AccreditationDeadline,
+    Description,
+}
+
+impl ElectionField {
+    pub const ALL: [ElectionField; 5] = [
+        ElectionField::DisplayName,
+        ElectionField::HostCountry,
+        ElectionField::VotingDay,
+        ElectionField::AccreditationDeadline,
+        ElectionField::Description,
+    ];
+
+    pub fn path(self) -> &'static str {
+        match self {
+            ElectionField::DisplayName => "display_name",
+            ElectionField::HostCountry => "host_country",
+            ElectionField::VotingDay => "voting_day",
+            ElectionField::AccreditationDeadline => "accreditation_deadline",
+            ElectionField::Description => "description",
+        }
+    }
+}
+
+/// What the rules need to know of an election's observers before it changes or goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ObserverFacts {
+    /// Observers ever decided (accredited, rejected or revoked), deleted ones included.
+    pub decided: i64,
+    /// Whether a live observer is a citizen of the host country the update would set.
+    pub citizen_of_new_host: bool,
+}
+
+/// UpdateElection: observers are never citizens of the host country (HOST_COUNTRY_CITIZEN);
+/// and once an observer was decided, the host country and the year of voting day are fixed,
+/// because issued accreditation numbers carry them (HAS_DECIDED_OBSERVERS).
+pub fn check_update(
+    election: &str,
+    before: &ElectionFields,
+    after: &ElectionFields,
+    observers: ObserverFacts,
+) -> Result<(), Refusal> {
+    use chrono::Datelike;
+    if before.host_country != after.host_country && observers.citizen_of_new_host {
+        return Err(Refusal::new(
+            Rule::HostCountryCitizen,
+            format!(
+                "observers of {election} are citizens of {}",
+                after.host_country
+            ),
+        )
+        .field(
+            "election.host_country",
+            "observers are citizens of this country",
+        ));
+    }
+    let numbering_moves = before.host_country != after.host_country
+        || before.voting_day.year() != after.voting_day.year();
+    if numbering_moves && observers.decided > 0 {
+        let mut refusal = Refusal::new(
+            Rule::HasDecidedObservers,
+            format!(
+                "{election} has decided observers whose accreditation numbers carry its host \
+                 country and voting year; these cannot change"
+            ),
+        );
+        if before.host_country != after.host_country {
+            refusal = refusal.field("election.host_country", "fixed once observers were decided");
+        }
+        if before.voting_day.year() != after.voting_day.year() {
+            refusal = refusal.field(
+                "election.voting_day",
+                "its year is fixed once observers were decided",
+            );
+        }
+        return Err(refusal);
+    }
+    Ok(())
+}
+
+/// DeleteElection with `force`: an election whose observers were ever decided is part of the
+/// official record and is never wiped (HAS_DECIDED_OBSERVERS).
+pub fn check_wipe(election: &str, observers: ObserverFacts) -> Result<(), Refusal> {
+    if observers.decided > 0 {
+        return Err(Refusal::new(
+            Rule::HasDecidedObservers,
+            format!(
+                "{election} has {} decided observer(s): an election with accreditation decisions \
+                 is never deleted",
+                observers.decided
+            ),
+        )
+        .metadata("resource", election));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn kz_2023() -> ElectionFields {
+        ElectionFields {
+            display_name: "Early parliamentary election".into(),
+            host_country: CountryCode::parse("KZ").unwrap(),
+            voting_day: NaiveDate::from_ymd_opt(2023, 3, 19).unwrap(),
+            accreditation_deadline: None,
+            description: String::new(),
+        }
+    }
+
+    #[test]
+    fn an_election_with_decisions_is_never_wiped() {
+        let decided = ObserverFacts {
+            decided: 1,
+            ..Default::default()
+        };
+        assert_eq!(
+            check_wipe("e", decided).unwrap_err().rule,
+            Rule::HasDecidedObservers
+        );
+        assert!(check_wipe("e", ObserverFacts::default()).is_ok());
+    }
+
+    #[test]
+    fn the_numbering_of_decided_observers_is_fixed() {
+        let decided = ObserverFacts {
+            decided: 3,
+            ..Default::default()
+        };
+        let mut moved = kz_2023();
+        moved.voting_day = NaiveDate::from_ymd_opt(2024, 1, 10).unwrap();
+        assert_eq!(
+            check_update("e", &kz_2023(), &moved, decided)
+                .unwrap_err()
+                .rule,
+            Rule::HasDecidedObservers
+        );
+        let mut same_year = kz_2023();
+        same_year.voting_day = NaiveDate::from_ymd_opt(2023, 4, 2).unwrap();
+        same_year.display_name = "Runoff".into();
+        assert!(check_update("e", &kz_2023(), &same_year, decided).is_ok());
+        assert!(check_update("e", &kz_2023(), &moved, ObserverFacts::default()).is_ok());
+    }
+
+    #[test]
+    fn the_host_country_never_becomes_an_observers_citizenship() {
+        let mut moved = kz_2023();
+        moved.host_country = CountryCode::parse("DE").unwrap();
+        let facts = ObserverFacts {
+            decided: 0,
+            citizen_of_new_host: true,
+        };
+        assert_eq!(
+            check_update("e", &kz_2023(), &moved, facts)
+                .unwrap_err()
+                .rule,
+            Rule::HostCountryCitizen
+        );
+    }
 
     #[test]
     fn accreditation_closes_at_the_start_of_voting_day_by_default() {

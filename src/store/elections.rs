@@ -7,7 +7,10 @@ use uuid::Uuid;
 use crate::aip::filter::{FieldType, FilterField};
 use crate::aip::paging::{KeyValue, Keyed, ListQuery, ListSpec, SortField};
 use crate::domain::country::CountryCode;
-use crate::domain::election::{Election, ElectionFields};
+use crate::domain::delegation::Delegation;
+use crate::domain::election::{Election, ElectionFields, ObserverFacts};
+use crate::domain::meeting::Meeting;
+use crate::domain::observer::Observer;
 use crate::error::{Error, Result};
 use crate::store::listing::{Source, fetch_page};
 
@@ -248,19 +251,72 @@ pub async fn delete_children(conn: &mut PgConnection, id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Whether an observer that is not deleted holds this citizenship: the host country cannot
-/// then become it.
-pub async fn has_observer_citizen_of(
+/// What the election rules need to know of its observers: how many were ever decided, and
+/// whether a live one is a citizen of `new_host`.
+pub async fn observer_facts(
     conn: &mut PgConnection,
     id: &str,
-    country: &str,
-) -> Result<bool> {
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM observers WHERE election_id = $1 AND citizenship = $2 \
-         AND delete_time IS NULL)",
+    new_host: CountryCode,
+) -> Result<ObserverFacts> {
+    let (decided, citizen_of_new_host): (i64, bool) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE accreditation_state <> 'PENDING'), \
+                coalesce(bool_or(citizenship = $2 AND delete_time IS NULL), false) \
+         FROM observers WHERE election_id = $1",
     )
     .bind(id)
-    .bind(country)
+    .bind(new_host.as_str())
     .fetch_one(conn)
-    .await?)
+    .await?;
+    Ok(ObserverFacts {
+        decided,
+        citizen_of_new_host,
+    })
+}
+
+/// Every child of an election, deleted ones included, as DeleteElection with `force` removes
+/// them (each is audited on its own).
+pub struct Children {
+    pub meetings: Vec<Meeting>,
+    pub observers: Vec<Observer>,
+    pub delegations: Vec<Delegation>,
+}
+
+pub async fn children(conn: &mut PgConnection, id: &str) -> Result<Children> {
+    use crate::store::{delegations, meetings, observers};
+    let select = |feed: &crate::store::changes::Feed| {
+        trusted_sql!(
+            "SELECT {} FROM {} WHERE election_id = $1 ORDER BY id",
+            feed.columns,
+            feed.table
+        )
+    };
+    let rows = sqlx::query(select(&meetings::FEED))
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?;
+    let meetings = rows
+        .iter()
+        .map(meetings::from_change_row)
+        .collect::<Result<_>>()?;
+    let rows = sqlx::query(select(&observers::FEED))
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?;
+    let observers = rows
+        .iter()
+        .map(observers::from_change_row)
+        .collect::<Result<_>>()?;
+    let rows = sqlx::query(select(&delegations::FEED))
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?;
+    let delegations = rows
+        .iter()
+        .map(delegations::from_change_row)
+        .collect::<Result<_>>()?;
+    Ok(Children {
+        meetings,
+        observers,
+        delegations,
+    })
 }

@@ -265,7 +265,7 @@ mod tests {
         }
     }
 
-    fn at(at: &'static str, fields: &ObserverFields) -> Candidate<'_> {
+    fn at<'a>(at: &'static str, fields: &'a ObserverFields) -> Candidate<'a> {
         Candidate {
             at,
             fields,

@@ -1,0 +1,152 @@
+//! UpdateElection and DeleteElection: parse → load the election (locked) and what the rules
+//! need of its observers → decide (`domain::election`) → store and audit.
+
+use sqlx::PgConnection;
+
+use super::ElectionApi;
+use super::convert::{OUTPUT_ONLY, audit_json, merge, parse, to_proto};
+use crate::aip::{etag, field_mask};
+use crate::api::audit::AuditEntry;
+use crate::api::observers::convert as observer_convert;
+use crate::auth::Caller;
+use crate::domain::election::{self, ElectionField};
+use crate::error::{Error, Reason, Result, Violations};
+use crate::pb::v1 as pb;
+use crate::store;
+
+impl ElectionApi {
+    pub(super) async fn update(
+        &self,
+        caller: &Caller,
+        request: pb::UpdateElectionRequest,
+    ) -> Result<pb::Election> {
+        let changes = request
+            .election
+            .ok_or_else(|| Error::invalid("election", "is required"))?;
+        let id = super::parse_name(&changes.name, "election.name")?;
+        let mask: Vec<ElectionField> =
+            field_mask::resolve_fields(request.update_mask.as_ref(), OUTPUT_ONLY)?;
+        let (changes, mask) = (&changes, &mask);
+        self.state
+            .db
+            .transaction(|tx| {
+                Box::pin(async move {
+                    let current = store::elections::get(tx, id, true)
+                        .await?
+                        .ok_or_else(|| Error::not_found(&changes.name))?;
+                    etag::check(&changes.etag, current.etag, &changes.name)?;
+                    let mut violations = Violations::new();
+                    let fields = parse(&merge(&to_proto(&current), changes, mask), &mut violations);
+                    violations.finish()?;
+                    let fields = fields.ok_or_else(|| {
+                        Error::internal(anyhow::anyhow!("validation passed without values"))
+                    })?;
+                    let facts =
+                        store::elections::observer_facts(tx, id, fields.host_country).await?;
+                    election::check_update(&changes.name, &current.fields, &fields, facts)?;
+                    let updated = store::elections::update(tx, id, &fields).await?;
+                    let entry = AuditEntry {
+                        election_id: Some(id),
+                        resource: &changes.name,
+                        before: Some(audit_json(&to_proto(&current))),
+                        after: Some(audit_json(&to_proto(&updated))),
+                        ..Default::default()
+                    };
+                    entry.record(tx, caller).await?;
+                    tracing::info!(election = %changes.name, fields = ?mask, "election updated");
+                    Ok(to_proto(&updated))
+                })
+            })
+            .await
+    }
+
+    pub(super) async fn delete(
+        &self,
+        caller: &Caller,
+        request: pb::DeleteElectionRequest,
+    ) -> Result<()> {
+        let id = super::parse_name(&request.name, "name")?;
+        let request = &request;
+        self.state
+            .db
+            .transaction(|tx| {
+                Box::pin(async move {
+                    let current = store::elections::get(tx, id, true)
+                        .await?
+                        .ok_or_else(|| Error::not_found(&request.name))?;
+                    etag::check(&request.etag, current.etag, &request.name)?;
+                    if store::elections::has_children(tx, id).await? {
+                        if !request.force {
+                            return Err(Error::precondition(
+                                Reason::HasChildren,
+                                format!(
+                                    "{} has delegations, observers or meetings (also deleted ones); \
+                                     set force to delete them with it",
+                                    request.name
+                                ),
+                            )
+                            .with_metadata("resource", &request.name));
+                        }
+                        let facts =
+                            store::elections::observer_facts(tx, id, current.fields.host_country).await?;
+                        election::check_wipe(&request.name, facts)?;
+                        remove_children(tx, caller, id).await?;
+                    }
+                    store::elections::delete(tx, id).await?;
+                    let entry = AuditEntry {
+                        election_id: Some(id),
+                        resource: &request.name,
+                        before: Some(audit_json(&to_proto(&current))),
+                        ..Default::default()
+                    };
+                    entry.record(tx, caller).await?;
+                    tracing::info!(election = %request.name, force = request.force, "election deleted");
+                    Ok(())
+                })
+            })
+            .await
+    }
+}
+
+/// Removes every child of the election for good, each with its own audit event (PostgreSQL's
+/// triggers feed each as DELETED).
+async fn remove_children(conn: &mut PgConnection, caller: &Caller, id: &str) -> Result<()> {
+    let children = store::elections::children(conn, id).await?;
+    let mut removed = Vec::new();
+    for meeting in &children.meetings {
+        let message = crate::api::meetings::to_proto(meeting);
+        removed.push((
+            message.name.clone(),
+            crate::api::audit::json("Meeting", &message),
+        ));
+    }
+    for observer in &children.observers {
+        let message = observer_convert::to_proto(observer);
+        removed.push((message.name.clone(), observer_convert::audit_json(&message)));
+    }
+    for delegation in &children.delegations {
+        let message = crate::api::delegations::to_proto(delegation);
+        removed.push((
+            message.name.clone(),
+            crate::api::audit::json("Delegation", &message),
+        ));
+    }
+    store::elections::delete_children(conn, id).await?;
+    for (name, before) in removed {
+        let entry = AuditEntry {
+            election_id: Some(id),
+            resource: &name,
+            before: Some(before),
+            ..Default::default()
+        };
+        entry.record(conn, caller).await?;
+    }
+    tracing::info!(
+        election = id,
+        meetings = children.meetings.len(),
+        observers = children.observers.len(),
+        delegations = children.delegations.len(),
+        "children of a deleted election removed"
+    );
+    Ok(())
+}
