@@ -8,6 +8,7 @@ pub mod meetings;
 pub mod observers;
 pub mod organizations;
 pub mod point_reads;
+pub mod skeleton;
 pub mod watch;
 
 use chrono::{DateTime, Utc};
@@ -47,22 +48,6 @@ pub fn from_timestamp(timestamp: &prost_types::Timestamp) -> Result<DateTime<Utc
         .filter(|nanos| *nanos < 1_000_000_000)
         .and_then(|nanos| DateTime::from_timestamp(timestamp.seconds, nanos))
         .ok_or_else(|| "is not a valid timestamp".to_owned())
-}
-
-/// Checks a free-text field: trimmed emptiness when required, and a length limit so that
-/// no caller can store megabytes in a name.
-pub fn check_text(
-    violations: &mut Violations,
-    field: &str,
-    value: &str,
-    required: bool,
-    max_chars: usize,
-) {
-    if required && value.trim().is_empty() {
-        violations.add(field, "is required");
-    } else if value.chars().count() > max_chars {
-        violations.add(field, format!("must be at most {max_chars} characters"));
-    }
 }
 
 /// The election id of a child collection's `parent` (`elections/{election}`).

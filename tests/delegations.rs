@@ -968,3 +968,43 @@ async fn the_astana_2023_delegations_are_recorded_with_their_heads_and_members(p
         strings(&["ccer-tj"])
     );
 }
+
+#[sqlx::test]
+async fn control_characters_in_text_are_invalid_arguments_naming_the_field(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    open_election(&app, "kz-2023").await;
+
+    let error = try_create_delegation(
+        &app,
+        KZ,
+        "sco",
+        pb::Delegation {
+            display_name: "SCO\0mission".into(),
+            notes: "Met the chairman\u{7}".into(),
+            ..sco_delegation()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_invalid(
+        &error,
+        "INVALID_ARGUMENT",
+        &["delegation.display_name", "delegation.notes"],
+    );
+    assert_eq!(app.count("delegations").await, 0);
+
+    // Notes may run over several lines; stored text is NFC and trimmed.
+    let created = create_delegation(
+        &app,
+        KZ,
+        "sco",
+        pb::Delegation {
+            display_name: " SCO observation mission ".into(),
+            notes: "First day\nSecond day ".into(),
+            ..sco_delegation()
+        },
+    )
+    .await;
+    assert_eq!(created.display_name, "SCO observation mission");
+    assert_eq!(created.notes, "First day\nSecond day");
+}

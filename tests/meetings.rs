@@ -2541,3 +2541,80 @@ async fn the_astana_2023_meetings_of_the_cec_chairman_are_recorded(pool: PgPool)
             .is_empty()
     );
 }
+
+// ---- text ----
+
+#[sqlx::test]
+async fn control_characters_in_text_are_invalid_arguments_naming_the_field(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    registry(&app).await;
+    let valid = || {
+        meeting(
+            ABDIROV,
+            &[SCO],
+            "2023-03-17T10:00:00Z",
+            "2023-03-17T12:00:00Z",
+        )
+    };
+
+    // A NUL would otherwise reach PostgreSQL, which refuses it as a driver error (INTERNAL).
+    for title in ["Meeting\0with observers", "Meeting\u{7}with observers"] {
+        let error = try_create_meeting(
+            &app,
+            "m",
+            pb::Meeting {
+                title: title.into(),
+                ..valid()
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_invalid(&error, "INVALID_ARGUMENT", &["meeting.title"]);
+    }
+    let error = try_create_meeting(
+        &app,
+        "m",
+        pb::Meeting {
+            host: "Nurlan\u{200B}Abdirov".into(),
+            topics: strings(&["agenda", "bell\u{7}"]),
+            ..valid()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_invalid(
+        &error,
+        "INVALID_ARGUMENT",
+        &["meeting.host", "meeting.topics[1]"],
+    );
+    assert_eq!(app.count("meetings").await, 0);
+
+    // Updates and conclusions are held to the same rule; stored text is NFC and trimmed.
+    let created = create_meeting(
+        &app,
+        "m",
+        pb::Meeting {
+            title: "  Jose\u{301} ".into(),
+            ..valid()
+        },
+    )
+    .await;
+    assert_eq!(created.title, "Jos\u{e9}");
+    let error = update_meeting(
+        &app,
+        pb::Meeting {
+            name: created.name.clone(),
+            location: "Hall\0".into(),
+            ..Default::default()
+        },
+        &["location"],
+    )
+    .await
+    .unwrap_err();
+    assert_invalid(&error, "INVALID_ARGUMENT", &["meeting.location"]);
+    let error = cancel(&app, &created.name, "Flight\0delayed", "")
+        .await
+        .unwrap_err();
+    assert_invalid(&error, "INVALID_ARGUMENT", &["reason"]);
+    assert_eq!(get_meeting(&app, &created.name).await, created);
+}

@@ -826,3 +826,32 @@ async fn a_kind_filter_with_an_unknown_value_is_invalid_filter(pool: PgPool) {
         assert_invalid(&error, "INVALID_FILTER", &["filter"]);
     }
 }
+
+#[sqlx::test]
+async fn control_characters_in_text_are_invalid_arguments_naming_the_field(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    assert_create_refused(
+        &app,
+        "cis-ipa",
+        pb::Organization {
+            display_name: "Interparliamentary\0Assembly".into(),
+            abbreviation: "CIS\u{202E}IPA".into(),
+            ..cis_ipa()
+        },
+        &["organization.display_name", "organization.abbreviation"],
+    )
+    .await;
+    let created = create_organization(
+        &app,
+        "cis-ipa",
+        pb::Organization {
+            display_name: "  Interparliamentary Assembly of the CIS ".into(),
+            ..cis_ipa()
+        },
+    )
+    .await;
+    assert_eq!(
+        created.display_name,
+        "Interparliamentary Assembly of the CIS"
+    );
+}

@@ -2,67 +2,6 @@
 
 use crate::error::{Error, Result};
 
-/// The fields of one resource as an update sees them.
-#[derive(Debug)]
-pub struct MaskSpec {
-    /// Fields the caller may set.
-    pub updatable: &'static [&'static str],
-    /// Fields the server sets (or that identify the resource); naming them is an error.
-    pub output_only: &'static [&'static str],
-}
-
-/// The set of fields an update applies.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpdateMask(Vec<&'static str>);
-
-impl UpdateMask {
-    pub fn contains(&self, field: &str) -> bool {
-        self.0.contains(&field)
-    }
-
-    pub fn fields(&self) -> &[&'static str] {
-        &self.0
-    }
-}
-
-/// Resolves the request's mask: empty or `*` means every updatable field; a path that is
-/// output only or unknown is INVALID_ARGUMENT naming `update_mask`.
-pub fn resolve(mask: Option<&prost_types::FieldMask>, spec: &MaskSpec) -> Result<UpdateMask> {
-    let paths = mask.map(|m| m.paths.as_slice()).unwrap_or_default();
-    if paths.is_empty() || paths.iter().any(|p| p == "*") {
-        if paths.len() > 1 {
-            return Err(Error::invalid(
-                "update_mask",
-                "`*` cannot be combined with other paths",
-            ));
-        }
-        return Ok(UpdateMask(spec.updatable.to_vec()));
-    }
-    let mut fields = Vec::with_capacity(paths.len());
-    for given in paths {
-        let path = snake_case(given);
-        if let Some(field) = spec.updatable.iter().find(|f| **f == path) {
-            if !fields.contains(field) {
-                fields.push(*field);
-            }
-        } else if spec.output_only.contains(&path.as_str()) {
-            return Err(Error::invalid(
-                "update_mask",
-                format!("`{given}` is output only and cannot be updated"),
-            ));
-        } else {
-            return Err(Error::invalid(
-                "update_mask",
-                format!(
-                    "`{given}` is not an updatable field (updatable: {})",
-                    spec.updatable.join(", ")
-                ),
-            ));
-        }
-    }
-    Ok(UpdateMask(fields))
-}
-
 /// The updatable fields of one resource as an enum, so that a field nobody handles fails to
 /// compile where updates are applied (an exhaustive `match`), instead of being skipped.
 pub trait UpdatableField: Copy + Eq + Sized + 'static {
@@ -133,44 +72,58 @@ fn snake_case(path: &str) -> String {
 mod tests {
     use super::*;
 
-    const SPEC: MaskSpec = MaskSpec {
-        updatable: &["display_name", "description"],
-        output_only: &["name", "create_time"],
-    };
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Field {
+        DisplayName,
+        Description,
+    }
 
-    fn mask(paths: &[&str]) -> prost_types::FieldMask {
-        prost_types::FieldMask {
-            paths: paths.iter().map(|p| p.to_string()).collect(),
+    impl UpdatableField for Field {
+        const ALL: &'static [Self] = &[Field::DisplayName, Field::Description];
+
+        fn path(self) -> &'static str {
+            match self {
+                Field::DisplayName => "display_name",
+                Field::Description => "description",
+            }
         }
+    }
+
+    const OUTPUT_ONLY: &[&str] = &["name", "create_time"];
+
+    fn resolve(paths: &[&str]) -> Result<Vec<Field>> {
+        let mask = prost_types::FieldMask {
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+        };
+        resolve_fields(Some(&mask), OUTPUT_ONLY)
     }
 
     #[test]
     fn empty_and_star_mean_every_updatable_field() {
-        assert_eq!(resolve(None, &SPEC).unwrap().fields(), SPEC.updatable);
         assert_eq!(
-            resolve(Some(&mask(&["*"])), &SPEC).unwrap().fields(),
-            SPEC.updatable
+            resolve_fields::<Field>(None, OUTPUT_ONLY).unwrap(),
+            Field::ALL
         );
+        assert_eq!(resolve(&[]).unwrap(), Field::ALL);
+        assert_eq!(resolve(&["*"]).unwrap(), Field::ALL);
+        assert!(resolve(&["*", "description"]).is_err());
     }
 
     #[test]
     fn output_only_and_unknown_paths_are_refused() {
-        let error = resolve(Some(&mask(&["create_time"])), &SPEC).unwrap_err();
+        let error = resolve(&["create_time"]).unwrap_err();
         assert_eq!(error.violations[0].field, "update_mask");
         assert!(error.message.contains("output only"));
-        assert!(resolve(Some(&mask(&["bogus"])), &SPEC).is_err());
-        assert!(resolve(Some(&mask(&["createTime"])), &SPEC).is_err());
+        assert!(resolve(&["bogus"]).is_err());
+        assert!(resolve(&["createTime"]).is_err());
+    }
+
+    #[test]
+    fn json_paths_in_lower_camel_case_are_accepted_once() {
+        assert_eq!(resolve(&["displayName"]).unwrap(), [Field::DisplayName]);
         assert_eq!(
-            resolve(Some(&mask(&["displayName"])), &SPEC)
-                .unwrap()
-                .fields(),
-            ["display_name"]
-        );
-        assert_eq!(
-            resolve(Some(&mask(&["description"])), &SPEC)
-                .unwrap()
-                .fields(),
-            ["description"]
+            resolve(&["description", "description"]).unwrap(),
+            [Field::Description]
         );
     }
 }

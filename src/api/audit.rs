@@ -62,30 +62,6 @@ impl AuditEntry<'_> {
     }
 }
 
-/// Records one mutation. `changed_fields` are the fields whose value differs between
-/// `before` and `after` (snake_case paths, nested ones dotted, bookkeeping fields aside),
-/// worked out before personal data is stripped from both: the trail names a changed e-mail
-/// without keeping it.
-pub async fn record(
-    conn: &mut PgConnection,
-    caller: &Caller,
-    election_id: Option<&str>,
-    resource: &str,
-    request_id: &str,
-    before: Option<Value>,
-    after: Option<Value>,
-) -> Result<()> {
-    let entry = AuditEntry {
-        election_id,
-        resource,
-        request_id,
-        before,
-        after,
-        reason: "",
-    };
-    write(conn, caller, entry).await
-}
-
 /// `changed_fields` are the fields whose value differs between `before` and `after` (snake_case
 /// paths, nested ones dotted, bookkeeping fields aside), worked out before personal data is
 /// stripped from both: the trail names a changed e-mail without keeping it.

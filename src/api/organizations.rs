@@ -1,27 +1,25 @@
-//! OrganizationService.
+//! OrganizationService. Each call parses the request, loads what its rules need, stores,
+//! audits and encodes; organizations are shared by all elections.
+
+pub mod convert;
 
 use tonic::{Request, Response, Status};
 
-use crate::aip::field_mask::{self, MaskSpec};
+use crate::aip::field_mask;
 use crate::aip::paging::{ListRequest, Page};
 use crate::aip::{etag, request_id};
-use crate::api::audit;
-use crate::api::{AppState, check_text, to_timestamp};
+use crate::api::skeleton::{self, Creation, entry_changed, entry_removed};
+use crate::api::{AppState, total_size};
 use crate::auth::Caller;
-use crate::domain::country::CountryCode;
 use crate::domain::names;
-use crate::domain::organization::{Organization, OrganizationFields, OrganizationKind};
+use crate::domain::organization::OrganizationFields;
 use crate::error::{Error, Reason, Result, Violations};
 use crate::pb::v1 as pb;
 use crate::pb::v1::organization_service_server::OrganizationService;
-use crate::store::{self, request_ids};
+use crate::store;
+use convert::{OUTPUT_ONLY, OrganizationField, parse_fields, parse_name, to_proto};
 
 const CREATE_METHOD: &str = "/observer_registry.v1.OrganizationService/CreateOrganization";
-
-const MASK: MaskSpec = MaskSpec {
-    updatable: &["display_name", "abbreviation", "kind", "country"],
-    output_only: &["name", "create_time", "update_time", "etag"],
-};
 
 /// The OrganizationService implementation.
 #[derive(Debug, Clone)]
@@ -40,48 +38,28 @@ impl OrganizationApi {
         request: pb::CreateOrganizationRequest,
     ) -> Result<pb::Organization> {
         let key = request_id::key(&request.request_id, CREATE_METHOD, &request)?;
-        let mut violations = Violations::new();
-        let id = violations.check(
-            "organization_id",
-            names::resource_id_or_generated(&request.organization_id),
-        );
-        let fields = match &request.organization {
-            Some(organization) => validate(organization, &mut violations),
-            None => {
-                violations.add("organization", "is required");
-                None
-            }
+        let (id, fields) = parse_create(&request)?;
+        let creation = Creation {
+            key: key.as_ref(),
+            election_id: None,
+            request_id: &request.request_id,
         };
-        violations.finish()?;
-        let (Some(id), Some(fields)) = (id, fields) else {
-            return Err(Error::internal(anyhow::anyhow!(
-                "validation passed without values"
-            )));
-        };
-
-        crate::transaction!(self.state.db, |tx| {
-            if let Some(first) =
-                request_ids::claim::<pb::Organization>(&mut tx, key.as_ref()).await?
-            {
-                return Ok(first);
-            }
-            let organization =
-                to_proto(&store::organizations::insert(&mut tx, &id, &fields).await?);
-            request_ids::record(&mut tx, key.as_ref(), &organization).await?;
-            let after = audit::json("Organization", &organization);
-            audit::record(
-                &mut tx,
-                caller,
-                None,
-                &organization.name,
-                &request.request_id,
-                None,
-                Some(after),
-            )
-            .await?;
-            tracing::info!(organization = %organization.name, "organization created");
-            Ok(organization)
-        })
+        let (id, fields) = (id.as_str(), &fields);
+        self.state
+            .db
+            .transaction(|tx| {
+                Box::pin(async move {
+                    skeleton::create_once(tx, caller, creation, |tx| {
+                        Box::pin(async move {
+                            let organization = store::organizations::insert(tx, id, fields).await?;
+                            tracing::info!(organization = %organization.name(), "organization created");
+                            Ok(to_proto(&organization))
+                        })
+                    })
+                    .await
+                })
+            })
+            .await
     }
 
     async fn get(&self, request: pb::GetOrganizationRequest) -> Result<pb::Organization> {
@@ -113,7 +91,7 @@ impl OrganizationApi {
         Ok(pb::ListOrganizationsResponse {
             organizations: page.items.iter().map(to_proto).collect(),
             next_page_token: page.next_page_token,
-            total_size: i32::try_from(page.total_size).unwrap_or(i32::MAX),
+            total_size: total_size(page.total_size),
         })
     }
 
@@ -126,181 +104,82 @@ impl OrganizationApi {
             .organization
             .ok_or_else(|| Error::invalid("organization", "is required"))?;
         let id = parse_name(&changes.name, "organization.name")?;
-        let mask = field_mask::resolve(request.update_mask.as_ref(), &MASK)?;
-
-        crate::transaction!(self.state.db, |tx| {
-            let current = store::organizations::get(&mut tx, id, true)
-                .await?
-                .ok_or_else(|| Error::not_found(&changes.name))?;
-            etag::check(&changes.etag, current.etag, &changes.name)?;
-            let mut merged = to_proto(&current);
-            for field in mask.fields() {
-                match *field {
-                    "display_name" => merged.display_name = changes.display_name.clone(),
-                    "abbreviation" => merged.abbreviation = changes.abbreviation.clone(),
-                    "kind" => merged.kind = changes.kind,
-                    "country" => merged.country = changes.country.clone(),
-                    _ => {}
-                }
-            }
-            let mut violations = Violations::new();
-            let fields = validate(&merged, &mut violations);
-            violations.finish()?;
-            let Some(fields) = fields else {
-                return Err(Error::internal(anyhow::anyhow!(
-                    "validation passed without values"
-                )));
-            };
-            let organization = store::organizations::update(&mut tx, id, &fields).await?;
-            let before = audit::json("Organization", &to_proto(&current));
-            let after = audit::json("Organization", &to_proto(&organization));
-            audit::record(
-                &mut tx,
-                caller,
-                None,
-                &changes.name,
-                "",
-                Some(before),
-                Some(after),
-            )
-            .await?;
-            tracing::info!(organization = %changes.name, fields = ?mask.fields(), "organization updated");
-            Ok(to_proto(&organization))
-        })
+        let masked: Vec<OrganizationField> =
+            field_mask::resolve_fields(request.update_mask.as_ref(), OUTPUT_ONLY)?;
+        let (changes, masked) = (&changes, masked.as_slice());
+        self.state
+            .db
+            .transaction(|tx| {
+                Box::pin(async move {
+                    let current = store::organizations::get(tx, id, true)
+                        .await?
+                        .ok_or_else(|| Error::not_found(&changes.name))?;
+                    etag::check(&changes.etag, current.etag, &changes.name)?;
+                    let fields = convert::merge(&current, changes, masked)?;
+                    let updated = to_proto(&store::organizations::update(tx, id, &fields).await?);
+                    entry_changed(None, &to_proto(&current), &updated)
+                        .record(tx, caller)
+                        .await?;
+                    tracing::info!(organization = %updated.name, fields = ?masked, "organization updated");
+                    Ok(updated)
+                })
+            })
+            .await
     }
 
     async fn delete(&self, caller: &Caller, request: pb::DeleteOrganizationRequest) -> Result<()> {
         let id = parse_name(&request.name, "name")?;
-        crate::transaction!(self.state.db, |tx| {
-            let current = store::organizations::get(&mut tx, id, true)
-                .await?
-                .ok_or_else(|| Error::not_found(&request.name))?;
-            etag::check(&request.etag, current.etag, &request.name)?;
-            if store::organizations::is_referenced(&mut tx, id).await? {
-                return Err(Error::precondition(
-                    Reason::HasChildren,
-                    format!(
-                        "{} is referenced by delegations or observers (also deleted ones)",
-                        request.name
-                    ),
-                )
-                .with_metadata("resource", &request.name));
-            }
-            store::organizations::delete(&mut tx, id).await?;
-            let before = audit::json("Organization", &to_proto(&current));
-            audit::record(&mut tx, caller, None, &request.name, "", Some(before), None).await?;
-            tracing::info!(organization = %request.name, "organization deleted");
-            Ok(())
-        })
+        let request = &request;
+        self.state
+            .db
+            .transaction(|tx| {
+                Box::pin(async move {
+                    let current = store::organizations::get(tx, id, true)
+                        .await?
+                        .ok_or_else(|| Error::not_found(&request.name))?;
+                    etag::check(&request.etag, current.etag, &request.name)?;
+                    if store::organizations::is_referenced(tx, id).await? {
+                        return Err(Error::precondition(
+                            Reason::HasChildren,
+                            format!(
+                                "{} is referenced by delegations or observers (also deleted ones)",
+                                request.name
+                            ),
+                        )
+                        .with_metadata("resource", &request.name));
+                    }
+                    store::organizations::delete(tx, id).await?;
+                    entry_removed(None, &to_proto(&current))
+                        .record(tx, caller)
+                        .await?;
+                    tracing::info!(organization = %request.name, "organization deleted");
+                    Ok(())
+                })
+            })
+            .await
     }
 }
 
-fn parse_name<'a>(name: &'a str, field: &str) -> Result<&'a str> {
-    names::parse_top_level(name, "organizations").map_err(|e| Error::invalid(field, e))
-}
-
-fn kind_from_proto(kind: i32) -> Option<OrganizationKind> {
-    match pb::OrganizationKind::try_from(kind).ok()? {
-        pb::OrganizationKind::Unspecified => None,
-        pb::OrganizationKind::InternationalOrganization => {
-            Some(OrganizationKind::InternationalOrganization)
-        }
-        pb::OrganizationKind::ParliamentaryAssembly => {
-            Some(OrganizationKind::ParliamentaryAssembly)
-        }
-        pb::OrganizationKind::ForeignElectionBody => Some(OrganizationKind::ForeignElectionBody),
-        pb::OrganizationKind::ForeignGovernment => Some(OrganizationKind::ForeignGovernment),
-        pb::OrganizationKind::NonGovernmentalOrganization => {
-            Some(OrganizationKind::NonGovernmentalOrganization)
-        }
-    }
-}
-
-fn kind_to_proto(kind: OrganizationKind) -> pb::OrganizationKind {
-    match kind {
-        OrganizationKind::InternationalOrganization => {
-            pb::OrganizationKind::InternationalOrganization
-        }
-        OrganizationKind::ParliamentaryAssembly => pb::OrganizationKind::ParliamentaryAssembly,
-        OrganizationKind::ForeignElectionBody => pb::OrganizationKind::ForeignElectionBody,
-        OrganizationKind::ForeignGovernment => pb::OrganizationKind::ForeignGovernment,
-        OrganizationKind::NonGovernmentalOrganization => {
-            pb::OrganizationKind::NonGovernmentalOrganization
-        }
-    }
-}
-
-/// Validates the caller-set fields of an organization, recording every bad one.
-fn validate(
-    organization: &pb::Organization,
-    violations: &mut Violations,
-) -> Option<OrganizationFields> {
-    check_text(
-        violations,
-        "organization.display_name",
-        &organization.display_name,
-        true,
-        200,
+/// The id and fields of a create, every bad field named at once.
+fn parse_create(request: &pb::CreateOrganizationRequest) -> Result<(String, OrganizationFields)> {
+    let mut violations = Violations::new();
+    let id = violations.check(
+        "organization_id",
+        names::resource_id_or_generated(&request.organization_id),
     );
-    check_text(
-        violations,
-        "organization.abbreviation",
-        &organization.abbreviation,
-        false,
-        32,
-    );
-    let kind = kind_from_proto(organization.kind);
-    if kind.is_none() {
-        violations.add(
-            "organization.kind",
-            "is required: one of INTERNATIONAL_ORGANIZATION, PARLIAMENTARY_ASSEMBLY, \
-             FOREIGN_ELECTION_BODY, FOREIGN_GOVERNMENT, NON_GOVERNMENTAL_ORGANIZATION",
-        );
-    }
-    let needs_country = kind.is_some_and(OrganizationKind::has_country);
-    let country = match (organization.country.is_empty(), needs_country) {
-        (true, true) => {
-            violations.add(
-                "organization.country",
-                "is required for a foreign election body or government",
-            );
+    let fields = match &request.organization {
+        Some(organization) => parse_fields(organization, &mut violations),
+        None => {
+            violations.add("organization", "is required");
             None
         }
-        (false, false) if kind.is_some() => {
-            violations.add(
-                "organization.country",
-                "must be empty unless kind is FOREIGN_ELECTION_BODY or FOREIGN_GOVERNMENT",
-            );
-            None
-        }
-        (false, _) => violations.check(
-            "organization.country",
-            CountryCode::parse(&organization.country),
-        ),
-        (true, false) => None,
     };
-    Some(OrganizationFields {
-        display_name: organization.display_name.trim().to_owned(),
-        abbreviation: organization.abbreviation.trim().to_owned(),
-        kind: kind?,
-        country: if needs_country { Some(country?) } else { None },
-    })
-}
-
-fn to_proto(organization: &Organization) -> pb::Organization {
-    pb::Organization {
-        name: organization.name(),
-        display_name: organization.fields.display_name.clone(),
-        abbreviation: organization.fields.abbreviation.clone(),
-        kind: kind_to_proto(organization.fields.kind).into(),
-        country: organization
-            .fields
-            .country
-            .map(|c| c.to_string())
-            .unwrap_or_default(),
-        create_time: Some(to_timestamp(organization.create_time)),
-        update_time: Some(to_timestamp(organization.update_time)),
-        etag: etag::format(organization.etag),
+    violations.finish()?;
+    match (id, fields) {
+        (Some(id), Some(fields)) => Ok((id, fields)),
+        _ => Err(Error::internal(anyhow::anyhow!(
+            "validation passed without values"
+        ))),
     }
 }
 

@@ -4,6 +4,13 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::country::CountryCode;
+use super::text::{self, TextKind};
+
+/// An abbreviation ("CIS IPA", "OSCE/ODIHR"): a label, and short.
+pub const ABBREVIATION: TextKind = TextKind {
+    max_chars: 32,
+    ..text::LABEL
+};
 
 /// What kind of body sends observers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +23,14 @@ pub enum OrganizationKind {
 }
 
 impl OrganizationKind {
+    /// The stored (and filter) names, in the order of [`OrganizationKind::ALL`].
+    pub const NAMES: &[&str] = &[
+        "INTERNATIONAL_ORGANIZATION",
+        "PARLIAMENTARY_ASSEMBLY",
+        "FOREIGN_ELECTION_BODY",
+        "FOREIGN_GOVERNMENT",
+        "NON_GOVERNMENTAL_ORGANIZATION",
+    ];
     pub const ALL: [OrganizationKind; 5] = [
         OrganizationKind::InternationalOrganization,
         OrganizationKind::ParliamentaryAssembly,
@@ -45,6 +60,18 @@ impl OrganizationKind {
             self,
             OrganizationKind::ForeignElectionBody | OrganizationKind::ForeignGovernment
         )
+    }
+
+    /// Foreign election bodies and governments name their country, the other kinds none:
+    /// the description of what is wrong with `organization.country` otherwise.
+    pub fn check_country(self, country_given: bool) -> Result<(), &'static str> {
+        match (self.has_country(), country_given) {
+            (true, false) => Err("is required for a foreign election body or government"),
+            (false, true) => {
+                Err("must be empty unless kind is FOREIGN_ELECTION_BODY or FOREIGN_GOVERNMENT")
+            }
+            (true, true) | (false, false) => Ok(()),
+        }
     }
 
     /// Counted among "international organizations" in the headline figures (BRIEF).
@@ -79,5 +106,44 @@ pub struct Organization {
 impl Organization {
     pub fn name(&self) -> String {
         format!("organizations/{}", self.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_names_round_trip_in_the_order_of_the_filter_names() {
+        let names: Vec<_> = OrganizationKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names, OrganizationKind::NAMES);
+        for kind in OrganizationKind::ALL {
+            assert_eq!(OrganizationKind::parse(kind.as_str()), Some(kind));
+        }
+    }
+
+    #[test]
+    fn only_foreign_bodies_and_governments_name_a_country() {
+        use OrganizationKind::*;
+        for kind in [ForeignElectionBody, ForeignGovernment] {
+            assert!(kind.check_country(true).is_ok());
+            assert!(kind.check_country(false).is_err());
+        }
+        for kind in [
+            InternationalOrganization,
+            ParliamentaryAssembly,
+            NonGovernmentalOrganization,
+        ] {
+            assert!(kind.check_country(false).is_ok());
+            assert!(kind.check_country(true).is_err());
+        }
+    }
+
+    #[test]
+    fn abbreviations_are_short_optional_labels() {
+        assert_eq!(ABBREVIATION.parse(" CIS IPA ").unwrap(), "CIS IPA");
+        assert_eq!(ABBREVIATION.parse("").unwrap(), "");
+        assert!(ABBREVIATION.parse(&"x".repeat(33)).is_err());
+        assert!(ABBREVIATION.parse("CIS\u{7}IPA").is_err());
     }
 }

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::aip::filter::{FieldType, FilterField};
 use crate::aip::paging::{KeyValue, Keyed, ListQuery, ListSpec, SortField};
-use crate::domain::meeting::{Meeting, MeetingFields, MeetingState, meeting_name};
+use crate::domain::meeting::{Conclusion, Meeting, MeetingFields, MeetingState, meeting_name};
 use crate::domain::names;
 use crate::error::{Error, Result};
 use crate::store::listing::{Source, fetch_page};
@@ -273,14 +273,12 @@ pub async fn update(
     row.try_into()
 }
 
-/// Moves the meeting to `state`, recording the outcome or the cancellation reason.
-pub async fn set_state(
+/// Moves the meeting to the concluded state, recording its outcome or cancellation reason.
+pub async fn conclude(
     conn: &mut PgConnection,
     election_id: &str,
     id: &str,
-    state: MeetingState,
-    outcome: &str,
-    cancel_reason: &str,
+    conclusion: &Conclusion,
 ) -> Result<Meeting> {
     let row: MeetingRow = sqlx::query_as(trusted_sql!(
         "UPDATE meetings SET state = $3, outcome = $4, cancel_reason = $5, update_time = now(), \
@@ -288,9 +286,9 @@ pub async fn set_state(
     ))
     .bind(election_id)
     .bind(id)
-    .bind(state.as_str())
-    .bind(outcome)
-    .bind(cancel_reason)
+    .bind(conclusion.state.as_str())
+    .bind(&conclusion.outcome)
+    .bind(&conclusion.cancel_reason)
     .fetch_one(conn)
     .await?;
     row.try_into()
@@ -315,35 +313,35 @@ pub async fn set_deleted(
     row.try_into()
 }
 
-/// A meeting holding its slot (not cancelled, not deleted), other than `except`, that the
-/// same host or one of the delegations attends during `[start, end)`: its id and who
-/// conflicts (`host` or the delegation id).
-pub async fn find_conflict(
+/// The meetings other than `except` that may clash with `fields`: holding their slot (not
+/// cancelled, not deleted), at an overlapping time, with the same host key or one of the
+/// delegations. The domain decides which one conflicts (`meeting::find_conflict`); this
+/// narrows the search with the indexes of the exclusion constraints.
+pub async fn neighbours(
     conn: &mut PgConnection,
     election_id: &str,
     except: &str,
     fields: &MeetingFields,
-) -> Result<Option<(String, String)>> {
-    Ok(sqlx::query_as(
-        "(SELECT id, 'host' FROM meetings \
-           WHERE election_id = $1 AND id <> $2 AND state <> 'CANCELLED' AND delete_time IS NULL \
-             AND host_key = lower(btrim($3)) AND during && tstzrange($4, $5, '[)') \
-           LIMIT 1) \
-         UNION ALL \
-         (SELECT meeting_id, delegation_id FROM meeting_delegations \
-           WHERE election_id = $1 AND meeting_id <> $2 AND holds_slot \
-             AND delegation_id = ANY($6) AND during && tstzrange($4, $5, '[)') \
-           LIMIT 1) \
-         LIMIT 1",
-    )
+) -> Result<Vec<Meeting>> {
+    let rows: Vec<MeetingRow> = sqlx::query_as(trusted_sql!(
+        "SELECT {COLUMNS} FROM meetings \
+          WHERE election_id = $1 AND id <> $2 AND state <> 'CANCELLED' AND delete_time IS NULL \
+            AND during && tstzrange($4, $5, '[)') \
+            AND (host_key = lower(btrim($3)) \
+                 OR id IN (SELECT meeting_id FROM meeting_delegations \
+                            WHERE election_id = $1 AND holds_slot AND delegation_id = ANY($6) \
+                              AND during && tstzrange($4, $5, '[)'))) \
+          ORDER BY start_time, id"
+    ))
     .bind(election_id)
     .bind(except)
     .bind(&fields.host)
     .bind(fields.start_time)
     .bind(fields.end_time)
     .bind(&fields.delegation_ids)
-    .fetch_optional(conn)
-    .await?)
+    .fetch_all(conn)
+    .await?;
+    into_meetings(rows)
 }
 
 /// Scheduled meetings (not deleted) a delegation attends.

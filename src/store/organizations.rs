@@ -11,14 +11,6 @@ use crate::domain::organization::{Organization, OrganizationFields, Organization
 use crate::error::{Error, Result};
 use crate::store::listing::{Source, fetch_page};
 
-const KIND_NAMES: &[&str] = &[
-    "INTERNATIONAL_ORGANIZATION",
-    "PARLIAMENTARY_ASSEMBLY",
-    "FOREIGN_ELECTION_BODY",
-    "FOREIGN_GOVERNMENT",
-    "NON_GOVERNMENTAL_ORGANIZATION",
-];
-
 /// What ListOrganizations filters and orders by.
 pub static LIST_SPEC: ListSpec = ListSpec {
     collection: "organizations",
@@ -38,7 +30,7 @@ pub static LIST_SPEC: ListSpec = ListSpec {
         FilterField {
             path: "kind",
             column: "kind",
-            field_type: FieldType::Enum(KIND_NAMES),
+            field_type: FieldType::Enum(OrganizationKind::NAMES),
             nullable: false,
         },
         FilterField {

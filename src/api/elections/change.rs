@@ -4,10 +4,12 @@
 use sqlx::PgConnection;
 
 use super::ElectionApi;
-use super::convert::{OUTPUT_ONLY, audit_json, merge, parse, to_proto};
+use super::convert::{OUTPUT_ONLY, merge, parse, to_proto};
 use crate::aip::{etag, field_mask};
-use crate::api::audit::AuditEntry;
+use crate::api::delegations::convert as delegation_convert;
+use crate::api::meetings::convert as meeting_convert;
 use crate::api::observers::convert as observer_convert;
+use crate::api::skeleton::{entry_changed, entry_removed};
 use crate::auth::Caller;
 use crate::domain::election::{self, ElectionField};
 use crate::error::{Error, Reason, Result, Violations};
@@ -45,16 +47,12 @@ impl ElectionApi {
                         store::elections::observer_facts(tx, id, fields.host_country).await?;
                     election::check_update(&changes.name, &current.fields, &fields, facts)?;
                     let updated = store::elections::update(tx, id, &fields).await?;
-                    let entry = AuditEntry {
-                        election_id: Some(id),
-                        resource: &changes.name,
-                        before: Some(audit_json(&to_proto(&current))),
-                        after: Some(audit_json(&to_proto(&updated))),
-                        ..Default::default()
-                    };
-                    entry.record(tx, caller).await?;
+                    let updated = to_proto(&updated);
+                    entry_changed(Some(id), &to_proto(&current), &updated)
+                        .record(tx, caller)
+                        .await?;
                     tracing::info!(election = %changes.name, fields = ?mask, "election updated");
-                    Ok(to_proto(&updated))
+                    Ok(updated)
                 })
             })
             .await
@@ -93,13 +91,9 @@ impl ElectionApi {
                         remove_children(tx, caller, id).await?;
                     }
                     store::elections::delete(tx, id).await?;
-                    let entry = AuditEntry {
-                        election_id: Some(id),
-                        resource: &request.name,
-                        before: Some(audit_json(&to_proto(&current))),
-                        ..Default::default()
-                    };
-                    entry.record(tx, caller).await?;
+                    entry_removed(Some(id), &to_proto(&current))
+                        .record(tx, caller)
+                        .await?;
                     tracing::info!(election = %request.name, force = request.force, "election deleted");
                     Ok(())
                 })
@@ -112,34 +106,36 @@ impl ElectionApi {
 /// triggers feed each as DELETED).
 async fn remove_children(conn: &mut PgConnection, caller: &Caller, id: &str) -> Result<()> {
     let children = store::elections::children(conn, id).await?;
-    let mut removed = Vec::new();
-    for meeting in &children.meetings {
-        let message = crate::api::meetings::to_proto(meeting);
-        removed.push((
-            message.name.clone(),
-            crate::api::audit::json("Meeting", &message),
-        ));
-    }
-    for observer in &children.observers {
-        let message = observer_convert::to_proto(observer);
-        removed.push((message.name.clone(), observer_convert::audit_json(&message)));
-    }
-    for delegation in &children.delegations {
-        let message = crate::api::delegations::to_proto(delegation);
-        removed.push((
-            message.name.clone(),
-            crate::api::audit::json("Delegation", &message),
-        ));
-    }
+    let meetings: Vec<pb::Meeting> = children
+        .meetings
+        .iter()
+        .map(meeting_convert::to_proto)
+        .collect();
+    let observers: Vec<pb::Observer> = children
+        .observers
+        .iter()
+        .map(observer_convert::to_proto)
+        .collect();
+    let delegations: Vec<pb::Delegation> = children
+        .delegations
+        .iter()
+        .map(delegation_convert::to_proto)
+        .collect();
     store::elections::delete_children(conn, id).await?;
-    for (name, before) in removed {
-        let entry = AuditEntry {
-            election_id: Some(id),
-            resource: &name,
-            before: Some(before),
-            ..Default::default()
-        };
-        entry.record(conn, caller).await?;
+    for meeting in &meetings {
+        entry_removed(Some(id), meeting)
+            .record(conn, caller)
+            .await?;
+    }
+    for observer in &observers {
+        entry_removed(Some(id), observer)
+            .record(conn, caller)
+            .await?;
+    }
+    for delegation in &delegations {
+        entry_removed(Some(id), delegation)
+            .record(conn, caller)
+            .await?;
     }
     tracing::info!(
         election = id,

@@ -3,6 +3,7 @@
 
 use crate::aip::etag;
 use crate::aip::field_mask::UpdatableField;
+use crate::api::skeleton::Resource;
 use crate::api::{from_timestamp, to_timestamp};
 use crate::domain::country::CountryCode;
 use crate::domain::date::{format_date, parse_date};
@@ -98,7 +99,10 @@ pub fn to_proto(election: &Election) -> pb::Election {
     }
 }
 
-/// The election as the audit trail takes it.
-pub fn audit_json(election: &pb::Election) -> serde_json::Value {
-    crate::api::audit::json("Election", election)
+impl Resource for pb::Election {
+    const MESSAGE: &'static str = "Election";
+
+    fn name(&self) -> &str {
+        &self.name
+    }
 }

@@ -5,11 +5,12 @@
 use sqlx::PgConnection;
 
 use super::ObserverApi;
-use super::convert::{OUTPUT_ONLY, audit_json, merge_message, parse_observer, to_proto};
+use super::convert::{OUTPUT_ONLY, merge_message, parse_observer, to_proto};
 use super::register::{disclosure, scope};
 use crate::aip::{etag, field_mask};
 use crate::api::audit::AuditEntry;
-use crate::api::{check_soft_delete, require_election};
+use crate::api::require_election;
+use crate::api::skeleton::{SoftDeletion, entry_changed};
 use crate::auth::Caller;
 use crate::domain::observer::record::{self, ObserverField};
 use crate::domain::observer::registration::{self, Candidate};
@@ -157,16 +158,13 @@ impl ObserverApi {
             .db
             .transaction(|tx| {
                 Box::pin(async move {
-                    let current = store::observers::get(tx, election_id, id, true)
-                        .await?
-                        .ok_or_else(|| Error::not_found(name))?;
-                    check_soft_delete(
+                    let deletion = SoftDeletion {
                         name,
-                        deleted,
-                        current.delete_time.is_some(),
-                        current.etag,
-                        etag_given,
-                    )?;
+                        etag: etag_given,
+                        delete: deleted,
+                    };
+                    let current =
+                        deletion.check(store::observers::get(tx, election_id, id, true).await?)?;
                     if deleted {
                         record::check_delete(name, current.accreditation.state)?;
                     } else {
@@ -230,14 +228,10 @@ async fn audit_change(
     after: &Observer,
     reason: &str,
 ) -> Result<()> {
-    let name = after.name();
+    let after = to_proto(after);
     let entry = AuditEntry {
-        election_id: Some(&after.election_id),
-        resource: &name,
-        before: Some(audit_json(&to_proto(before))),
-        after: Some(audit_json(&to_proto(after))),
         reason,
-        ..Default::default()
+        ..entry_changed(Some(&before.election_id), &to_proto(before), &after)
     };
     entry.record(conn, caller).await
 }
@@ -260,16 +254,12 @@ async fn audit_cleared_heads(
         if delegation.fields.head_observer_id.is_some() {
             continue;
         }
-        let after = crate::api::delegations::to_proto(&delegation);
+        let after = crate::api::delegations::convert::to_proto(&delegation);
         let mut before = after.clone();
         before.head = observer_name(election_id, observer_id);
         let entry = AuditEntry {
-            election_id: Some(election_id),
-            resource: &after.name,
-            before: Some(crate::api::audit::json("Delegation", &before)),
-            after: Some(crate::api::audit::json("Delegation", &after)),
             reason: "its head left the delegation or was deleted",
-            ..Default::default()
+            ..entry_changed(Some(election_id), &before, &after)
         };
         entry.record(conn, caller).await?;
         tracing::info!(delegation = %after.name, "head of delegation cleared");

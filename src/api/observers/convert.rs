@@ -6,6 +6,7 @@ use chrono::NaiveDate;
 
 use crate::aip::etag;
 use crate::aip::field_mask::UpdatableField;
+use crate::api::skeleton::{Resource, SoftDeletable};
 use crate::api::to_timestamp;
 use crate::auth::Caller;
 use crate::domain::country::CountryCode;
@@ -20,6 +21,24 @@ use crate::domain::observer::{AccreditationState, Observer, ObserverFields, Obse
 use crate::domain::text;
 use crate::error::Violations;
 use crate::pb::v1 as pb;
+
+impl Resource for pb::Observer {
+    const MESSAGE: &'static str = "Observer";
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl SoftDeletable for Observer {
+    fn delete_time(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.delete_time
+    }
+
+    fn etag(&self) -> uuid::Uuid {
+        self.etag
+    }
+}
 
 impl UpdatableField for ObserverField {
     const ALL: &'static [Self] = &ObserverField::ALL;
@@ -255,12 +274,6 @@ pub fn for_caller(caller: &Caller, mut observer: pb::Observer) -> pb::Observer {
         redact(&mut observer);
     }
     observer
-}
-
-/// The observer as the audit trail takes it; the audit strips the personal data after
-/// noting which fields changed.
-pub fn audit_json(observer: &pb::Observer) -> serde_json::Value {
-    crate::api::audit::json("Observer", observer)
 }
 
 #[cfg(test)]

@@ -7,10 +7,11 @@ use chrono::Datelike;
 
 use super::ObserverApi;
 use super::change::live_observer;
-use super::convert::{audit_json, for_caller, to_proto};
+use super::convert::{for_caller, to_proto};
 use crate::aip::etag;
 use crate::api::audit::AuditEntry;
 use crate::api::require_election;
+use crate::api::skeleton::entry_changed;
 use crate::auth::Caller;
 use crate::domain::observer::AccreditationState;
 use crate::domain::observer::accreditation::{self, Command, ElectionTerms};
@@ -87,17 +88,14 @@ impl ObserverApi {
                     let decided = accreditation::decide(name, &current.accreditation, command, &terms, now)?;
                     let observer =
                         store::observers::set_accreditation(tx, election_id, id, &decided).await?;
+                                        let after = to_proto(&observer);
                     let entry = AuditEntry {
-                        election_id: Some(election_id),
-                        resource: name,
-                        before: Some(audit_json(&to_proto(&current))),
-                        after: Some(audit_json(&to_proto(&observer))),
                         reason: &decided.reason,
-                        ..Default::default()
+                        ..entry_changed(Some(election_id), &to_proto(&current), &after)
                     };
                     entry.record(tx, caller).await?;
                     tracing::info!(observer = %name, from = from.as_str(), to = to.as_str(), "accreditation decided");
-                    Ok(for_caller(caller, to_proto(&observer)))
+                    Ok(for_caller(caller, after))
                 })
             })
             .await

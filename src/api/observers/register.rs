@@ -8,10 +8,11 @@ use chrono::NaiveDate;
 use sqlx::PgConnection;
 
 use super::ObserverApi;
-use super::convert::{ParsedObserver, audit_json, parse_observer, to_proto};
+use super::convert::{ParsedObserver, parse_observer, to_proto};
 use crate::aip::request_id;
 use crate::api::audit::AuditEntry;
 use crate::api::require_election;
+use crate::api::skeleton::{self, Creation, Resource};
 use crate::auth::Caller;
 use crate::domain::election::Election;
 use crate::domain::names;
@@ -63,33 +64,30 @@ impl ObserverApi {
                 "validation passed without values"
             )));
         };
-        let (key, entry, request_id) = (&key, &entry, request.request_id.as_str());
+        let creation = Creation {
+            key: key.as_ref(),
+            election_id: Some(election_id),
+            request_id: &request.request_id,
+        };
+        let entry = &entry;
         self.state
             .db
             .transaction(|tx| {
                 Box::pin(async move {
-                    if let Some(first) =
-                        request_ids::claim::<pb::Observer>(tx, key.as_ref()).await?
-                    {
-                        return Ok(first);
-                    }
-                    let election = require_election(tx, election_id).await?;
-                    let created =
-                        register(tx, caller, &election, std::slice::from_ref(entry)).await?;
-                    let observer = created.first().map(to_proto).ok_or_else(|| {
-                        Error::internal(anyhow::anyhow!("insert returned no observer"))
-                    })?;
-                    request_ids::record(tx, key.as_ref(), &observer).await?;
-                    let entry = AuditEntry {
-                        election_id: Some(election_id),
-                        resource: &observer.name,
-                        request_id,
-                        after: Some(audit_json(&observer)),
-                        ..Default::default()
-                    };
-                    entry.record(tx, caller).await?;
-                    tracing::info!(observer = %observer.name, "observer registered");
-                    Ok(observer)
+                    skeleton::create_once(tx, caller, creation, |tx| {
+                        Box::pin(async move {
+                            let election = require_election(tx, election_id).await?;
+                            let created =
+                                register(tx, caller, &election, std::slice::from_ref(entry))
+                                    .await?;
+                            let observer = created.first().map(to_proto).ok_or_else(|| {
+                                Error::internal(anyhow::anyhow!("insert returned no observer"))
+                            })?;
+                            tracing::info!(observer = %observer.name, "observer registered");
+                            Ok(observer)
+                        })
+                    })
+                    .await
                 })
             })
             .await
@@ -131,7 +129,8 @@ impl ObserverApi {
                     };
                     request_ids::record(tx, key.as_ref(), &response).await?;
                     // One event for the batch, about the election, listing its observers.
-                    let observers: Vec<_> = response.observers.iter().map(audit_json).collect();
+                    let observers: Vec<_> =
+                        response.observers.iter().map(Resource::audit_json).collect();
                     let entry = AuditEntry {
                         election_id: Some(election_id),
                         resource: &request.parent,

@@ -9,13 +9,13 @@ use tonic::{Request, Response, Status};
 use crate::aip::paging::{ListRequest, Page};
 use crate::aip::request_id;
 use crate::api::AppState;
-use crate::api::audit::AuditEntry;
+use crate::api::skeleton::{self, Creation};
 use crate::auth::Caller;
 use crate::domain::names;
 use crate::error::{Error, Result, Violations};
 use crate::pb::v1 as pb;
 use crate::pb::v1::election_service_server::ElectionService;
-use crate::store::{self, request_ids};
+use crate::store;
 use convert::to_proto;
 
 const CREATE_METHOD: &str = "/observer_registry.v1.ElectionService/CreateElection";
@@ -56,28 +56,25 @@ impl ElectionApi {
             )));
         };
 
-        let (key, id, fields, request_id) = (&key, &id, &fields, request.request_id.as_str());
+        let creation = Creation {
+            key: key.as_ref(),
+            election_id: Some(&id),
+            request_id: &request.request_id,
+        };
+        let (id, fields) = (&id, &fields);
         self.state
             .db
             .transaction(|tx| {
                 Box::pin(async move {
-                    if let Some(first) =
-                        request_ids::claim::<pb::Election>(tx, key.as_ref()).await?
-                    {
-                        return Ok(first);
-                    }
-                    let election = to_proto(&store::elections::insert(tx, id, fields).await?);
-                    request_ids::record(tx, key.as_ref(), &election).await?;
-                    let entry = AuditEntry {
-                        election_id: Some(id),
-                        resource: &election.name,
-                        request_id,
-                        after: Some(convert::audit_json(&election)),
-                        ..Default::default()
-                    };
-                    entry.record(tx, caller).await?;
-                    tracing::info!(election = %election.name, "election created");
-                    Ok(election)
+                    skeleton::create_once(tx, caller, creation, |tx| {
+                        Box::pin(async move {
+                            let inserted = store::elections::insert(tx, id, fields).await?;
+                            let election = to_proto(&inserted);
+                            tracing::info!(election = %election.name, "election created");
+                            Ok(election)
+                        })
+                    })
+                    .await
                 })
             })
             .await
