@@ -90,7 +90,7 @@ fn role_by_contract(service: &str, method: &str) -> Role {
         "ObserverService"
             if matches!(
                 method,
-                "AccreditObserver" | "RejectObserver" | "RevokeAccreditation"
+                "AccreditObserver" | "RejectObserver" | "RevokeAccreditation" | "CorrectObserver"
             ) =>
         {
             Role::Accreditor

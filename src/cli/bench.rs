@@ -146,7 +146,8 @@ impl Workload {
                 family_name: format!("Observer {id}"),
                 citizenship: CITIZENSHIPS[rng.random_range(0..CITIZENSHIPS.len())].into(),
                 organization: format!("organizations/org-{}", rng.random_range(1..=12)),
-                travel_document_number: format!("BN{id}"),
+                // Canonical (A-Z, 0-9, at most 20) and unique enough for any run.
+                travel_document_number: format!("BN{:016X}", rng.random::<u64>()),
                 ..Default::default()
             }),
             request_id: uuid::Uuid::new_v4().to_string(),

@@ -108,17 +108,8 @@ pub fn parse_observer(
     let date_of_birth = optional(&observer.date_of_birth, |value| {
         violations.check(&field("date_of_birth"), DateOfBirth::parse(value, today))
     });
-    let email = optional(&observer.email, |value| {
-        violations.check(&field("email"), Email::parse(value))
-    });
-    let phone = optional(&observer.phone, |value| {
-        violations.check(&field("phone"), Phone::parse(value))
-    });
-    let region = violations.check(
-        &field("deployment_region"),
-        text::LABEL.parse(&observer.deployment_region),
-    );
-    let delegation = delegation?;
+    let contacts = parse_contacts(observer, at, violations);
+    let (delegation, (email, phone, region)) = (delegation?, contacts?);
     Some(ParsedObserver {
         delegation_election: delegation.map(|(election, _)| election.to_owned()),
         fields: ObserverFields {
@@ -130,11 +121,30 @@ pub fn parse_observer(
             role: role?,
             travel_document_number: document?,
             date_of_birth: date_of_birth?,
-            email: email?,
-            phone: phone?,
-            deployment_region: region?,
+            email,
+            phone,
+            deployment_region: region,
         },
     })
+}
+
+/// The fields that stay updatable after a decision: e-mail, phone, deployment region.
+fn parse_contacts(
+    observer: &pb::Observer,
+    at: &str,
+    violations: &mut Violations,
+) -> Option<(Option<Email>, Option<Phone>, String)> {
+    let email = optional(&observer.email, |value| {
+        violations.check(&format!("{at}.email"), Email::parse(value))
+    });
+    let phone = optional(&observer.phone, |value| {
+        violations.check(&format!("{at}.phone"), Phone::parse(value))
+    });
+    let region = violations.check(
+        &format!("{at}.deployment_region"),
+        text::LABEL.parse(&observer.deployment_region),
+    );
+    Some((email?, phone?, region?))
 }
 
 /// A required reference field: "is required" when empty.
