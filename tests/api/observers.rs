@@ -2,9 +2,7 @@
 //! Registration, the one-person-once rule, delegations, accreditation and its numbers,
 //! batches, soft delete and lists.
 
-mod common;
-#[path = "common/registry.rs"]
-mod registry;
+use crate::common::{self, registry};
 
 use std::collections::BTreeSet;
 

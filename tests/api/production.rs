@@ -2,9 +2,7 @@
 //! database work, an exhausted pool, retried races, metrics on the admin port, and serving
 //! on a Unix domain socket.
 
-mod common;
-#[path = "common/registry.rs"]
-mod registry;
+use crate::common::{self, registry};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

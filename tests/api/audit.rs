@@ -3,9 +3,7 @@
 //! personal data), refused calls write none, only administrators read it, and the table
 //! refuses to be changed.
 
-#[path = "common/agencies.rs"]
-mod agencies;
-mod common;
+use crate::common::{self, agencies};
 
 use agencies::*;
 use common::*;

@@ -2,6 +2,10 @@
 //! `#[sqlx::test]`), reached through the shipped generated client.
 #![allow(dead_code)]
 
+pub mod agencies;
+pub mod proxy;
+pub mod registry;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,11 +1,7 @@
 //! The change feed: every committed change exactly once, in commit order, resumable across
 //! disconnections and server restarts; foreign or forged tokens refused.
 
-#[path = "common/agencies.rs"]
-mod agencies;
-mod common;
-#[path = "common/registry.rs"]
-mod registry;
+use crate::common::{self, agencies, registry};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

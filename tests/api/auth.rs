@@ -3,9 +3,7 @@
 //! masked for callers without `personal-data-reader`, reloading the agencies file on SIGHUP,
 //! and a binary that refuses to serve anonymous callers on a public address.
 
-#[path = "common/agencies.rs"]
-mod agencies;
-mod common;
+use crate::common::{self, agencies};
 
 use std::net::SocketAddr;
 use std::process::Stdio;

@@ -1,9 +1,7 @@
 //! What operators rely on: health that follows the database, reflection for grpcurl, and a
 //! graceful shutdown of the real binary on SIGTERM.
 
-mod common;
-#[path = "common/proxy.rs"]
-mod proxy;
+use crate::common::{self, proxy};
 
 use std::process::Stdio;
 use std::time::Duration;

@@ -9,9 +9,7 @@
 //! another, and nothing else is using the database meanwhile. `FAULT_DOWN_SECS` sets how long
 //! PostgreSQL stays down (default 3; the manual check uses 10).
 
-mod common;
-#[path = "common/registry.rs"]
-mod registry;
+use crate::common::{self, registry};
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
