@@ -1177,6 +1177,8 @@ async fn sighup_reloads_the_agencies_file_on_open_connections_and_keeps_it_when_
         &[
             ("LISTEN_ADDR", "127.0.0.1:0"),
             ("IDENTITIES_FILE", file.path().to_str().unwrap()),
+            // Only the signal may reload it within the test, not the file's poll.
+            ("IDENTITIES_RELOAD_INTERVAL", "1h"),
         ],
     )
     .await;
