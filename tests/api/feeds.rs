@@ -222,7 +222,11 @@ async fn a_feed_continues_across_a_server_restart(pool: PgPool) {
         .await
         .expect("the server waited for the open watch")
         .unwrap();
-    assert!(raw.message().await.unwrap_or(None).is_none());
+    let end = raw.message().await;
+    assert!(
+        matches!(end, Ok(None)),
+        "not a clean end of stream: {end:?}"
+    );
 
     // Changes made while no server runs for the watcher, then a new server.
     let app = spawn_app(pool.clone()).await;
