@@ -1146,9 +1146,15 @@ async fn a_changed_agencies_file_is_reloaded_without_a_signal(pool: PgPool) {
     let channel = binary.channel().await;
     list_with(&channel, a.token()).await.unwrap();
 
-    // What a Kubernetes Secret update does: the file changes, no signal comes.
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    file.write(render(std::slice::from_ref(&b)));
+    // What a Kubernetes Secret update does: the file changes, no signal comes. The server
+    // notices a new modification time, so write until the file has one.
+    let modified = || std::fs::metadata(file.path()).unwrap().modified().unwrap();
+    let first = modified();
+    wait_until(Duration::from_secs(5), "a new modification time", || {
+        file.write(render(std::slice::from_ref(&b)));
+        std::future::ready(modified() != first)
+    })
+    .await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while list_with(&channel, b.token()).await.is_err() {
         assert!(
