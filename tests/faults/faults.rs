@@ -196,7 +196,6 @@ async fn postgres_restarts_lose_no_acknowledged_write_and_double_none(pool: PgPo
     tokio::task::spawn_blocking(|| cluster("stop", Some("immediate")))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
     app.wait_for_health("", 2).await;
     tokio::time::sleep(down_for).await;
     tokio::task::spawn_blocking(|| cluster("start", None))
