@@ -2,9 +2,7 @@
 //! Registration, the one-person-once rule, delegations, accreditation and its numbers,
 //! batches, soft delete and lists.
 
-mod common;
-#[path = "common/registry.rs"]
-mod registry;
+use crate::common::{self, registry};
 
 use std::collections::BTreeSet;
 
@@ -1034,6 +1032,64 @@ async fn a_stale_etag_on_update_is_aborted_and_changes_nothing(pool: PgPool) {
     .unwrap_err();
     assert_error(&error, Code::Aborted, "ETAG_MISMATCH");
     assert_eq!(get_observer(&app, &created.name).await, first);
+}
+
+#[sqlx::test]
+async fn a_stale_etag_on_reject_or_revoke_is_aborted_and_changes_nothing(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    open_election(&app, "kz-2023").await;
+
+    // A rejection decided on a read the observer has since moved past.
+    let read = create_observer(&app, KZ, "huseynova", huseynova()).await;
+    let current = update_observer(
+        &app,
+        pb::Observer {
+            name: read.name.clone(),
+            deployment_region: "Almaty".into(),
+            ..Default::default()
+        },
+        &["deployment_region"],
+    )
+    .await
+    .unwrap();
+    let reject_with = |etag: &str| {
+        let mut observers = app.observers();
+        let request = pb::RejectObserverRequest {
+            name: read.name.clone(),
+            reason: "incomplete file".into(),
+            etag: etag.to_owned(),
+        };
+        async move { observers.reject_observer(request).await }
+    };
+    let error = reject_with(&read.etag).await.unwrap_err();
+    assert_error(&error, Code::Aborted, "ETAG_MISMATCH");
+    assert_eq!(get_observer(&app, &read.name).await, current);
+    let rejected = reject_with(&current.etag).await.unwrap().into_inner();
+    assert_eq!(state(&rejected), State::Rejected);
+
+    // A revocation decided on the observer as it was before its accreditation.
+    let registered = create_observer(
+        &app,
+        KZ,
+        "rusu",
+        observer("Ion", "Rusu", "MD", "cec-az", "B00000001"),
+    )
+    .await;
+    let accredited = accredit(&app, &registered.name).await.unwrap();
+    let revoke_with = |etag: &str| {
+        let mut observers = app.observers();
+        let request = pb::RevokeAccreditationRequest {
+            name: registered.name.clone(),
+            reason: "left the mission".into(),
+            etag: etag.to_owned(),
+        };
+        async move { observers.revoke_accreditation(request).await }
+    };
+    let error = revoke_with(&registered.etag).await.unwrap_err();
+    assert_error(&error, Code::Aborted, "ETAG_MISMATCH");
+    assert_eq!(get_observer(&app, &registered.name).await, accredited);
+    let revoked = revoke_with(&accredited.etag).await.unwrap().into_inner();
+    assert_eq!(state(&revoked), State::Revoked);
 }
 
 #[sqlx::test]

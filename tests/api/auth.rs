@@ -1,11 +1,10 @@
 //! Who may call what, end to end: bearer tokens and client certificates of the agencies file,
 //! the role table for every RPC of the contract, permission before existence, personal data
-//! masked for callers without `personal-data-reader`, reloading the agencies file on SIGHUP,
-//! and a binary that refuses to serve anonymous callers on a public address.
+//! masked for callers without `personal-data-reader` and kept out of the logs, reloading the
+//! agencies file on SIGHUP, and a binary that refuses to serve anonymous callers on a public
+//! address.
 
-#[path = "common/agencies.rs"]
-mod agencies;
-mod common;
+use crate::common::{self, agencies};
 
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -1148,9 +1147,15 @@ async fn a_changed_agencies_file_is_reloaded_without_a_signal(pool: PgPool) {
     let channel = binary.channel().await;
     list_with(&channel, a.token()).await.unwrap();
 
-    // What a Kubernetes Secret update does: the file changes, no signal comes.
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    file.write(render(std::slice::from_ref(&b)));
+    // What a Kubernetes Secret update does: the file changes, no signal comes. The server
+    // notices a new modification time, so write until the file has one.
+    let modified = || std::fs::metadata(file.path()).unwrap().modified().unwrap();
+    let first = modified();
+    wait_until(Duration::from_secs(5), "a new modification time", || {
+        file.write(render(std::slice::from_ref(&b)));
+        std::future::ready(modified() != first)
+    })
+    .await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while list_with(&channel, b.token()).await.is_err() {
         assert!(
@@ -1179,6 +1184,8 @@ async fn sighup_reloads_the_agencies_file_on_open_connections_and_keeps_it_when_
         &[
             ("LISTEN_ADDR", "127.0.0.1:0"),
             ("IDENTITIES_FILE", file.path().to_str().unwrap()),
+            // Only the signal may reload it within the test, not the file's poll.
+            ("IDENTITIES_RELOAD_INTERVAL", "1h"),
         ],
     )
     .await;
@@ -1332,4 +1339,169 @@ async fn loopback_without_agencies_serves_anonymous_callers(pool: PgPool) {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].actor, "anonymous");
     binary.stop().await;
+}
+
+#[sqlx::test]
+async fn personal_data_stays_out_of_the_logs_even_at_debug_level(pool: PgPool) {
+    // Values found nowhere else, so that any trace of them in a log line is a leak.
+    const SECRETS: &[&str] = &[
+        "LOGDOC58213",
+        "LOGDOC77120",
+        "1966-07-21",
+        "1959-11-30",
+        "log.secret.one@mail.example",
+        "log.secret.two@mail.example",
+        "log.secret.new@mail.example",
+        "log.secret.",
+        "+7 701 555 3141",
+        "555 3141",
+        "+7 701 555 2718",
+        "555 2718",
+        "+86 10 5555 1618",
+        "5555 1618",
+    ];
+    let mut binary = Binary::start(
+        &database_url(&pool),
+        &[("LISTEN_ADDR", "127.0.0.1:0"), ("RUST_LOG", "debug")],
+    )
+    .await;
+    let client = Client::from_channel(binary.channel().await, None).unwrap();
+    client
+        .organizations()
+        .create_organization(pb::CreateOrganizationRequest {
+            organization_id: "sco".into(),
+            organization: Some(pb::Organization {
+                display_name: "Shanghai Cooperation Organization".into(),
+                kind: pb::OrganizationKind::InternationalOrganization.into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    client
+        .elections()
+        .create_election(pb::CreateElectionRequest {
+            election_id: "kz-2023".into(),
+            election: Some(pb::Election {
+                accreditation_deadline: Some(prost_types::Timestamp {
+                    seconds: chrono::Utc::now().timestamp() + 86_400,
+                    nanos: 0,
+                }),
+                ..kz_election("Early parliamentary election")
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    let secret_observer = |document: &str, birth: &str, email: &str, phone: &str| pb::Observer {
+        given_name: "Aigerim".into(),
+        family_name: "Logged".into(),
+        citizenship: "CN".into(),
+        organization: "organizations/sco".into(),
+        travel_document_number: document.into(),
+        date_of_birth: birth.into(),
+        email: email.into(),
+        phone: phone.into(),
+        ..Default::default()
+    };
+    let mut observers = client.observers();
+    let one = secret_observer(
+        "LOGDOC58213",
+        "1966-07-21",
+        "log.secret.one@mail.example",
+        "+7 701 555 3141",
+    );
+    observers
+        .create_observer(create_request("one", one.clone(), &new_request_id()))
+        .await
+        .unwrap();
+    // The same person again is refused: the refusal must not log the document either.
+    let again = observers
+        .create_observer(create_request("again", one, ""))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::AlreadyExists, "{again:?}");
+    observers
+        .batch_create_observers(pb::BatchCreateObserversRequest {
+            parent: KZ.into(),
+            requests: vec![create_request(
+                "two",
+                secret_observer(
+                    "LOGDOC77120",
+                    "1959-11-30",
+                    "log.secret.two@mail.example",
+                    "+7 701 555 2718",
+                ),
+                "",
+            )],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    observers
+        .update_observer(pb::UpdateObserverRequest {
+            observer: Some(pb::Observer {
+                name: observer_name("one"),
+                email: "log.secret.new@mail.example".into(),
+                phone: "+86 10 5555 1618".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["email".into(), "phone".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    let listed = observers
+        .list_observers(pb::ListObserversRequest {
+            parent: KZ.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.observers.len(), 2);
+    let one = observers
+        .get_observer(pb::GetObserverRequest {
+            name: observer_name("one"),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(one.email, "log.secret.new@mail.example");
+
+    // Every line it logged, up to its exit.
+    kill(&binary.child, "-TERM");
+    let status = tokio::time::timeout(Duration::from_secs(15), binary.child.wait())
+        .await
+        .expect("no exit after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    let mut logs = Vec::new();
+    while let Some(log) = tokio::time::timeout(Duration::from_secs(5), binary.logs.recv())
+        .await
+        .expect("the log did not end with the binary")
+    {
+        logs.push(log.to_string());
+    }
+    assert!(
+        logs.iter().any(|line| line.contains("\"level\":\"DEBUG\"")),
+        "no debug line logged: the test would see nothing:\n{}",
+        logs.join("\n")
+    );
+    assert!(
+        logs.iter().any(|line| line.contains("observer registered")),
+        "the calls were not logged:\n{}",
+        logs.join("\n")
+    );
+    for line in &logs {
+        let lowercase = line.to_lowercase();
+        for secret in SECRETS {
+            assert!(
+                !lowercase.contains(&secret.to_lowercase()),
+                "{secret} is in the log: {line}"
+            );
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! real server over a fresh database; the records are then checked through the generated
 //! client, and a second run must change nothing at all.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeSet, HashMap};
 

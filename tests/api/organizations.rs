@@ -1,6 +1,6 @@
 //! OrganizationService end to end: a real server, the generated client, a fresh database.
 
-mod common;
+use crate::common;
 
 use common::*;
 use observer_registry::pb::v1 as pb;

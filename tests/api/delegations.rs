@@ -1,9 +1,7 @@
 //! DelegationService end to end: a real server, the generated client, a fresh database.
 //! Delegations of the Astana 2023 story: who sent them, who heads them, how many members.
 
-mod common;
-#[path = "common/registry.rs"]
-mod registry;
+use crate::common::{self, registry};
 
 use common::*;
 use observer_registry::pb::v1 as pb;

@@ -2,9 +2,7 @@
 //! database work, an exhausted pool, retried races, metrics on the admin port, and serving
 //! on a Unix domain socket.
 
-mod common;
-#[path = "common/registry.rs"]
-mod registry;
+use crate::common::{self, registry};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -650,8 +648,9 @@ async fn point_reads_reconnect_after_their_connection_is_lost(pool: PgPool) {
     registry::get_observer(&app, name).await;
 
     // A connection that died while idle is noticed before use: the next read just works.
+    // (Idle means unused for PING_AFTER_IDLE: this sleep is what the test is about.)
     assert!(terminate_point_read_connections(&pool).await >= 1);
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(observer_registry::db::PING_AFTER_IDLE + Duration::from_millis(200)).await;
     assert_eq!(
         registry::get_observer(&app, name).await.family_name,
         "Observer"

@@ -1,11 +1,7 @@
 //! The change feed: every committed change exactly once, in commit order, resumable across
 //! disconnections and server restarts; foreign or forged tokens refused.
 
-#[path = "common/agencies.rs"]
-mod agencies;
-mod common;
-#[path = "common/registry.rs"]
-mod registry;
+use crate::common::{self, agencies, registry};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -226,7 +222,11 @@ async fn a_feed_continues_across_a_server_restart(pool: PgPool) {
         .await
         .expect("the server waited for the open watch")
         .unwrap();
-    assert!(raw.message().await.unwrap_or(None).is_none());
+    let end = raw.message().await;
+    assert!(
+        matches!(end, Ok(None)),
+        "not a clean end of stream: {end:?}"
+    );
 
     // Changes made while no server runs for the watcher, then a new server.
     let app = spawn_app(pool.clone()).await;
@@ -445,18 +445,97 @@ async fn personal_data_in_events_follows_the_callers_role(pool: PgPool) {
         .follow_observers(ELECTION, "");
     reader.open().await.unwrap();
     full.open().await.unwrap();
-    agencies
-        .client(&app, agencies::REGISTRAR)
-        .observers()
+    let mut registrar = agencies.client(&app, agencies::REGISTRAR).observers();
+    // An observer without personal data first, whose event's token the replays start from.
+    registrar
         .create_observer(create_observer_request(
             ELECTION,
-            "pd",
-            observer("Ann", "Private", "CN", "sco", "SECRET-1"),
+            "before",
+            observer("Bo", "Before", "CN", "sco", "PD1000001"),
         ))
         .await
         .unwrap();
-    let masked = next_event(&mut reader).await.observer.unwrap();
-    assert_eq!(masked.travel_document_number, "");
-    let visible = next_event(&mut full).await.observer.unwrap();
-    assert_eq!(visible.travel_document_number, "SECRET-1");
+    let start = next_event(&mut reader).await.resume_token;
+    next_event(&mut full).await;
+
+    let created = registrar
+        .create_observer(create_observer_request(
+            ELECTION,
+            "pd",
+            pb::Observer {
+                date_of_birth: "1968-04-12".into(),
+                email: "ann.private@mail.example".into(),
+                phone: "+86 10 5555 0142".into(),
+                ..observer("Ann", "Private", "CN", "sco", "PD4471902")
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let registered = [
+        "PD4471902",
+        "1968-04-12",
+        "ann.private@mail.example",
+        "+86 10 5555 0142",
+    ];
+    registrar
+        .update_observer(pb::UpdateObserverRequest {
+            observer: Some(pb::Observer {
+                name: created.name.clone(),
+                email: "ann.new@mail.example".into(),
+                phone: "+86 10 5555 0199".into(),
+                ..Default::default()
+            }),
+            update_mask: mask(&["email", "phone"]),
+        })
+        .await
+        .unwrap();
+    let updated = [
+        "PD4471902",
+        "1968-04-12",
+        "ann.new@mail.example",
+        "+86 10 5555 0199",
+    ];
+
+    // Live, then replayed from a token: CREATED and UPDATED, masked or not by the caller.
+    let mut replayed_reader = agencies
+        .client(&app, agencies::READER)
+        .follow_observers(ELECTION, &start);
+    let mut replayed_full = agencies
+        .client(&app, agencies::PERSONAL_DATA_READER)
+        .follow_observers(ELECTION, &start);
+    for (how, reader, full) in [
+        ("live", &mut reader, &mut full),
+        ("replayed", &mut replayed_reader, &mut replayed_full),
+    ] {
+        for (kind, visible) in [
+            (ChangeType::Created, registered),
+            (ChangeType::Updated, updated),
+        ] {
+            let event = next_event(reader).await;
+            assert_eq!(event.r#type, kind as i32, "{how} {kind:?} for a reader");
+            assert_eq!(
+                personal_data(&event.observer.unwrap()),
+                ["", "", "", ""],
+                "{how} {kind:?} for a reader"
+            );
+            let event = next_event(full).await;
+            assert_eq!(event.r#type, kind as i32, "{how} {kind:?}");
+            assert_eq!(
+                personal_data(&event.observer.unwrap()),
+                visible,
+                "{how} {kind:?} for a personal-data-reader"
+            );
+        }
+    }
+}
+
+/// The personal data of an observer: document, birth date, e-mail, phone.
+fn personal_data(observer: &pb::Observer) -> [&str; 4] {
+    [
+        &observer.travel_document_number,
+        &observer.date_of_birth,
+        &observer.email,
+        &observer.phone,
+    ]
 }

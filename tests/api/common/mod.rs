@@ -2,6 +2,10 @@
 //! `#[sqlx::test]`), reached through the shipped generated client.
 #![allow(dead_code)]
 
+pub mod agencies;
+pub mod proxy;
+pub mod registry;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,7 +31,8 @@ pub use pb::observer_service_client::ObserverServiceClient;
 pub use pb::organization_service_client::OrganizationServiceClient;
 pub use tonic_health::pb::health_client::HealthClient;
 
-/// A running server and a connected channel.
+/// A running server and a connected channel. The server runs on a multi-threaded runtime of
+/// its own (not the test's single thread), so concurrent calls really run in parallel.
 pub struct TestApp {
     pub addr: SocketAddr,
     pub channel: Channel,
@@ -38,6 +43,19 @@ pub struct TestApp {
     server_pool: PgPool,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        // Dropping a runtime blocks, which panics inside the test's async context.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 pub fn test_options() -> ServeOptions {
@@ -79,8 +97,8 @@ pub async fn spawn_app(pool: PgPool) -> TestApp {
     spawn_app_with(pool.clone(), pool).await
 }
 
-/// Starts the server with `server_pool` (e.g. through a proxy) while the test keeps
-/// `pool` for direct inspection.
+/// Starts the server with a pool of its own like `server_pool` (e.g. through a proxy, or with
+/// fewer connections) while the test keeps `pool` for direct inspection.
 pub async fn spawn_app_with(pool: PgPool, server_pool: PgPool) -> TestApp {
     spawn_app_with_options(pool, server_pool, test_options()).await
 }
@@ -99,19 +117,36 @@ pub async fn spawn_app_with_options(
     server_pool: PgPool,
     options: ServeOptions,
 ) -> TestApp {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let metrics = options.metrics.clone();
     let availability = options.availability.clone();
-    let task = tokio::spawn(server::serve(
-        listener,
-        server_pool.clone(),
-        options,
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("test-server")
+        .enable_all()
+        .build()
+        .unwrap();
+    // The listener, the server's pool (its connections) and its tasks belong to its runtime.
+    let (addr, server_pool, task) = {
+        let _server = runtime.enter();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let listener = TcpListener::from_std(listener).unwrap();
+        let server_pool = server_pool
+            .options()
+            .clone()
+            .connect_lazy_with(server_pool.connect_options().as_ref().clone());
+        let task = tokio::spawn(server::serve(
+            listener,
+            server_pool.clone(),
+            options,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        (addr, server_pool, task)
+    };
     let channel = Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
@@ -126,6 +161,7 @@ pub async fn spawn_app_with_options(
         server_pool,
         stop: Some(stop),
         task: Some(task),
+        runtime: Some(runtime),
     }
 }
 
@@ -171,23 +207,43 @@ impl TestApp {
             .unwrap()
     }
 
-    /// Waits until the overall health status is `want` (checked every 50 ms, up to 10 s).
+    /// Waits until the overall health status is `want` (up to 10 s).
     pub async fn wait_for_health(&self, service: &str, want: i32) {
-        let mut health = self.health();
-        for _ in 0..200 {
-            let status = health
-                .check(tonic_health::pb::HealthCheckRequest {
-                    service: service.to_owned(),
-                })
-                .await
-                .map(|r| r.into_inner().status);
-            if status.as_ref().ok() == Some(&want) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("health of {service:?} never became {want}");
+        let health = self.health();
+        wait_until(
+            Duration::from_secs(10),
+            &format!("health of {service:?} to become {want}"),
+            || {
+                let mut health = health.clone();
+                async move {
+                    let status = health
+                        .check(tonic_health::pb::HealthCheckRequest {
+                            service: service.to_owned(),
+                        })
+                        .await
+                        .map(|r| r.into_inner().status);
+                    status.ok() == Some(want)
+                }
+            },
+        )
+        .await;
     }
+}
+
+/// Checks `condition` every 20 ms until it holds; fails the test, naming what it waited for,
+/// when it still does not after `timeout`.
+pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let held = tokio::time::timeout(timeout, async {
+        while !condition().await {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(held.is_ok(), "waited {timeout:?} for {what}");
 }
 
 pub const SERVING: i32 = 1;

@@ -9,9 +9,7 @@
 //! another, and nothing else is using the database meanwhile. `FAULT_DOWN_SECS` sets how long
 //! PostgreSQL stays down (default 3; the manual check uses 10).
 
-mod common;
-#[path = "common/registry.rs"]
-mod registry;
+use crate::common::{self, registry};
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -198,7 +196,6 @@ async fn postgres_restarts_lose_no_acknowledged_write_and_double_none(pool: PgPo
     tokio::task::spawn_blocking(|| cluster("stop", Some("immediate")))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
     app.wait_for_health("", 2).await;
     tokio::time::sleep(down_for).await;
     tokio::task::spawn_blocking(|| cluster("start", None))

@@ -1,8 +1,6 @@
 //! Agencies files for the tests of authorization and of the audit trail: one agency per role
 //! (and a few combinations), each with its own bearer token, written to a file of its own
 //! under the system's temporary directory and removed when dropped.
-//!
-//! Included with `#[path = "common/agencies.rs"] mod agencies;` next to `mod common;`.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};

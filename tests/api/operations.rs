@@ -1,9 +1,7 @@
 //! What operators rely on: health that follows the database, reflection for grpcurl, and a
 //! graceful shutdown of the real binary on SIGTERM.
 
-mod common;
-#[path = "common/proxy.rs"]
-mod proxy;
+use crate::common::{self, proxy};
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -74,6 +72,14 @@ async fn health_follows_the_database_and_recovers_without_a_restart(pool: PgPool
     assert_eq!(election.name, "elections/kz-2023");
 }
 
+/// The next status a health watch reports, within 10 s.
+async fn next_status(watch: &mut tonic::Streaming<tonic_health::pb::HealthCheckResponse>) -> i32 {
+    let next = tokio::time::timeout(Duration::from_secs(10), watch.next())
+        .await
+        .expect("no health status within 10 s");
+    next.unwrap().unwrap().status
+}
+
 #[sqlx::test]
 async fn shutdown_turns_health_not_serving(pool: PgPool) {
     let app = spawn_app(pool).await;
@@ -86,10 +92,10 @@ async fn shutdown_turns_health_not_serving(pool: PgPool) {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(watch.next().await.unwrap().unwrap().status, SERVING);
+    assert_eq!(next_status(&mut watch).await, SERVING);
     let addr = app.addr;
     let stopping = tokio::spawn(app.shutdown());
-    assert_eq!(watch.next().await.unwrap().unwrap().status, NOT_SERVING);
+    assert_eq!(next_status(&mut watch).await, NOT_SERVING);
     drop(watch);
     stopping.await.unwrap().unwrap();
     assert!(
@@ -213,17 +219,20 @@ async fn start_binary_with(
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let address = loop {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("the binary exited before serving");
-        let log: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if log["message"] == "serving gRPC" {
-            break log["address"].as_str().unwrap().to_owned();
+    let serving = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("the binary exited before serving");
+            let log: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if log["message"] == "serving gRPC" {
+                break log["address"].as_str().unwrap().to_owned();
+            }
         }
-    };
+    });
+    let address = serving.await.expect("the binary did not serve within 30 s");
     // Keep draining the log so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, address)
@@ -273,19 +282,21 @@ async fn sigterm_finishes_calls_in_flight_refuses_new_ones_and_exits_zero(pool: 
             })
             .await
     });
-    loop {
-        let waiting: i64 = sqlx::query_scalar(
+    wait_until(
+        Duration::from_secs(10),
+        "the update to wait for the lock",
+        || async {
+            let waiting: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'observer-registry' \
              AND wait_event_type = 'Lock'",
         )
         .fetch_one(&pool)
         .await
         .unwrap();
-        if waiting > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+            waiting > 0
+        },
+    )
+    .await;
     let mut watch = HealthClient::new(channel.clone())
         .watch(tonic_health::pb::HealthCheckRequest {
             service: String::new(),
@@ -293,7 +304,7 @@ async fn sigterm_finishes_calls_in_flight_refuses_new_ones_and_exits_zero(pool: 
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(watch.next().await.unwrap().unwrap().status, SERVING);
+    assert_eq!(next_status(&mut watch).await, SERVING);
 
     let pid = child.id().unwrap().to_string();
     assert!(
@@ -304,7 +315,7 @@ async fn sigterm_finishes_calls_in_flight_refuses_new_ones_and_exits_zero(pool: 
             .success()
     );
 
-    assert_eq!(watch.next().await.unwrap().unwrap().status, NOT_SERVING);
+    assert_eq!(next_status(&mut watch).await, NOT_SERVING);
     drop(watch);
     // From the moment shutdown starts, a new caller is turned away: the listener closes, and
     // a connection that slipped in just before gets GOAWAY. Allow the signal a moment to land.
@@ -438,7 +449,7 @@ async fn sigterm_under_load_completes_or_refuses_every_call_and_loses_nothing(po
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(watch.next().await.unwrap().unwrap().status, SERVING);
+    assert_eq!(next_status(&mut watch).await, SERVING);
 
     // Eight clients create organizations as fast as they can, each call on a new connection.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -451,7 +462,14 @@ async fn sigterm_under_load_completes_or_refuses_every_call_and_loses_nothing(po
             ))
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_until(Duration::from_secs(10), "the load to be served", || async {
+        let created: i64 = sqlx::query_scalar("SELECT count(*) FROM organizations")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        created >= 8
+    })
+    .await;
 
     let pid = child.id().unwrap().to_string();
     assert!(
@@ -466,8 +484,28 @@ async fn sigterm_under_load_completes_or_refuses_every_call_and_loses_nothing(po
         .expect("health did not change at once");
     assert_eq!(not_serving.unwrap().unwrap().status, NOT_SERVING);
     drop(watch);
-    // The load goes on against the stopping server for a while.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // The load goes on against the stopping server until it turns new calls away.
+    wait_until(
+        Duration::from_secs(10),
+        "new calls to be refused",
+        || async {
+            let channel = match Channel::from_shared(format!("http://{address}"))
+                .unwrap()
+                .connect()
+                .await
+            {
+                Ok(channel) => channel,
+                Err(_) => return true,
+            };
+            pb::election_service_client::ElectionServiceClient::new(channel)
+                .get_election(pb::GetElectionRequest {
+                    name: "elections/kz-2023".into(),
+                })
+                .await
+                .is_err_and(|status| status.code() == Code::Unavailable)
+        },
+    )
+    .await;
     lock.commit().await.unwrap();
     let updated = held.await.unwrap().unwrap().into_inner();
     assert_eq!(updated.description, "finished during shutdown");

@@ -1,7 +1,7 @@
 //! List mechanics end to end, through ListElections and ListOrganizations: keyset paging
 //! while records are added, page sizes, page tokens, filters and ordering.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

@@ -2,9 +2,7 @@
 //! The CEC chairman's meetings with the delegations of the Astana 2023 story: scheduling with
 //! conflict checks, the delegations' stays, holding and cancelling, soft delete and lists.
 
-mod common;
-#[path = "common/registry.rs"]
-mod registry;
+use crate::common::{self, registry};
 
 use common::*;
 use observer_registry::pb::v1 as pb;

@@ -1,8 +1,6 @@
 //! Headline figures and the public register, against hand-counted fixtures.
 
-mod common;
-#[path = "common/registry.rs"]
-mod registry;
+use crate::common::{self, registry};
 
 use common::*;
 use observer_registry::pb::v1 as pb;

@@ -3,9 +3,9 @@
 //! personal data), refused calls write none, only administrators read it, and the table
 //! refuses to be changed.
 
-#[path = "common/agencies.rs"]
-mod agencies;
-mod common;
+use crate::common::{self, agencies};
+
+use std::collections::BTreeSet;
 
 use agencies::*;
 use common::*;
@@ -41,6 +41,34 @@ const PERSONAL: &[&str] = &[
 
 fn method(service: &str, method: &str) -> String {
     format!("/observer_registry.v1.{service}/{method}")
+}
+
+/// The mutation RPCs of the contract, from the descriptors the server is built from: every
+/// method that is not a read (Get..., List..., Watch...).
+fn contract_mutations() -> BTreeSet<String> {
+    let set =
+        prost_types::FileDescriptorSet::decode(observer_registry::pb::FILE_DESCRIPTOR_SET).unwrap();
+    let mut mutations = BTreeSet::new();
+    for file in set
+        .file
+        .iter()
+        .filter(|f| f.package() == "observer_registry.v1")
+    {
+        for service in &file.service {
+            for rpc in &service.method {
+                let name = rpc.name();
+                if !["Get", "List", "Watch"].iter().any(|p| name.starts_with(p)) {
+                    mutations.insert(method(service.name(), name));
+                }
+            }
+        }
+    }
+    assert!(
+        mutations.len() >= 20,
+        "only {} mutations found",
+        mutations.len()
+    );
+    mutations
 }
 
 fn mask(paths: &[&str]) -> Option<FieldMask> {
@@ -1021,6 +1049,18 @@ async fn every_successful_mutation_writes_one_event_without_personal_data(pool: 
     assert_eq!(
         app.count("audit_events").await,
         (election_events.len() + organization_events.len() + 2) as i64
+    );
+    // Every mutation of the contract was checked above: a new one fails here until it is.
+    let audited: BTreeSet<String> = sqlx::query_scalar("SELECT DISTINCT method FROM audit_events")
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        audited,
+        contract_mutations(),
+        "the mutations checked differ from the contract's"
     );
 
     // No personal data anywhere: not in what the API answers, not in the table.

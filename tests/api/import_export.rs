@@ -1,7 +1,7 @@
 //! `import-observers` and `export-observers` end to end: a real server on 127.0.0.1:0, the
 //! real binary as a subprocess, the generated client to set up and to check.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Output;

@@ -1,7 +1,5 @@
 //! Fixtures shared by the delegation and observer tests: the sending organizations of the
 //! Astana 2023 story, elections, delegations, observers and one-line calls.
-//!
-//! Included with `#[path = "common/registry.rs"] mod registry;` next to `mod common;`.
 #![allow(dead_code)]
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};

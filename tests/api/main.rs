@@ -1,0 +1,20 @@
+//! The integration tests, in one binary (one link instead of one per file): a real server on
+//! `127.0.0.1:0`, the generated client, a fresh database per test. `tests/faults/` is a binary
+//! of its own, because it restarts the PostgreSQL cluster these tests share.
+
+mod common;
+
+mod audit;
+mod auth;
+mod delegations;
+mod demo;
+mod elections;
+mod feeds;
+mod figures;
+mod import_export;
+mod meetings;
+mod observers;
+mod operations;
+mod organizations;
+mod paging;
+mod production;
