@@ -366,7 +366,7 @@ fn person(id: &str, given: &str, family: &str, citizenship: &str) -> pb::Observe
         citizenship: citizenship.to_owned(),
         organization: "organizations/sco".to_owned(),
         delegation: DELEGATION.to_owned(),
-        travel_document_number: format!("PD{}", id.to_uppercase().replace('-', "")),
+        travel_document_number: format!("PD{:0>7}", id.to_uppercase().replace('-', "")),
         date_of_birth: "1971-02-03".to_owned(),
         email: format!("{id}@mail.example"),
         phone: "+7 701 555 0199".to_owned(),

@@ -406,9 +406,9 @@ async fn columns_come_in_any_order_and_unknown_ones_are_ignored(pool: PgPool) {
     let app = spawn_app(pool).await;
     election_with_delegations(&app, "kz-2023").await;
     let text = "\u{feff}travel_document_number,Family_Name,notes,given_name,citizenship,organization\r\n\
-                A1,Иванова,first,Анна,RU,sco\r\n\
+                A0000001,Иванова,first,Анна,RU,sco\r\n\
                 ,,,,,\r\n\
-                A2,王,second,小明,CN,organizations/cec-az\r\n";
+                A0000002,王,second,小明,CN,organizations/cec-az\r\n";
     let file = TempFile::new(text.as_bytes());
     let run = import(&app, "kz-2023", &file, None).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
@@ -418,7 +418,7 @@ async fn columns_come_in_any_order_and_unknown_ones_are_ignored(pool: PgPool) {
         run.stderr
     );
     let observers = list_all(&app, KZ).await;
-    assert_eq!(documents(&observers), ["A1", "A2"]);
+    assert_eq!(documents(&observers), ["A0000001", "A0000002"]);
     assert!(
         observers
             .iter()

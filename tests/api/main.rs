@@ -18,3 +18,4 @@ mod operations;
 mod organizations;
 mod paging;
 mod production;
+mod record;

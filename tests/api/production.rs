@@ -576,7 +576,7 @@ async fn coalesced_point_reads_answer_each_caller_with_its_own_observer(pool: Pg
                 &format!("Observer {i}"),
                 "CN",
                 "sco",
-                &format!("E{i}"),
+                &format!("E{i:07}"),
             ),
         )
         .await;
@@ -641,7 +641,7 @@ async fn point_reads_reconnect_after_their_connection_is_lost(pool: PgPool) {
         &app,
         "elections/kz-2023",
         "obs-1",
-        registry::observer("Wei", "Observer", "CN", "sco", "E1"),
+        registry::observer("Wei", "Observer", "CN", "sco", "E0000001"),
     )
     .await;
     let name = "elections/kz-2023/observers/obs-1";

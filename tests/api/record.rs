@@ -4,11 +4,7 @@
 //! decisions never wiped, canonical travel documents, clean text — and PostgreSQL refusing
 //! the same changes when they come as plain SQL.
 
-#[path = "common/agencies.rs"]
-mod agencies;
-mod common;
-#[path = "common/registry.rs"]
-mod registry;
+use crate::common::{self, agencies, registry};
 
 use agencies::*;
 use common::*;
