@@ -1,25 +1,14 @@
-//! How calls reach PostgreSQL: fail fast while it is down, wait for a connection no longer
-//! than the call's deadline, bound every statement by that deadline, and run a transaction
-//! again when it lost a serialization or deadlock race.
+//! Everything about PostgreSQL in one place: connecting, creating and migrating the database
+//! at start-up (`connect`), and how calls reach it — fail fast while it is down, deadlines,
+//! retried transactions, and counting what failed (`calls`).
 
-use std::sync::Arc;
-use std::time::Duration;
+mod calls;
+mod connect;
 
-use rand::Rng;
-use sqlx::pool::PoolConnection;
-use sqlx::{PgPool, Postgres, Transaction};
-use tokio::time::Instant;
-
-use crate::error::{Error, Reason, Result};
-use crate::health::Availability;
-use crate::layers::deadline::{CallScope, current_deadline, run_in_scope};
-use crate::metrics::Metrics;
-
-/// The deadline of database work done on behalf of calls outside their handlers.
-const BACKGROUND_DEADLINE: Duration = Duration::from_secs(30);
-
-/// Attempts of a transaction that keeps losing races, before ABORTED.
-const MAX_ATTEMPTS: u32 = 4;
+pub use calls::{Attempt, Database, Tx};
+pub use connect::{
+    MIGRATOR, PING_AFTER_IDLE, connect_options, ensure_database, ping_when_idle, pool, prepare,
+};
 
 /// Runs a block in a transaction of `db` ([`Database`]) and commits it, and runs it again
 /// when it loses a serialization or deadlock race (a few times, with jittered backoff,
@@ -40,7 +29,7 @@ macro_rules! transaction {
                     .commit()
                     .await
                     .map(|()| value)
-                    .map_err($crate::error::Error::from),
+                    .map_err($crate::error::Error::from_sqlx),
                 Err(error) => Err(error),
             };
             if let Some(done) = db.settle(result, attempt).await {
@@ -49,204 +38,4 @@ macro_rules! transaction {
             attempt += 1;
         }
     }};
-}
-
-/// The service's access to the database.
-#[derive(Debug, Clone)]
-pub struct Database {
-    pub pool: PgPool,
-    pub availability: Arc<Availability>,
-    pub metrics: Arc<Metrics>,
-}
-
-/// One attempt of the work of a transaction: borrows the transaction's connection.
-pub type Attempt<'t, T> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send + 't>>;
-
-/// The transaction an attempt works in. `'a` is the lifetime of what the work borrows from
-/// its caller: `&'t mut Tx<'a>` implies `'a: 't`, which lets an attempt's future borrow the
-/// request instead of cloning it.
-pub struct Tx<'a> {
-    transaction: Transaction<'static, Postgres>,
-    borrows: std::marker::PhantomData<&'a ()>,
-}
-
-impl std::ops::Deref for Tx<'_> {
-    type Target = sqlx::PgConnection;
-    fn deref(&self) -> &Self::Target {
-        &self.transaction
-    }
-}
-
-impl std::ops::DerefMut for Tx<'_> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.transaction
-    }
-}
-
-impl Database {
-    /// Runs `work` in a transaction and commits it; runs it again, in a new transaction, when
-    /// it lost a serialization or deadlock race (a few times, with jittered backoff, within
-    /// the call's deadline). An error from `work` rolls the attempt back and is returned.
-    pub async fn transaction<'a, T, F>(&self, mut work: F) -> Result<T>
-    where
-        F: for<'t> FnMut(&'t mut Tx<'a>) -> Attempt<'t, T>,
-    {
-        let mut attempt = 1;
-        loop {
-            let mut tx = Tx {
-                transaction: self.begin().await?,
-                borrows: std::marker::PhantomData,
-            };
-            let result = match work(&mut tx).await {
-                Ok(value) => tx
-                    .transaction
-                    .commit()
-                    .await
-                    .map(|()| value)
-                    .map_err(Error::from),
-                Err(error) => Err(error),
-            };
-            if let Some(done) = self.settle(result, attempt).await {
-                return done;
-            }
-            attempt += 1;
-        }
-    }
-
-    /// A read-write transaction bounded by the call's deadline.
-    pub async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
-        self.begin_with("BEGIN").await
-    }
-
-    /// A read-only transaction bounded by the call's deadline: reads get one snapshot and
-    /// a statement timeout like writes.
-    pub async fn read(&self) -> Result<Transaction<'static, Postgres>> {
-        self.begin_with("BEGIN READ ONLY").await
-    }
-
-    /// A connection for autocommit statements (change feeds): fails fast while the database
-    /// is down; the wait is bounded by the pool's acquire timeout.
-    pub async fn connection(&self) -> Result<PoolConnection<Postgres>> {
-        self.ensure_available()?;
-        let _waiting = self.metrics.waiting_for_connection();
-        Ok(self.pool.acquire().await?)
-    }
-
-    /// Fails fast while the database is known to be down.
-    pub fn ensure_available(&self) -> Result<()> {
-        if self.availability.database_up() {
-            Ok(())
-        } else {
-            Err(unavailable())
-        }
-    }
-
-    /// Runs `work` as if in a call with the default statement timeout as its deadline, so
-    /// that its database errors are counted and a lost connection is noticed.
-    pub async fn in_scope<T>(&self, work: impl std::future::Future<Output = T>) -> T {
-        let scope = CallScope {
-            deadline: Instant::now() + BACKGROUND_DEADLINE,
-            metrics: self.metrics.clone(),
-            availability: self.availability.clone(),
-        };
-        run_in_scope(scope, work).await
-    }
-
-    /// Decides after one attempt of a transaction (see [`transaction!`](crate::transaction)):
-    /// `None` to run it again — it lost a serialization or deadlock race, attempts and the
-    /// deadline remain, and the jittered backoff has been slept — or the final result.
-    pub async fn settle<T>(&self, result: Result<T>, attempt: u32) -> Option<Result<T>> {
-        match result {
-            Err(error) if error.is_retryable() && attempt < MAX_ATTEMPTS => {
-                let backoff = jittered_backoff(attempt);
-                if current_deadline().is_some_and(|d| Instant::now() + backoff >= d) {
-                    return Some(Err(error));
-                }
-                self.metrics.transaction_retried();
-                tracing::info!(
-                    attempt,
-                    ?backoff,
-                    "transaction lost a race; running it again"
-                );
-                tokio::time::sleep(backoff).await;
-                None
-            }
-            result => Some(result),
-        }
-    }
-
-    async fn begin_with(&self, begin: &'static str) -> Result<Transaction<'static, Postgres>> {
-        if !self.availability.database_up() {
-            return Err(unavailable());
-        }
-        let Some(deadline) = current_deadline() else {
-            return begin_in_own_task(self.pool.clone(), begin.to_owned()).await;
-        };
-        let remaining = remaining_ms(deadline)?;
-        let acquire = async {
-            let _waiting = self.metrics.waiting_for_connection();
-            begin_in_own_task(
-                self.pool.clone(),
-                format!("{begin}; SET LOCAL statement_timeout = {remaining}"),
-            )
-            .await
-        };
-        let started = Instant::now();
-        let mut transaction = tokio::time::timeout_at(deadline, acquire)
-            .await
-            .map_err(|_| deadline_exceeded())??;
-        // A long wait for a connection shortens what is left for the statements.
-        if started.elapsed() > Duration::from_millis(5) {
-            sqlx::query("SELECT set_config('statement_timeout', $1, true)")
-                .bind(remaining_ms(deadline)?.to_string())
-                .execute(&mut *transaction)
-                .await?;
-        }
-        Ok(transaction)
-    }
-}
-
-/// Begins a transaction in a task of its own, which finishes even when the call that asked
-/// for it is cancelled (client gone, deadline passed). sqlx counts a transaction as open only
-/// once PostgreSQL has answered its BEGIN; dropped before that, it returns the connection to
-/// the pool inside an open transaction, and the connection's next user would run in it (a
-/// leftover READ ONLY one fails every write). Finished here, the transaction is dropped if
-/// nobody waits for it any more, which rolls it back.
-async fn begin_in_own_task(pool: PgPool, begin: String) -> Result<Transaction<'static, Postgres>> {
-    let begun = tokio::spawn(async move { pool.begin_with(sqlx::AssertSqlSafe(begin)).await });
-    match begun.await {
-        Ok(transaction) => Ok(transaction?),
-        Err(error) => Err(Error::internal(anyhow::anyhow!(
-            "beginning a transaction failed: {error}"
-        ))),
-    }
-}
-
-/// Milliseconds until `deadline`, at least 1 (0 would mean no timeout at all).
-fn remaining_ms(deadline: Instant) -> Result<u128> {
-    let remaining = deadline.saturating_duration_since(Instant::now());
-    if remaining.is_zero() {
-        return Err(deadline_exceeded());
-    }
-    Ok(remaining.as_millis().max(1))
-}
-
-fn jittered_backoff(attempt: u32) -> Duration {
-    let ceiling_ms = 5u64 << attempt.min(6);
-    Duration::from_millis(rand::rng().random_range(1..=ceiling_ms))
-}
-
-fn unavailable() -> Error {
-    Error::new(
-        Reason::Unavailable,
-        "the database is unavailable; retry later",
-    )
-}
-
-fn deadline_exceeded() -> Error {
-    Error::new(
-        Reason::DeadlineExceeded,
-        "the call's deadline passed while waiting for the database",
-    )
 }

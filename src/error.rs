@@ -109,6 +109,61 @@ impl Reason {
     }
 }
 
+/// What kind of database failure an error came from: the `kind` label of the
+/// `db_errors_total` metric, and whether the database should be taken for lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseFailure {
+    /// No connection came free within the pool's acquire timeout.
+    PoolExhausted,
+    PoolClosed,
+    /// The connection broke or could not be made: the database is likely down.
+    Connection,
+    Constraint,
+    SerializationFailure,
+    Deadlock,
+    StatementTimeout,
+    Internal,
+}
+
+impl DatabaseFailure {
+    /// The SQLSTATE table: which failure a driver error is.
+    pub fn of(error: &sqlx::Error) -> Self {
+        use sqlx::Error as E;
+        match error {
+            E::PoolTimedOut => DatabaseFailure::PoolExhausted,
+            E::PoolClosed => DatabaseFailure::PoolClosed,
+            E::Io(_) | E::Tls(_) => DatabaseFailure::Connection,
+            E::Database(db) => match db.code().as_deref() {
+                Some("23505" | "23503" | "23P01" | "23514" | "23502" | "22001") => {
+                    DatabaseFailure::Constraint
+                }
+                Some("40001") => DatabaseFailure::SerializationFailure,
+                Some("40P01") => DatabaseFailure::Deadlock,
+                Some("57014") => DatabaseFailure::StatementTimeout,
+                Some(code) if code.starts_with("08") || code.starts_with("57P") => {
+                    DatabaseFailure::Connection
+                }
+                _ => DatabaseFailure::Internal,
+            },
+            _ => DatabaseFailure::Internal,
+        }
+    }
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatabaseFailure::PoolExhausted => "pool_exhausted",
+            DatabaseFailure::PoolClosed => "pool_closed",
+            DatabaseFailure::Connection => "connection",
+            DatabaseFailure::Constraint => "constraint",
+            DatabaseFailure::SerializationFailure => "serialization_failure",
+            DatabaseFailure::Deadlock => "deadlock",
+            DatabaseFailure::StatementTimeout => "statement_timeout",
+            DatabaseFailure::Internal => "internal",
+        }
+    }
+}
+
 /// One bad field of a request (`google.rpc.BadRequest.FieldViolation`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldViolation {
@@ -127,6 +182,8 @@ pub struct Error {
     pub metadata: HashMap<String, String>,
     /// The cause of an internal error: logged, never sent.
     source: Option<anyhow::Error>,
+    /// Which database failure this error was mapped from (see [`Error::from_sqlx`]).
+    database_failure: Option<DatabaseFailure>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -139,6 +196,7 @@ impl Error {
             violations: Vec::new(),
             metadata: HashMap::new(),
             source: None,
+            database_failure: None,
         }
     }
 
@@ -225,73 +283,58 @@ impl Error {
 
     /// Maps a database error: constraint violations become client errors (SQLSTATE table),
     /// lost connections and an exhausted pool UNAVAILABLE, races ABORTED (retried by
-    /// `Database::transaction`), everything else INTERNAL. The call's metrics count it, and a
-    /// lost database makes the following calls fail fast until it answers again.
+    /// `Database::transaction`), everything else INTERNAL. Only maps: the error remembers
+    /// its [`DatabaseFailure`], and the database module counts it and notices a lost
+    /// database where it runs the work.
     pub fn from_sqlx(error: sqlx::Error) -> Self {
-        use sqlx::Error as E;
+        let failure = DatabaseFailure::of(&error);
         let unavailable = || {
-            Some(Error::new(
+            Error::new(
                 Reason::Unavailable,
                 "the database is unavailable; retry later",
-            ))
+            )
         };
-        // The mapped error, or None for an internal one (built from the moved error below).
-        let (kind, mapped) = match &error {
-            E::PoolTimedOut => (
-                "pool_exhausted",
-                Some(Error::new(
-                    Reason::Unavailable,
-                    "no database connection came free in time; retry later",
-                )),
+        let mut mapped = match failure {
+            DatabaseFailure::PoolExhausted => Error::new(
+                Reason::Unavailable,
+                "no database connection came free in time; retry later",
             ),
-            E::PoolClosed => ("pool_closed", unavailable()),
-            E::Io(_) | E::Tls(_) => ("connection", unavailable()),
-            E::Database(db) => match db.code().as_deref() {
-                Some(code @ ("23505" | "23503" | "23P01" | "23514" | "23502" | "22001")) => (
-                    "constraint",
-                    Some(constraint_error(code, db.constraint(), db.table())),
+            DatabaseFailure::PoolClosed | DatabaseFailure::Connection => unavailable(),
+            DatabaseFailure::Constraint => match &error {
+                sqlx::Error::Database(db) => constraint_error(
+                    db.code().as_deref().unwrap_or_default(),
+                    db.constraint(),
+                    db.table(),
                 ),
-                Some(code @ ("40001" | "40P01")) => (
-                    if code == "40001" {
-                        "serialization_failure"
-                    } else {
-                        "deadlock"
-                    },
-                    Some(Error::new(
-                        Reason::Aborted,
-                        "the change conflicted with a concurrent change; retry it",
-                    )),
-                ),
-                Some("57014") => (
-                    "statement_timeout",
-                    Some(Error::new(
-                        Reason::DeadlineExceeded,
-                        "the call's deadline passed while the database was working",
-                    )),
-                ),
-                Some(code) if code.starts_with("08") || code.starts_with("57P") => {
-                    ("connection", unavailable())
-                }
-                _ => ("internal", None),
+                // `of` says Constraint only for database errors.
+                _ => Error::internal(error),
             },
-            _ => ("internal", None),
+            DatabaseFailure::SerializationFailure | DatabaseFailure::Deadlock => Error::new(
+                Reason::Aborted,
+                "the change conflicted with a concurrent change; retry it",
+            ),
+            DatabaseFailure::StatementTimeout => Error::new(
+                Reason::DeadlineExceeded,
+                "the call's deadline passed while the database was working",
+            ),
+            DatabaseFailure::Internal => Error::internal(error),
         };
-        crate::layers::deadline::with_call(|call| {
-            call.metrics.database_error(kind);
-            if kind == "connection" {
-                call.availability.database_failed();
-            }
-        });
-        if kind == "connection" || kind == "pool_exhausted" {
-            tracing::warn!(kind, %error, "database unavailable to a call");
-        }
-        mapped.unwrap_or_else(|| Error::internal(error))
+        mapped.database_failure = Some(failure);
+        mapped
+    }
+
+    /// The database failure this error was mapped from, if any (for metrics).
+    pub fn database_failure(&self) -> Option<DatabaseFailure> {
+        self.database_failure
     }
 
     /// Maps an insert's error: a taken primary key names the resource that already exists.
     pub fn on_insert(name: impl FnOnce() -> String) -> impl FnOnce(sqlx::Error) -> Error {
         move |error| match Error::from(error) {
-            error if error.reason == Reason::AlreadyExists => Error::already_exists(&name()),
+            error if error.reason == Reason::AlreadyExists => Error {
+                database_failure: error.database_failure,
+                ..Error::already_exists(&name())
+            },
             error => error,
         }
     }
@@ -305,6 +348,8 @@ impl Error {
             violations: self.violations.clone(),
             metadata: self.metadata.clone(),
             source: None,
+            // Counted once, with the first.
+            database_failure: None,
         }
     }
 

@@ -30,12 +30,10 @@ pub mod clock;
 /// Command-line and environment configuration.
 #[cfg(feature = "server")]
 pub mod config;
-/// How calls reach the database: fail fast, deadlines, retried transactions.
+/// PostgreSQL: connecting, migrating, and how calls reach it (fail fast, deadlines,
+/// retried transactions, database-error metrics).
 #[cfg(feature = "server")]
 pub mod database;
-/// Database connection, creation and migration.
-#[cfg(feature = "server")]
-pub mod db;
 /// Validated domain types and rules; no prost, no SQL.
 #[cfg(feature = "server")]
 pub mod domain;

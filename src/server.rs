@@ -28,7 +28,7 @@ use crate::api::point_reads::ObserverReads;
 use crate::api::watch::Feeds;
 use crate::auth::{AuthLayer, IdentityStore};
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{LimitSettings, Settings};
 use crate::database::Database;
 use crate::health::{Availability, DatabaseWatch, Readiness};
 use crate::layers::deadline::DeadlineLayer;
@@ -84,17 +84,7 @@ pub struct Limits {
 impl Default for Limits {
     /// The defaults of the command line.
     fn default() -> Self {
-        Limits {
-            max_concurrent_requests: 64,
-            max_concurrent_streams: 128,
-            max_request_bytes: 4 << 20,
-            max_response_bytes: 16 << 20,
-            default_deadline: Duration::from_secs(30),
-            http2_keepalive_interval: Duration::from_secs(30),
-            http2_keepalive_timeout: Duration::from_secs(10),
-            max_connection_age: Duration::from_secs(30 * 60),
-            point_read_batches: default_point_read_batches(),
-        }
+        Limits::from_settings(&LimitSettings::default())
     }
 }
 
@@ -105,7 +95,7 @@ pub fn default_point_read_batches() -> usize {
 }
 
 impl Limits {
-    pub fn from_settings(settings: &Settings) -> Self {
+    pub fn from_settings(settings: &LimitSettings) -> Self {
         let bytes = |size: bytesize::ByteSize| usize::try_from(size.as_u64()).unwrap_or(usize::MAX);
         Limits {
             max_concurrent_requests: usize::try_from(settings.max_concurrent_requests)
@@ -128,12 +118,13 @@ impl ServeOptions {
     /// The options of the settings: reads the agencies file and the TLS material, and
     /// refuses anonymous callers on a non-loopback address unless explicitly allowed.
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
-        let identities = match &settings.identities {
+        let identities = match &settings.identities.identities {
             Some(path) => IdentityStore::load(path)?,
             None => IdentityStore::anonymous(),
         };
+        let allow_anonymous = settings.identities.allow_anonymous;
         let loopback = settings.listen_addr.is_local();
-        if !identities.is_configured() && !loopback && !settings.allow_anonymous {
+        if !identities.is_configured() && !loopback && !allow_anonymous {
             anyhow::bail!(
                 "refusing to serve on {} without an agencies file: give --identities FILE \
                  (IDENTITIES_FILE), or --allow-anonymous (ALLOW_ANONYMOUS=true) to let anyone \
@@ -141,14 +132,15 @@ impl ServeOptions {
                 settings.listen_addr
             );
         }
-        let tls = match (&settings.tls_cert, &settings.tls_key) {
+        let tls = &settings.tls;
+        let tls = match (&tls.tls_cert, &tls.tls_key) {
             (Some(cert), Some(key)) => {
                 let read = |path: &std::path::Path| {
                     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
                 };
                 let mut tls =
                     ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
-                if let Some(ca) = &settings.tls_client_ca {
+                if let Some(ca) = &settings.tls.tls_client_ca {
                     tls = tls
                         .client_ca_root(Certificate::from_pem(read(ca)?))
                         .client_auth_optional(true);
@@ -159,13 +151,13 @@ impl ServeOptions {
         };
         Ok(ServeOptions {
             health_check_interval: settings.health_check_interval,
-            request_id_retention: settings.request_id_retention,
-            change_retention: settings.change_retention,
+            request_id_retention: settings.retention.request_id_retention,
+            change_retention: settings.retention.change_retention,
             clock: Clock::system(),
             identities: Arc::new(identities),
-            allow_anonymous: settings.allow_anonymous || loopback,
+            allow_anonymous: allow_anonymous || loopback,
             tls,
-            limits: Limits::from_settings(settings),
+            limits: Limits::from_settings(&settings.limits),
             metrics: Arc::new(Metrics::new()),
             availability: Arc::new(Availability::new()),
         })
@@ -273,11 +265,7 @@ pub async fn serve(
             options.identities.clone(),
             options.allow_anonymous,
         ))
-        .layer(DeadlineLayer::new(
-            limits.default_deadline,
-            options.metrics.clone(),
-            options.availability.clone(),
-        ))
+        .layer(DeadlineLayer::new(limits.default_deadline))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -16,7 +16,7 @@ use rand::Rng;
 use tokio::time::Instant;
 use tonic::Code;
 
-use crate::config::{BenchArgs, Scenario};
+use crate::cli::ClientArgs;
 use crate::pb::v1 as pb;
 use pb::election_service_client::ElectionServiceClient;
 use pb::observer_service_client::ObserverServiceClient;
@@ -24,6 +24,68 @@ use transport::Transport;
 pub use transport::TransportKind;
 
 mod transport;
+
+/// What `bench` calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// GetObserver of a random `o-N` of the loaded data set.
+    GetObserver,
+    /// ListObservers, first page of 100 with `citizenship = "CN"`.
+    ListFirst,
+    /// The same list, the page 90% deep.
+    ListDeep,
+    /// CreateObserver with a request id (checks, audit event, idempotency record).
+    CreateObserver,
+    /// BatchCreateObservers of `--batch-size` observers per call.
+    Import,
+    /// GetElectionSummary.
+    Summary,
+    /// grpc.health.v1.Health/Check: the transport's own cost, no database.
+    Health,
+    /// `--concurrency` idle WatchObservers streams held open for `--duration` (what idle
+    /// watchers cost the service).
+    Watchers,
+}
+
+/// `bench`: what to call, how hard, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[arg(long, value_enum)]
+    pub scenario: Scenario,
+    /// The election of the data set.
+    #[arg(long, default_value = "elections/bench")]
+    pub election: String,
+    /// Observers `o-1` … `o-KEYS` of the data set (for GetObserver).
+    #[arg(long, default_value_t = 100_000)]
+    pub keys: u64,
+    /// Callers at once (closed loop).
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// HTTP/2 connections the calls spread over.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// Open loop: calls per second sent on schedule, instead of a closed loop.
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// How long to measure.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Unmeasured calls first, for as long as this.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub warmup: Duration,
+    /// A fixed number of calls instead of a duration (closed loop), e.g. an import.
+    #[arg(long)]
+    pub total: Option<u64>,
+    /// Observers per BatchCreateObservers call.
+    #[arg(long, default_value_t = 1000)]
+    pub batch_size: usize,
+    /// What carries the calls: one HTTP/2 connection each, driven directly (lightest, plain
+    /// text only), or tonic's `Channel` as `Client::connect` makes it.
+    #[arg(long, value_enum, default_value = "http2")]
+    pub transport: TransportKind,
+}
 
 /// Citizenships of generated observers: never the host country.
 const CITIZENSHIPS: [&str; 41] = [

@@ -18,10 +18,23 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
+use crate::cli::ClientArgs;
 use crate::cli::csv_format::{self, Column};
-use crate::config::ExportArgs;
 use crate::pb::v1 as pb;
 use pb::observer_service_client::ObserverServiceClient;
+
+/// `export-observers`: what to export, and from which service.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The election to export, e.g. elections/kz-2023.
+    #[arg(long)]
+    pub election: String,
+    /// An AIP-160 filter, as ListObservers takes it.
+    #[arg(long, default_value = "")]
+    pub filter: String,
+}
 
 /// The largest page ListObservers serves.
 const PAGE_SIZE: i32 = 1000;

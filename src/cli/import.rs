@@ -20,11 +20,26 @@ use tonic::{Code, Status};
 use tonic_types::StatusExt;
 use uuid::Uuid;
 
+use crate::cli::ClientArgs;
 use crate::cli::csv_format::{self, Column, Row, line_range, report};
 use crate::cli::export::{Progress, reason, retrying};
-use crate::config::ImportArgs;
 use crate::pb::v1 as pb;
 use pb::observer_service_client::ObserverServiceClient;
+
+/// `import-observers`: the file, and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The election to import into, e.g. elections/kz-2023.
+    #[arg(long)]
+    pub election: String,
+    /// Rows per atomic batch (1 to 1000).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub batch_size: u16,
+    /// The CSV file (UTF-8, header row; columns in the README).
+    pub file: std::path::PathBuf,
+}
 
 /// The v5 namespace of import request ids (random, fixed forever: changing it would make
 /// every earlier import run look new).
