@@ -8,6 +8,8 @@ pub mod csv_format;
 pub mod demo;
 pub mod export;
 pub mod import;
+mod progress;
+mod retrying;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
