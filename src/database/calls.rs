@@ -224,7 +224,7 @@ impl Database {
     }
 
     fn record(&self, failure: DatabaseFailure) {
-        self.metrics.database_error(failure.as_str());
+        self.metrics.database_error(failure);
         if failure == DatabaseFailure::Connection {
             self.availability.database_failed();
         }
