@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rand::Rng;
 use tokio::time::Instant;
 use tonic::Code;
 
@@ -88,20 +87,14 @@ pub struct BenchArgs {
     pub transport: TransportKind,
 }
 
+/// Connects, warms up, measures in a closed or open loop, and prints the report.
 pub async fn run(args: &BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     let connections = args.connections.max(1);
     let mut channels = Vec::with_capacity(connections);
     for _ in 0..connections {
         channels.push(Transport::connect(args.transport, &args.client).await?);
     }
-    let mut workload = Workload {
-        scenario: args.scenario,
-        election: args.election.clone(),
-        keys: args.keys.max(1),
-        deep_token: String::new(),
-        run: format!("{:x}", rand::rng().random::<u32>()),
-        batch_size: args.batch_size,
-    };
+    let mut workload = Workload::new(args);
     if matches!(args.scenario, Scenario::ListDeep) {
         workload.find_deep_token(channels[0].clone()).await?;
     }

@@ -52,7 +52,8 @@ pub(super) fn services() -> Vec<&'static str> {
 }
 
 /// Serves every service behind the layers on `listener` until `stopping` resolves and the
-/// calls in flight have finished.
+/// calls in flight have finished. Building and serving stay in one function: the router's
+/// type, with the trace layer's closures in it, cannot be named to pass it elsewhere.
 pub(super) async fn run<H>(
     options: &ServeOptions,
     state: AppState,

@@ -174,7 +174,8 @@ fn function_error(function: &Function) -> FilterError {
 
 /// Converts the literal for the field's type and builds the comparison.
 /// Quoting does not change a literal's meaning here, except that a quoted
-/// value is never read as a field name.
+/// value is never read as a field name. One arm per field type, so it is as long as
+/// that list.
 fn compare(field: &FilterField, op: Op, text: &str) -> Result<Condition, FilterError> {
     let value = match field.field_type {
         FieldType::Text => {

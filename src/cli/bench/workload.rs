@@ -5,8 +5,8 @@ use anyhow::Context;
 use rand::Rng;
 use tonic::Code;
 
-use super::Scenario;
 use super::transport::Transport;
+use super::{BenchArgs, Scenario};
 use crate::pb::v1 as pb;
 use pb::election_service_client::ElectionServiceClient;
 use pb::observer_service_client::ObserverServiceClient;
@@ -31,7 +31,18 @@ pub(super) struct Workload {
 }
 
 impl Workload {
-    /// Makes one call; Ok(items) or the status code.
+    pub(super) fn new(args: &BenchArgs) -> Self {
+        Workload {
+            scenario: args.scenario,
+            election: args.election.clone(),
+            keys: args.keys.max(1),
+            deep_token: String::new(),
+            run: format!("{:x}", rand::rng().random::<u32>()),
+            batch_size: args.batch_size,
+        }
+    }
+
+    /// Makes one call; Ok(items) or the status code. One arm per scenario.
     pub(super) async fn call(
         &self,
         channel: Transport,
