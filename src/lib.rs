@@ -21,13 +21,13 @@ pub mod api;
 /// Who may call what: identities, roles, the authorizing layer.
 #[cfg(feature = "server")]
 pub mod auth;
-/// Operator commands that talk to a running service through the shipped client.
+/// The command line; operator commands talk to a running service through the shipped client.
 #[cfg(feature = "server")]
 pub mod cli;
 /// The injectable current time.
 #[cfg(feature = "server")]
 pub mod clock;
-/// Command-line and environment configuration.
+/// The server's settings from flags and environment, grouped by owner.
 #[cfg(feature = "server")]
 pub mod config;
 /// PostgreSQL: connecting, migrating, and how calls reach it (fail fast, deadlines,

@@ -34,7 +34,7 @@ pub struct ServeOptions {
     pub availability: Arc<Availability>,
 }
 
-/// What one caller or connection may ask of the server (see `Settings` for each).
+/// What one caller or connection may ask of the server (see `config::LimitSettings` for each).
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_concurrent_requests: usize,
