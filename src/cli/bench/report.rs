@@ -33,7 +33,8 @@ pub(super) struct Report {
 }
 
 impl Report {
-    /// The report of streams opened (`ok` of them) in `seconds` and then held: no latencies.
+    /// The report of `ok` calls in `seconds`, without latencies: for streams opened and
+    /// then held, and the base of a measured run's report.
     pub(super) fn opened(
         run: RunShape,
         seconds: f64,
@@ -47,6 +48,7 @@ impl Report {
             connections: run.connections,
             seconds,
             ok,
+            // A measured run takes time; only opening streams may take (nearly) none.
             ok_per_second: ok as f64 / seconds.max(f64::EPSILON),
             items_per_second: 0.0,
             p50_ms: 0.0,
@@ -110,22 +112,14 @@ impl Totals {
         let poisoned = || anyhow::anyhow!("a worker panicked");
         let histogram = self.histogram.lock().map_err(|_| poisoned())?.clone();
         let ms = |quantile: f64| histogram.value_at_quantile(quantile) as f64 / 1000.0;
-        let ok = self.ok.load(Ordering::Relaxed);
+        let codes = self.codes.lock().map_err(|_| poisoned())?.clone();
         Ok(Report {
-            scenario: run.scenario,
-            mode: run.mode,
-            concurrency: run.concurrency,
-            connections: run.connections,
-            seconds,
-            ok,
-            ok_per_second: ok as f64 / seconds,
             items_per_second: self.items.load(Ordering::Relaxed) as f64 / seconds,
             p50_ms: ms(0.5),
             p90_ms: ms(0.9),
             p99_ms: ms(0.99),
             max_ms: histogram.max() as f64 / 1000.0,
-            codes: self.codes.lock().map_err(|_| poisoned())?.clone(),
-            page_token: run.page_token,
+            ..Report::opened(run, seconds, self.ok.load(Ordering::Relaxed), codes)
         })
     }
 }
