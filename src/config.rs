@@ -272,7 +272,7 @@ impl Settings {
     /// Logs the effective configuration, with the database password masked.
     pub fn log(&self) {
         let (limits, database) = (&self.limits, &self.database);
-        let duration = |d: Duration| humantime::format_duration(d).to_string();
+        let duration = humantime::format_duration;
         tracing::info!(
             listen_addr = %self.listen_addr,
             metrics_addr = %self.metrics_addr,
@@ -281,20 +281,20 @@ impl Settings {
             point_read_batches = ?limits.point_read_batches,
             max_request_bytes = %limits.max_request_bytes,
             max_response_bytes = %limits.max_response_bytes,
-            default_deadline = duration(limits.default_deadline),
-            http2_keepalive_interval = duration(limits.http2_keepalive_interval),
-            http2_keepalive_timeout = duration(limits.http2_keepalive_timeout),
-            max_connection_age = duration(limits.max_connection_age),
+            default_deadline = %duration(limits.default_deadline),
+            http2_keepalive_interval = %duration(limits.http2_keepalive_interval),
+            http2_keepalive_timeout = %duration(limits.http2_keepalive_timeout),
+            max_connection_age = %duration(limits.max_connection_age),
             otlp_endpoint = ?self.telemetry.otlp_endpoint,
             database_url = %mask_password(&database.url),
             db_pool_size = database.pool_size,
-            db_acquire_timeout = duration(database.acquire_timeout),
-            db_statement_timeout = duration(database.statement_timeout),
-            db_startup_timeout = duration(database.startup_timeout),
-            health_check_interval = duration(self.health_check_interval),
-            shutdown_grace_period = duration(self.shutdown_grace_period),
-            request_id_retention = duration(self.retention.request_id_retention),
-            change_retention = duration(self.retention.change_retention),
+            db_acquire_timeout = %duration(database.acquire_timeout),
+            db_statement_timeout = %duration(database.statement_timeout),
+            db_startup_timeout = %duration(database.startup_timeout),
+            health_check_interval = %duration(self.health_check_interval),
+            shutdown_grace_period = %duration(self.shutdown_grace_period),
+            request_id_retention = %duration(self.retention.request_id_retention),
+            change_retention = %duration(self.retention.change_retention),
             identities = ?self.identities.identities,
             allow_anonymous = self.identities.allow_anonymous,
             tls = self.tls.tls_cert.is_some(),
