@@ -1,16 +1,73 @@
-//! Operator commands (`import-observers`, `export-observers`, `demo`, `bench`): clients of a running
-//! service, built on the shipped generated client, never on the database.
+//! The command line: the server's subcommands and the operator commands
+//! (`import-observers`, `export-observers`, `demo`, `bench`), which are clients of a running
+//! service, built on the shipped generated client, never on the database. Each command's
+//! own arguments live in its module; the server's settings in `config`.
 
 pub mod bench;
 pub mod csv_format;
 pub mod demo;
 pub mod export;
 pub mod import;
+mod progress;
+mod retrying;
 
 use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
 
 use crate::client::{AuthenticatedChannel, Client, ClientOptions};
-use crate::config::ClientArgs;
+use crate::config::Settings;
+
+/// Observer Registry: international election observation over gRPC.
+#[derive(Debug, Parser)]
+#[command(name = "observer-registry", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Create the database if missing, migrate it, and serve gRPC (the default).
+    Serve,
+    /// Create the database if missing and run the migrations, then exit.
+    Migrate,
+    /// Import observers from a CSV list into an election of a running service.
+    ImportObservers(import::ImportArgs),
+    /// Export an election's observers from a running service as CSV on stdout.
+    ExportObservers(export::ExportArgs),
+    /// Load the Astana 2023 story into a running service (idempotent).
+    Demo(demo::DemoArgs),
+    /// Print the SHA-256 of a bearer token read from stdin, for the agencies file.
+    HashToken,
+    /// Load generator against a running service (the shipped client); prints one JSON line.
+    Bench(bench::BenchArgs),
+}
+
+/// Where the operator commands find the service.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct ClientArgs {
+    /// The running service, e.g. http://127.0.0.1:50051 (https:// for TLS).
+    #[arg(
+        long,
+        env = "OBSERVER_REGISTRY_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub server: String,
+    /// The agency's bearer token.
+    #[arg(long, env = "OBSERVER_REGISTRY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// PEM CA certificate of the server (https); the system roots when not given.
+    #[arg(long, env = "OBSERVER_REGISTRY_CA_CERT")]
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// PEM client certificate of the agency (mutual TLS).
+    #[arg(long, env = "OBSERVER_REGISTRY_CLIENT_CERT")]
+    pub client_cert: Option<std::path::PathBuf>,
+    /// PEM private key of the client certificate.
+    #[arg(long, env = "OBSERVER_REGISTRY_CLIENT_KEY")]
+    pub client_key: Option<std::path::PathBuf>,
+}
 
 /// Connects to the service named by `--server`, with the agency's token and TLS material
 /// when given: every call then carries the credentials.
@@ -35,4 +92,36 @@ pub async fn connect(args: &ClientArgs) -> anyhow::Result<AuthenticatedChannel> 
         .await
         .with_context(|| format!("cannot connect to {}", args.server))?;
     Ok(client.channel())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::listen::ListenAddr;
+
+    #[test]
+    fn defaults_parse() {
+        let cli = Cli::try_parse_from(["observer-registry"]).unwrap();
+        assert_eq!(cli.settings.listen_addr.to_string(), "127.0.0.1:50051");
+        assert!(cli.command.is_none());
+        assert!(cli.settings.database.acquire_timeout < cli.settings.limits.default_deadline);
+        assert_eq!(
+            cli.settings.limits.max_request_bytes.as_u64(),
+            4 * 1024 * 1024
+        );
+        let cli = Cli::try_parse_from([
+            "observer-registry",
+            "--listen-addr",
+            "unix:///run/registry.sock",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.settings.listen_addr,
+            ListenAddr::Unix("/run/registry.sock".into())
+        );
+        let cli =
+            Cli::try_parse_from(["observer-registry", "migrate", "--db-pool-size", "3"]).unwrap();
+        assert_eq!(cli.command, Some(Command::Migrate));
+        assert_eq!(cli.settings.database.pool_size, 3);
+    }
 }

@@ -1,160 +1,18 @@
-//! Configuration from flags and environment variables (flags win). Secrets are never printed.
+//! The server's configuration from flags and environment variables (flags win), grouped by
+//! the part of the server that owns it. Each default is written once, in its `#[arg]`;
+//! `Default` impls and tests take them from there ([`defaults`]). Secrets are never printed.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bytesize::ByteSize;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, FromArgMatches};
 
 use crate::listen::ListenAddr;
 use crate::telemetry::LogFormat;
 
-/// Observer Registry: international election observation over gRPC.
-#[derive(Debug, Parser)]
-#[command(name = "observer-registry", version, about)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Option<Command>,
-    #[command(flatten)]
-    pub settings: Settings,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
-pub enum Command {
-    /// Create the database if missing, migrate it, and serve gRPC (the default).
-    Serve,
-    /// Create the database if missing and run the migrations, then exit.
-    Migrate,
-    /// Import observers from a CSV list into an election of a running service.
-    ImportObservers(ImportArgs),
-    /// Export an election's observers from a running service as CSV on stdout.
-    ExportObservers(ExportArgs),
-    /// Load the Astana 2023 story into a running service (idempotent).
-    Demo(DemoArgs),
-    /// Print the SHA-256 of a bearer token read from stdin, for the agencies file.
-    HashToken,
-    /// Load generator against a running service (the shipped client); prints one JSON line.
-    Bench(BenchArgs),
-}
-
-/// What `bench` calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Scenario {
-    /// GetObserver of a random `o-N` of the loaded data set.
-    GetObserver,
-    /// ListObservers, first page of 100 with `citizenship = "CN"`.
-    ListFirst,
-    /// The same list, the page 90% deep.
-    ListDeep,
-    /// CreateObserver with a request id (checks, audit event, idempotency record).
-    CreateObserver,
-    /// BatchCreateObservers of `--batch-size` observers per call.
-    Import,
-    /// GetElectionSummary.
-    Summary,
-    /// grpc.health.v1.Health/Check: the transport's own cost, no database.
-    Health,
-    /// `--concurrency` idle WatchObservers streams held open for `--duration` (what idle
-    /// watchers cost the service).
-    Watchers,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Args)]
-pub struct BenchArgs {
-    #[command(flatten)]
-    pub client: ClientArgs,
-    #[arg(long, value_enum)]
-    pub scenario: Scenario,
-    /// The election of the data set.
-    #[arg(long, default_value = "elections/bench")]
-    pub election: String,
-    /// Observers `o-1` … `o-KEYS` of the data set (for GetObserver).
-    #[arg(long, default_value_t = 100_000)]
-    pub keys: u64,
-    /// Callers at once (closed loop).
-    #[arg(long, default_value_t = 16)]
-    pub concurrency: usize,
-    /// HTTP/2 connections the calls spread over.
-    #[arg(long, default_value_t = 4)]
-    pub connections: usize,
-    /// Open loop: calls per second sent on schedule, instead of a closed loop.
-    #[arg(long)]
-    pub rate: Option<u32>,
-    /// How long to measure.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    pub duration: Duration,
-    /// Unmeasured calls first, for as long as this.
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-    pub warmup: Duration,
-    /// A fixed number of calls instead of a duration (closed loop), e.g. an import.
-    #[arg(long)]
-    pub total: Option<u64>,
-    /// Observers per BatchCreateObservers call.
-    #[arg(long, default_value_t = 1000)]
-    pub batch_size: usize,
-    /// What carries the calls: one HTTP/2 connection each, driven directly (lightest, plain
-    /// text only), or tonic's `Channel` as `Client::connect` makes it.
-    #[arg(long, value_enum, default_value = "http2")]
-    pub transport: crate::cli::bench::TransportKind,
-}
-
-/// Where the operator commands find the service.
-#[derive(Debug, Clone, PartialEq, Eq, Args)]
-pub struct ClientArgs {
-    /// The running service, e.g. http://127.0.0.1:50051 (https:// for TLS).
-    #[arg(
-        long,
-        env = "OBSERVER_REGISTRY_SERVER",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    pub server: String,
-    /// The agency's bearer token.
-    #[arg(long, env = "OBSERVER_REGISTRY_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// PEM CA certificate of the server (https); the system roots when not given.
-    #[arg(long, env = "OBSERVER_REGISTRY_CA_CERT")]
-    pub ca_cert: Option<std::path::PathBuf>,
-    /// PEM client certificate of the agency (mutual TLS).
-    #[arg(long, env = "OBSERVER_REGISTRY_CLIENT_CERT")]
-    pub client_cert: Option<std::path::PathBuf>,
-    /// PEM private key of the client certificate.
-    #[arg(long, env = "OBSERVER_REGISTRY_CLIENT_KEY")]
-    pub client_key: Option<std::path::PathBuf>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Args)]
-pub struct ImportArgs {
-    #[command(flatten)]
-    pub client: ClientArgs,
-    /// The election to import into, e.g. elections/kz-2023.
-    #[arg(long)]
-    pub election: String,
-    /// Rows per atomic batch (1 to 1000).
-    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u16).range(1..=1000))]
-    pub batch_size: u16,
-    /// The CSV file (UTF-8, header row; columns in the README).
-    pub file: std::path::PathBuf,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Args)]
-pub struct ExportArgs {
-    #[command(flatten)]
-    pub client: ClientArgs,
-    /// The election to export, e.g. elections/kz-2023.
-    #[arg(long)]
-    pub election: String,
-    /// An AIP-160 filter, as ListObservers takes it.
-    #[arg(long, default_value = "")]
-    pub filter: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Args)]
-pub struct DemoArgs {
-    #[command(flatten)]
-    pub client: ClientArgs,
-}
-
-/// Settings shared by every subcommand.
+/// Settings shared by every subcommand (the operator commands use only the telemetry).
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Where the gRPC server listens: `host:port`, or `unix:///path/to.sock` for a Unix
@@ -176,6 +34,36 @@ pub struct Settings {
     )]
     pub metrics_addr: SocketAddr,
 
+    #[command(flatten)]
+    pub limits: LimitSettings,
+
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+
+    /// How often readiness checks the database.
+    #[arg(long, env = "HEALTH_CHECK_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
+    pub health_check_interval: Duration,
+
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+    #[arg(long, env = "SHUTDOWN_GRACE_PERIOD", default_value = "25s", value_parser = humantime::parse_duration, global = true)]
+    pub shutdown_grace_period: Duration,
+
+    #[command(flatten)]
+    pub retention: RetentionSettings,
+
+    #[command(flatten)]
+    pub identities: IdentitySettings,
+
+    #[command(flatten)]
+    pub tls: TlsSettings,
+
+    #[command(flatten)]
+    pub telemetry: TelemetrySettings,
+}
+
+/// What one caller or connection may ask of the server (`server::Limits` in use).
+#[derive(Debug, Clone, Args)]
+pub struct LimitSettings {
     /// Calls handled at once by the whole server; more are refused at once with
     /// RESOURCE_EXHAUSTED instead of queueing. Health checks are never refused.
     #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..), global = true)]
@@ -224,47 +112,63 @@ pub struct Settings {
     /// Connections are closed gracefully after this age, so clients spread over new replicas.
     #[arg(long, env = "MAX_CONNECTION_AGE", default_value = "30m", value_parser = humantime::parse_duration, global = true)]
     pub max_connection_age: Duration,
+}
 
-    /// OTLP/gRPC endpoint for trace export (e.g. http://otel-collector:4317); off when unset.
-    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
-    pub otlp_endpoint: Option<String>,
-
+/// How the service reaches PostgreSQL (`--database-url`, `--db-*`).
+#[derive(Clone, Args)]
+pub struct DatabaseSettings {
     /// PostgreSQL connection URL; the database is created if it does not exist.
     #[arg(
-        long,
+        long = "database-url",
+        value_name = "DATABASE_URL",
         env = "DATABASE_URL",
         default_value = "postgres://postgres:postgres@localhost:5432/observer_registry",
         hide_env_values = true,
         hide_default_value = true,
         global = true
     )]
-    pub database_url: String,
+    pub url: String,
 
     /// Maximum number of database connections.
-    #[arg(long, env = "DB_POOL_SIZE", default_value_t = 16, global = true)]
-    pub db_pool_size: u32,
+    #[arg(
+        long = "db-pool-size",
+        value_name = "DB_POOL_SIZE",
+        env = "DB_POOL_SIZE",
+        default_value_t = 16,
+        global = true
+    )]
+    pub pool_size: u32,
 
     /// How long a request waits for a free database connection before UNAVAILABLE (kept
     /// below the default deadline, so an exhausted pool answers UNAVAILABLE, not a timeout).
-    #[arg(long, env = "DB_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
-    pub db_acquire_timeout: Duration,
+    #[arg(long = "db-acquire-timeout", value_name = "DB_ACQUIRE_TIMEOUT", env = "DB_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
+    pub acquire_timeout: Duration,
 
     /// Upper bound on any one SQL statement.
-    #[arg(long, env = "DB_STATEMENT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
-    pub db_statement_timeout: Duration,
+    #[arg(long = "db-statement-timeout", value_name = "DB_STATEMENT_TIMEOUT", env = "DB_STATEMENT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub statement_timeout: Duration,
 
     /// How long start-up keeps retrying an unreachable database before giving up.
-    #[arg(long, env = "DB_STARTUP_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration, global = true)]
-    pub db_startup_timeout: Duration,
+    #[arg(long = "db-startup-timeout", value_name = "DB_STARTUP_TIMEOUT", env = "DB_STARTUP_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration, global = true)]
+    pub startup_timeout: Duration,
+}
 
-    /// How often readiness checks the database.
-    #[arg(long, env = "HEALTH_CHECK_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration, global = true)]
-    pub health_check_interval: Duration,
+/// By hand, so that the URL's password never reaches a log or a panic message.
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &mask_password(&self.url))
+            .field("pool_size", &self.pool_size)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("startup_timeout", &self.startup_timeout)
+            .finish()
+    }
+}
 
-    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
-    #[arg(long, env = "SHUTDOWN_GRACE_PERIOD", default_value = "25s", value_parser = humantime::parse_duration, global = true)]
-    pub shutdown_grace_period: Duration,
-
+/// How long the server remembers what it must, and no longer.
+#[derive(Debug, Clone, Args)]
+pub struct RetentionSettings {
     /// How long a create's request_id is remembered (AIP-155; at least 24h).
     #[arg(long, env = "REQUEST_ID_RETENTION", default_value = "48h", value_parser = parse_retention, global = true)]
     pub request_id_retention: Duration,
@@ -272,11 +176,15 @@ pub struct Settings {
     /// How long the change feed keeps changes; a resume token older than this is refused.
     #[arg(long, env = "CHANGE_RETENTION", default_value = "7d", value_parser = humantime::parse_duration, global = true)]
     pub change_retention: Duration,
+}
 
+/// Who may call: the agencies file, and whether anonymous callers are accepted.
+#[derive(Debug, Clone, Args)]
+pub struct IdentitySettings {
     /// The agencies file (identities, roles, credentials); reloaded on SIGHUP. Without it,
     /// callers are anonymous with every role, which is allowed only on a loopback address.
     #[arg(long, env = "IDENTITIES_FILE", global = true)]
-    pub identities: Option<std::path::PathBuf>,
+    pub identities: Option<PathBuf>,
 
     /// How often the agencies file is checked for changes (besides SIGHUP).
     #[arg(long, env = "IDENTITIES_RELOAD_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
@@ -286,20 +194,28 @@ pub struct Settings {
     /// file. For trusted networks only.
     #[arg(long, env = "ALLOW_ANONYMOUS", global = true)]
     pub allow_anonymous: bool,
+}
 
+/// The server's TLS material (mutual TLS with a client CA).
+#[derive(Debug, Clone, Args)]
+pub struct TlsSettings {
     /// PEM certificate chain of the server; with --tls-key, the service speaks TLS.
     #[arg(long, env = "TLS_CERT_FILE", requires = "tls_key", global = true)]
-    pub tls_cert: Option<std::path::PathBuf>,
+    pub tls_cert: Option<PathBuf>,
 
     /// PEM private key of the server.
     #[arg(long, env = "TLS_KEY_FILE", requires = "tls_cert", global = true)]
-    pub tls_key: Option<std::path::PathBuf>,
+    pub tls_key: Option<PathBuf>,
 
     /// PEM CA certificate(s) that sign agencies' client certificates (mutual TLS); clients
     /// without a certificate may still present a bearer token.
     #[arg(long, env = "TLS_CLIENT_CA_FILE", requires = "tls_cert", global = true)]
-    pub tls_client_ca: Option<std::path::PathBuf>,
+    pub tls_client_ca: Option<PathBuf>,
+}
 
+/// Logs and traces.
+#[derive(Debug, Clone, Args)]
+pub struct TelemetrySettings {
     /// Log line format.
     #[arg(
         long,
@@ -309,6 +225,39 @@ pub struct Settings {
         global = true
     )]
     pub log_format: LogFormat,
+
+    /// OTLP/gRPC endpoint for trace export (e.g. http://otel-collector:4317); off when unset.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
+}
+
+/// The defaults of a group of flags: what the command line gives when no flag and no
+/// environment variable is set. `Default` impls and tests take their defaults from here, so
+/// that each is written once, in its `#[arg]`.
+pub fn defaults<T: Args + FromArgMatches>() -> T {
+    let command =
+        T::augment_args(clap::Command::new("defaults")).mut_args(|arg| arg.env(None::<&str>));
+    // The built-in defaults always parse (`every_group_has_defaults` tries them all): a
+    // failure here is a mistake in an `#[arg]`, caught like any other argument error.
+    let parsed = command
+        .try_get_matches_from(["defaults"])
+        .and_then(|matches| T::from_arg_matches(&matches));
+    match parsed {
+        Ok(defaults) => defaults,
+        Err(error) => error.exit(),
+    }
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        defaults()
+    }
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        defaults()
+    }
 }
 
 fn parse_retention(text: &str) -> Result<Duration, String> {
@@ -322,33 +271,35 @@ fn parse_retention(text: &str) -> Result<Duration, String> {
 impl Settings {
     /// Logs the effective configuration, with the database password masked.
     pub fn log(&self) {
+        let (limits, database) = (&self.limits, &self.database);
+        let duration = humantime::format_duration;
         tracing::info!(
             listen_addr = %self.listen_addr,
             metrics_addr = %self.metrics_addr,
-            max_concurrent_requests = self.max_concurrent_requests,
-            max_concurrent_streams = self.max_concurrent_streams,
-            point_read_batches = ?self.point_read_batches,
-            max_request_bytes = %self.max_request_bytes,
-            max_response_bytes = %self.max_response_bytes,
-            default_deadline = %humantime::format_duration(self.default_deadline),
-            http2_keepalive_interval = %humantime::format_duration(self.http2_keepalive_interval),
-            http2_keepalive_timeout = %humantime::format_duration(self.http2_keepalive_timeout),
-            max_connection_age = %humantime::format_duration(self.max_connection_age),
-            otlp_endpoint = ?self.otlp_endpoint,
-            database_url = %mask_password(&self.database_url),
-            db_pool_size = self.db_pool_size,
-            db_acquire_timeout = %humantime::format_duration(self.db_acquire_timeout),
-            db_statement_timeout = %humantime::format_duration(self.db_statement_timeout),
-            db_startup_timeout = %humantime::format_duration(self.db_startup_timeout),
-            health_check_interval = %humantime::format_duration(self.health_check_interval),
-            shutdown_grace_period = %humantime::format_duration(self.shutdown_grace_period),
-            request_id_retention = %humantime::format_duration(self.request_id_retention),
-            change_retention = %humantime::format_duration(self.change_retention),
-            identities = ?self.identities,
-            allow_anonymous = self.allow_anonymous,
-            tls = self.tls_cert.is_some(),
-            mutual_tls = self.tls_client_ca.is_some(),
-            log_format = ?self.log_format,
+            max_concurrent_requests = limits.max_concurrent_requests,
+            max_concurrent_streams = limits.max_concurrent_streams,
+            point_read_batches = ?limits.point_read_batches,
+            max_request_bytes = %limits.max_request_bytes,
+            max_response_bytes = %limits.max_response_bytes,
+            default_deadline = %duration(limits.default_deadline),
+            http2_keepalive_interval = %duration(limits.http2_keepalive_interval),
+            http2_keepalive_timeout = %duration(limits.http2_keepalive_timeout),
+            max_connection_age = %duration(limits.max_connection_age),
+            otlp_endpoint = ?self.telemetry.otlp_endpoint,
+            database_url = %mask_password(&database.url),
+            db_pool_size = database.pool_size,
+            db_acquire_timeout = %duration(database.acquire_timeout),
+            db_statement_timeout = %duration(database.statement_timeout),
+            db_startup_timeout = %duration(database.startup_timeout),
+            health_check_interval = %duration(self.health_check_interval),
+            shutdown_grace_period = %duration(self.shutdown_grace_period),
+            request_id_retention = %duration(self.retention.request_id_retention),
+            change_retention = %duration(self.retention.change_retention),
+            identities = ?self.identities.identities,
+            allow_anonymous = self.identities.allow_anonymous,
+            tls = self.tls.tls_cert.is_some(),
+            mutual_tls = self.tls.tls_client_ca.is_some(),
+            log_format = ?self.telemetry.log_format,
             "configuration"
         );
     }
@@ -407,25 +358,25 @@ mod tests {
     }
 
     #[test]
-    fn defaults_parse() {
-        let cli = Cli::try_parse_from(["observer-registry"]).unwrap();
-        assert_eq!(cli.settings.listen_addr.to_string(), "127.0.0.1:50051");
-        assert!(cli.command.is_none());
-        assert!(cli.settings.db_acquire_timeout < cli.settings.default_deadline);
-        assert_eq!(cli.settings.max_request_bytes.as_u64(), 4 * 1024 * 1024);
-        let cli = Cli::try_parse_from([
-            "observer-registry",
-            "--listen-addr",
-            "unix:///run/registry.sock",
-        ])
-        .unwrap();
-        assert_eq!(
-            cli.settings.listen_addr,
-            ListenAddr::Unix("/run/registry.sock".into())
-        );
-        let cli =
-            Cli::try_parse_from(["observer-registry", "migrate", "--db-pool-size", "3"]).unwrap();
-        assert_eq!(cli.command, Some(Command::Migrate));
-        assert_eq!(cli.settings.db_pool_size, 3);
+    fn every_group_has_defaults() {
+        let limits = LimitSettings::default();
+        let database: DatabaseSettings = defaults();
+        assert!(database.acquire_timeout < limits.default_deadline);
+        assert_eq!(limits.max_request_bytes.as_u64(), 4 * 1024 * 1024);
+        let retention = RetentionSettings::default();
+        assert!(retention.request_id_retention >= Duration::from_secs(24 * 3600));
+        let _: Settings = defaults();
+    }
+
+    #[test]
+    fn settings_never_print_the_password() {
+        let settings = DatabaseSettings {
+            url: "postgres://u:hunter2@h/db".to_owned(),
+            pool_size: 1,
+            acquire_timeout: Duration::from_secs(1),
+            statement_timeout: Duration::from_secs(1),
+            startup_timeout: Duration::from_secs(1),
+        };
+        assert!(!format!("{settings:?}").contains("hunter2"));
     }
 }

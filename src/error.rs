@@ -10,6 +10,10 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+mod database;
+
+pub use database::DatabaseFailure;
+
 /// `ErrorInfo.domain` of every error this service returns.
 pub const ERROR_DOMAIN: &str = "observer-registry";
 
@@ -139,6 +143,8 @@ pub struct Error {
     pub metadata: HashMap<String, String>,
     /// The cause of an internal error: logged, never sent.
     source: Option<anyhow::Error>,
+    /// Which database failure this error was mapped from (see [`Error::from_sqlx`]).
+    database_failure: Option<DatabaseFailure>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -151,6 +157,7 @@ impl Error {
             violations: Vec::new(),
             metadata: HashMap::new(),
             source: None,
+            database_failure: None,
         }
     }
 
@@ -235,79 +242,6 @@ impl Error {
         error
     }
 
-    /// Maps a database error: constraint violations become client errors (SQLSTATE table),
-    /// lost connections and an exhausted pool UNAVAILABLE, races ABORTED (retried by
-    /// `Database::transaction`), everything else INTERNAL. The call's metrics count it, and a
-    /// lost database makes the following calls fail fast until it answers again.
-    pub fn from_sqlx(error: sqlx::Error) -> Self {
-        use sqlx::Error as E;
-        let unavailable = || {
-            Some(Error::new(
-                Reason::Unavailable,
-                "the database is unavailable; retry later",
-            ))
-        };
-        // The mapped error, or None for an internal one (built from the moved error below).
-        let (kind, mapped) = match &error {
-            E::PoolTimedOut => (
-                "pool_exhausted",
-                Some(Error::new(
-                    Reason::Unavailable,
-                    "no database connection came free in time; retry later",
-                )),
-            ),
-            E::PoolClosed => ("pool_closed", unavailable()),
-            E::Io(_) | E::Tls(_) => ("connection", unavailable()),
-            E::Database(db) => match db.code().as_deref() {
-                Some(code @ ("23505" | "23503" | "23P01" | "23514" | "23502" | "22001")) => (
-                    "constraint",
-                    Some(constraint_error(code, db.constraint(), db.table())),
-                ),
-                Some(code @ ("40001" | "40P01")) => (
-                    if code == "40001" {
-                        "serialization_failure"
-                    } else {
-                        "deadlock"
-                    },
-                    Some(Error::new(
-                        Reason::Aborted,
-                        "the change conflicted with a concurrent change; retry it",
-                    )),
-                ),
-                Some("57014") => (
-                    "statement_timeout",
-                    Some(Error::new(
-                        Reason::DeadlineExceeded,
-                        "the call's deadline passed while the database was working",
-                    )),
-                ),
-                Some(code) if code.starts_with("08") || code.starts_with("57P") => {
-                    ("connection", unavailable())
-                }
-                _ => ("internal", None),
-            },
-            _ => ("internal", None),
-        };
-        crate::layers::deadline::with_call(|call| {
-            call.metrics.database_error(kind);
-            if kind == "connection" {
-                call.availability.database_failed();
-            }
-        });
-        if kind == "connection" || kind == "pool_exhausted" {
-            tracing::warn!(kind, %error, "database unavailable to a call");
-        }
-        mapped.unwrap_or_else(|| Error::internal(error))
-    }
-
-    /// Maps an insert's error: a taken primary key names the resource that already exists.
-    pub fn on_insert(name: impl FnOnce() -> String) -> impl FnOnce(sqlx::Error) -> Error {
-        move |error| match Error::from(error) {
-            error if error.reason == Reason::AlreadyExists => Error::already_exists(&name()),
-            error => error,
-        }
-    }
-
     /// The same answer for another caller (one error of a shared batch); the internal cause
     /// stays with the first.
     pub fn copy_for_client(&self) -> Error {
@@ -317,6 +251,8 @@ impl Error {
             violations: self.violations.clone(),
             metadata: self.metadata.clone(),
             source: None,
+            // Counted once, with the first.
+            database_failure: None,
         }
     }
 
@@ -324,77 +260,6 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         self.reason == Reason::Aborted
     }
-}
-
-/// The error for a violated constraint, by name: the application checks these rules first
-/// for a precise error, so reaching here means a concurrent caller won a race.
-fn constraint_error(code: &str, constraint: Option<&str>, table: Option<&str>) -> Error {
-    use Reason::*;
-    let known = match constraint {
-        Some("observers_one_person_per_election") => Some((
-            DuplicateObserver,
-            "an observer with this citizenship and travel document number is already registered \
-             in this election",
-        )),
-        Some("observers_delegation_same_organization") => Some((
-            DelegationOrganizationMismatch,
-            "an observer's delegation must be of the same election and sent by the observer's \
-             organization",
-        )),
-        Some("delegations_head_is_member") => Some((
-            HeadNotMember,
-            "the head of a delegation must be one of its members",
-        )),
-        Some("observers_not_host_country_citizen") => Some((
-            HostCountryCitizen,
-            "observers cannot be citizens of the election's host country",
-        )),
-        Some("observers_identity_after_decision") => Some((
-            ObserverDecided,
-            "the observer was decided: its identity changes only through CorrectObserver",
-        )),
-        Some("observers_accredited_not_deleted") => Some((
-            ObserverAccredited,
-            "an accredited observer cannot be deleted: revoke the accreditation first",
-        )),
-        Some("observers_decided_kept") => Some((
-            HasDecidedObservers,
-            "decided observers are part of the official record and are never removed",
-        )),
-        // Two first accreditations of one country and year raced for number 1.
-        Some("observers_accreditation_number_next") => Some((
-            Aborted,
-            "the accreditation number was taken concurrently; retry",
-        )),
-        Some("observers_accreditation_transition") => Some((
-            InvalidStateTransition,
-            "the accreditation state changed concurrently; read the observer again",
-        )),
-        _ => None,
-    };
-    let (reason, message) = match (known, code) {
-        (Some(known), _) => known,
-        // A key violation reported on another table than the constraint's own: the row being
-        // deleted is still referenced.
-        (None, "23503") if table.is_some_and(|t| !constraint.unwrap_or("").starts_with(t)) => {
-            (HasChildren, "the resource is still referenced by others")
-        }
-        (None, "23503") => (
-            NotFound,
-            "a resource the request refers to no longer exists",
-        ),
-        (None, "23505") => (AlreadyExists, "the resource already exists"),
-        (None, "23P01") => (
-            MeetingConflict,
-            "the request conflicts with an existing record",
-        ),
-        (None, _) => (InvalidArgument, "the request breaks a rule of the registry"),
-    };
-    let mut error = Error::new(reason, message);
-    if let Some(name) = constraint {
-        error = error.with_metadata("constraint", name);
-    }
-    error
 }
 
 impl From<crate::domain::refusal::Refusal> for Error {
@@ -425,12 +290,6 @@ impl From<crate::domain::refusal::Refusal> for Error {
             error = error.with_metadata(key, value);
         }
         error
-    }
-}
-
-impl From<sqlx::Error> for Error {
-    fn from(error: sqlx::Error) -> Self {
-        Error::from_sqlx(error)
     }
 }
 

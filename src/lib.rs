@@ -21,21 +21,19 @@ pub mod api;
 /// Who may call what: identities, roles, the authorizing layer.
 #[cfg(feature = "server")]
 pub mod auth;
-/// Operator commands that talk to a running service through the shipped client.
+/// The command line; operator commands talk to a running service through the shipped client.
 #[cfg(feature = "server")]
 pub mod cli;
 /// The injectable current time.
 #[cfg(feature = "server")]
 pub mod clock;
-/// Command-line and environment configuration.
+/// The server's settings from flags and environment, grouped by owner.
 #[cfg(feature = "server")]
 pub mod config;
-/// How calls reach the database: fail fast, deadlines, retried transactions.
+/// PostgreSQL: connecting, migrating, and how calls reach it (fail fast, deadlines,
+/// retried transactions, database-error metrics).
 #[cfg(feature = "server")]
 pub mod database;
-/// Database connection, creation and migration.
-#[cfg(feature = "server")]
-pub mod db;
 /// Validated domain types and rules; no prost, no SQL.
 #[cfg(feature = "server")]
 pub mod domain;

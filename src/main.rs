@@ -8,8 +8,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use observer_registry::admin::{self, AdminState};
-use observer_registry::config::{Cli, Command, Settings};
-use observer_registry::{cli, db, server, telemetry};
+use observer_registry::cli::{self, Cli, Command};
+use observer_registry::config::Settings;
+use observer_registry::{database, server, telemetry};
 
 /// See Cargo.toml for why.
 #[global_allocator]
@@ -40,14 +41,12 @@ fn runtime(command: Option<&Command>) -> std::io::Result<tokio::runtime::Runtime
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let _telemetry = telemetry::init(
-        cli.settings.log_format,
-        cli.settings.otlp_endpoint.as_deref(),
-    )?;
+    let telemetry = &cli.settings.telemetry;
+    let _telemetry = telemetry::init(telemetry.log_format, telemetry.otlp_endpoint.as_deref())?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => {
             cli.settings.log();
-            db::prepare(&cli.settings).await?;
+            database::prepare(&cli.settings.database).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve => {
@@ -76,10 +75,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let options = server::ServeOptions::from_settings(&settings)?;
     reload_identities(
         options.identities.clone(),
-        settings.identities.clone(),
-        settings.identities_reload_interval,
+        settings.identities.identities.clone(),
+        settings.identities.identities_reload_interval,
     );
-    let pool = db::prepare(&settings).await?;
+    let pool = database::prepare(&settings.database).await?;
     let listener = settings.listen_addr.bind().await?;
     let admin_listener = TcpListener::bind(settings.metrics_addr)
         .await

@@ -7,8 +7,10 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 use sqlx::PgPool;
+
+use crate::error::DatabaseFailure;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MethodLabels {
@@ -60,63 +62,65 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// One registration per metric: as long as the list of metrics.
     pub fn new() -> Self {
         let mut registry = Registry::default();
-        let handled = Family::<HandledLabels, Counter>::default();
-        registry.register(
+        let r = &mut registry;
+        let handled = register(
+            r,
             "grpc_server_handled",
             "Calls completed, by method and gRPC status code",
-            handled.clone(),
+            Family::<HandledLabels, Counter>::default(),
         );
-        let latency = Family::<MethodLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(LATENCY_BUCKETS)
-        });
-        registry.register(
+        let latency = register(
+            r,
             "grpc_server_handling_seconds",
             "Time from the start of a call to its status, by method",
-            latency.clone(),
+            Family::<MethodLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(LATENCY_BUCKETS)
+            }),
         );
-        let in_flight = Gauge::default();
-        registry.register(
+        let in_flight = register(
+            r,
             "grpc_server_in_flight_requests",
             "Calls being handled now",
-            in_flight.clone(),
+            Gauge::default(),
         );
-        let shed = Family::<MethodLabels, Counter>::default();
-        registry.register(
+        let shed = register(
+            r,
             "grpc_server_shed",
             "Calls refused at once because the server was at its concurrency limit",
-            shed.clone(),
+            Family::<MethodLabels, Counter>::default(),
         );
-        let database_errors = Family::<KindLabels, Counter>::default();
-        registry.register(
+        let database_errors = register(
+            r,
             "db_errors",
             "Database errors seen by calls, by kind",
-            database_errors.clone(),
+            Family::<KindLabels, Counter>::default(),
         );
-        let transaction_retries = Counter::default();
-        registry.register(
+        let transaction_retries = register(
+            r,
             "db_transaction_retries",
             "Transactions run again after a serialization failure or deadlock",
-            transaction_retries.clone(),
+            Counter::default(),
         );
-        let pool_connections = Family::<StateLabels, Gauge>::default();
-        registry.register(
+        let pool_connections = register(
+            r,
             "db_pool_connections",
             "Database connections of the pool, by state (in_use, idle)",
-            pool_connections.clone(),
+            Family::<StateLabels, Gauge>::default(),
         );
-        let pool_waiting = Gauge::default();
-        registry.register(
+        let pool_waiting = register(
+            r,
             "db_pool_waiting",
             "Calls waiting for a database connection",
-            pool_waiting.clone(),
+            Gauge::default(),
         );
-        let pool_max = Gauge::default();
-        registry.register(
+        let pool_max = register(
+            r,
             "db_pool_max_connections",
             "The pool's connection limit",
-            pool_max.clone(),
+            Gauge::default(),
         );
         Metrics {
             registry,
@@ -164,9 +168,11 @@ impl Metrics {
             .inc();
     }
 
-    pub fn database_error(&self, kind: &'static str) {
+    pub fn database_error(&self, failure: DatabaseFailure) {
         self.database_errors
-            .get_or_create(&KindLabels { kind })
+            .get_or_create(&KindLabels {
+                kind: failure.as_str(),
+            })
             .inc();
     }
 
@@ -196,6 +202,13 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
     }
+}
+
+/// Registers `metric` and returns it: a metric is a shared handle, so the registry and the
+/// server count into the same one.
+fn register<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 /// One unit of a gauge (a call in flight, a call waiting for a connection) until dropped,

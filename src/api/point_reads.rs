@@ -20,7 +20,7 @@ use sqlx::{Connection, PgConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::database::Database;
-use crate::db::PING_AFTER_IDLE;
+use crate::database::PING_AFTER_IDLE;
 use crate::domain::observer::Observer;
 use crate::error::{Error, Result};
 use crate::store;

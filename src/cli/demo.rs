@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use crate::client::AuthenticatedChannel;
 use tonic::Code;
 
-use crate::config::DemoArgs;
+use crate::cli::ClientArgs;
 use crate::pb::v1 as pb;
 use pb::delegation_service_client::DelegationServiceClient;
 use pb::election_service_client::ElectionServiceClient;
@@ -26,6 +26,13 @@ use pb::organization_service_client::OrganizationServiceClient;
 use report::Report;
 
 use calls::{Outcome, failed, get_or_create, request_id, timestamp};
+
+/// `demo`: the service to load the story into.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
 
 pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let server = &args.client.server;

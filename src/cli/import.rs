@@ -20,11 +20,27 @@ use tonic::{Code, Status};
 use tonic_types::StatusExt;
 use uuid::Uuid;
 
+use crate::cli::ClientArgs;
 use crate::cli::csv_format::{self, Column, Row, line_range, report};
-use crate::cli::export::{Progress, reason, retrying};
-use crate::config::ImportArgs;
+use crate::cli::progress::Progress;
+use crate::cli::retrying::{reason, retrying};
 use crate::pb::v1 as pb;
 use pb::observer_service_client::ObserverServiceClient;
+
+/// `import-observers`: the file, and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The election to import into, e.g. elections/kz-2023.
+    #[arg(long)]
+    pub election: String,
+    /// Rows per atomic batch (1 to 1000).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub batch_size: u16,
+    /// The CSV file (UTF-8, header row; columns in the README).
+    pub file: std::path::PathBuf,
+}
 
 /// The v5 namespace of import request ids (random, fixed forever: changing it would make
 /// every earlier import run look new).
@@ -53,20 +69,7 @@ async fn import(args: &ImportArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{warning}");
     }
     let channel = crate::cli::connect(&args.client).await?;
-    let mut elections = pb::election_service_client::ElectionServiceClient::new(channel.clone());
-    let get = pb::GetElectionRequest {
-        name: election.clone(),
-    };
-    match elections.get_election(get).await {
-        Ok(_) => {}
-        Err(status) if status.code() == Code::NotFound => {
-            anyhow::bail!("{election} does not exist")
-        }
-        Err(status) => anyhow::bail!(
-            "cannot read {election}: {}",
-            describe(&status, None, &[], &[])
-        ),
-    }
+    ensure_election(&channel, &election).await?;
 
     let batches: Vec<&[Row]> = parsed.rows.chunks(usize::from(args.batch_size)).collect();
     let progress = Progress::new(parsed.rows.len(), "rows");
@@ -90,35 +93,31 @@ async fn import(args: &ImportArgs) -> anyhow::Result<ExitCode> {
             progress.finish();
             eprintln!("{}", tally.summary());
         });
-        let (text, refused) = match outcome.with_context(|| format!("{label}: stopped"))? {
-            Outcome::Imported => {
-                tally.imported += rows.len();
-                (format!("{} rows imported", rows.len()), false)
-            }
-            Outcome::Replayed => {
-                tally.replayed += rows.len();
-                let text = format!("{} rows already present (replayed)", rows.len());
-                (text, false)
-            }
-            Outcome::Refused { problems, bad_rows } => {
-                for (_, problem) in &problems {
-                    progress.line(problem);
-                }
-                tally.refused += bad_rows;
-                tally.refused_batches += 1;
-                tally.not_imported += rows.len() - bad_rows;
-                let text = format!(
-                    "refused: {bad_rows} bad row(s); none of its {} rows were written",
-                    rows.len()
-                );
-                (text, true)
-            }
-        };
+        let outcome = outcome.with_context(|| format!("{label}: stopped"))?;
+        let (text, refused) = tally.count(outcome, rows.len(), &progress);
         progress.advance(rows.len(), &format!("{label}: {text}"), refused);
     }
     progress.finish();
     eprintln!("{}", tally.summary());
     Ok(ExitCode::from(u8::from(tally.refused_batches > 0)))
+}
+
+/// Refuses to start when the election does not exist: every batch would be refused.
+async fn ensure_election(channel: &AuthenticatedChannel, election: &str) -> anyhow::Result<()> {
+    let mut elections = pb::election_service_client::ElectionServiceClient::new(channel.clone());
+    let get = pb::GetElectionRequest {
+        name: election.to_owned(),
+    };
+    match elections.get_election(get).await {
+        Ok(_) => Ok(()),
+        Err(status) if status.code() == Code::NotFound => {
+            anyhow::bail!("{election} does not exist")
+        }
+        Err(status) => anyhow::bail!(
+            "cannot read {election}: {}",
+            describe(&status, None, &[], &[])
+        ),
+    }
 }
 
 #[derive(Debug, Default)]
@@ -133,6 +132,31 @@ struct Tally {
 }
 
 impl Tally {
+    /// Counts a batch of `rows` rows; its line for the report, and whether it was refused.
+    fn count(&mut self, outcome: Outcome, rows: usize, progress: &Progress) -> (String, bool) {
+        match outcome {
+            Outcome::Imported => {
+                self.imported += rows;
+                (format!("{rows} rows imported"), false)
+            }
+            Outcome::Replayed => {
+                self.replayed += rows;
+                (format!("{rows} rows already present (replayed)"), false)
+            }
+            Outcome::Refused { problems, bad_rows } => {
+                for (_, problem) in &problems {
+                    progress.line(problem);
+                }
+                self.refused += bad_rows;
+                self.refused_batches += 1;
+                self.not_imported += rows - bad_rows;
+                let text =
+                    format!("refused: {bad_rows} bad row(s); none of its {rows} rows were written");
+                (text, true)
+            }
+        }
+    }
+
     fn summary(&self) -> String {
         let mut line = format!(
             "summary: {} rows imported, {} already present (replayed), {} rows refused, {} of {} batches refused",
@@ -199,9 +223,27 @@ impl Importer {
             }
         }
 
-        // Name every bad row: the server names every malformed field at once but only the
-        // first broken rule, so check what is left until it passes. Each round removes at
-        // least one row, or stops.
+        self.isolate(rows, &entries, label, refusal, &mut bad, &mut problems)
+            .await?;
+        problems.sort_by_key(|(line, _)| *line);
+        Ok(Outcome::Refused {
+            problems,
+            bad_rows: bad.len(),
+        })
+    }
+
+    /// Names every bad row of a refused batch: the server names every malformed field at
+    /// once but only the first broken rule, so check what is left until it passes. Each
+    /// round removes at least one row, or stops.
+    async fn isolate(
+        &mut self,
+        rows: &[Row],
+        entries: &[Option<pb::CreateObserverRequest>],
+        label: &str,
+        mut refusal: Option<Status>,
+        bad: &mut BTreeSet<usize>,
+        problems: &mut Vec<(u64, String)>,
+    ) -> anyhow::Result<()> {
         for round in 1..=rows.len() + 1 {
             let sent: Vec<usize> = (0..rows.len()).filter(|i| !bad.contains(i)).collect();
             let status = match refusal.take() {
@@ -213,7 +255,7 @@ impl Importer {
                 // rounds then go on with the survivors together, for rows that only clash
                 // with each other (the same person twice).
                 None if round == ALONE_AFTER_ROUNDS => {
-                    for (row, problem) in self.check_alone(&sent, &entries, rows, label).await? {
+                    for (row, problem) in self.check_alone(&sent, entries, rows, label).await? {
                         bad.insert(row);
                         problems.push(problem);
                     }
@@ -237,11 +279,7 @@ impl Importer {
             }
             bad.extend(rows_found);
         }
-        problems.sort_by_key(|(line, _)| *line);
-        Ok(Outcome::Refused {
-            problems,
-            bad_rows: bad.len(),
-        })
+        Ok(())
     }
 
     /// Dry-runs each row alone: (row, report) for each problem found.

@@ -3,13 +3,11 @@
 //! DEADLINE_EXCEEDED when it passes, and its database work is bounded by the same instant
 //! (`statement_timeout`, see `api::AppState`), so no query outlives the call.
 //!
-//! The deadline travels with the call as a task-local, together with the server's metrics
-//! and availability, so that the database code and the error mapping reach them without
-//! threading them through every handler.
+//! The deadline travels with the call as a task-local, so that the database code reaches it
+//! without threading it through every handler.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -17,54 +15,30 @@ use tokio::time::Instant;
 use tonic::body::Body;
 
 use crate::error::{Error, Reason};
-use crate::health::Availability;
-use crate::metrics::Metrics;
-
-/// What a call carries through its handler.
-#[derive(Debug, Clone)]
-pub struct CallScope {
-    pub deadline: Instant,
-    pub metrics: Arc<Metrics>,
-    pub availability: Arc<Availability>,
-}
 
 tokio::task_local! {
-    static CALL: CallScope;
+    /// The deadline of the call being handled.
+    static DEADLINE: Instant;
 }
 
 /// The deadline of the current call, if running inside one.
 pub fn current_deadline() -> Option<Instant> {
-    CALL.try_with(|call| call.deadline).ok()
+    DEADLINE.try_with(|deadline| *deadline).ok()
 }
 
-/// Runs `work` in `scope`, for database work done outside a handler on behalf of calls.
-pub async fn run_in_scope<T>(scope: CallScope, work: impl Future<Output = T>) -> T {
-    CALL.scope(scope, work).await
-}
-
-/// Runs `f` with the current call's scope, if running inside one.
-pub fn with_call<R>(f: impl FnOnce(&CallScope) -> R) -> Option<R> {
-    CALL.try_with(f).ok()
+/// Runs `work` with `deadline`, for database work done outside a handler on behalf of calls.
+pub async fn run_with_deadline<T>(deadline: Instant, work: impl Future<Output = T>) -> T {
+    DEADLINE.scope(deadline, work).await
 }
 
 #[derive(Debug, Clone)]
 pub struct DeadlineLayer {
     default_deadline: Duration,
-    metrics: Arc<Metrics>,
-    availability: Arc<Availability>,
 }
 
 impl DeadlineLayer {
-    pub fn new(
-        default_deadline: Duration,
-        metrics: Arc<Metrics>,
-        availability: Arc<Availability>,
-    ) -> Self {
-        DeadlineLayer {
-            default_deadline,
-            metrics,
-            availability,
-        }
+    pub fn new(default_deadline: Duration) -> Self {
+        DeadlineLayer { default_deadline }
     }
 }
 
@@ -114,14 +88,9 @@ where
             .map_or(self.layer.default_deadline, |client| {
                 client.min(self.layer.default_deadline)
             });
-        let scope = CallScope {
-            deadline: Instant::now() + timeout,
-            metrics: self.layer.metrics.clone(),
-            availability: self.layer.availability.clone(),
-        };
-        let deadline = scope.deadline;
+        let deadline = Instant::now() + timeout;
         Box::pin(async move {
-            let call = CALL.scope(scope, inner.call(request));
+            let call = DEADLINE.scope(deadline, inner.call(request));
             match tokio::time::timeout_at(deadline, call).await {
                 Ok(response) => response,
                 Err(_) => Ok(super::error_response(Error::new(

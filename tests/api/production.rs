@@ -333,11 +333,11 @@ fn database(pool: &PgPool) -> Database {
 }
 
 /// Fails the attempt with SQLSTATE `code` (what PostgreSQL reports for a lost race).
-async fn lose_race(tx: &mut Transaction<'static, Postgres>, code: &str) -> Result<(), Error> {
+async fn lose_race(tx: &mut sqlx::PgConnection, code: &str) -> Result<(), Error> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "DO $$ BEGIN RAISE EXCEPTION 'lost a race' USING ERRCODE = '{code}'; END $$"
     )))
-    .execute(&mut **tx)
+    .execute(tx)
     .await?;
     Ok(())
 }
@@ -350,22 +350,24 @@ async fn transactions_that_lose_races_run_again_and_commit_once(pool: PgPool) {
         .await
         .unwrap();
     let attempts = AtomicU32::new(0);
-    let outcome: Result<u32, Error> = async {
-        observer_registry::transaction!(db, |tx| {
-            let attempt = attempts.fetch_add(1, Ordering::SeqCst) + 1;
-            sqlx::query("INSERT INTO attempts_log VALUES ($1)")
-                .bind(attempt as i32)
-                .execute(&mut *tx)
-                .await?;
-            match attempt {
-                1 => lose_race(&mut tx, "40001").await?,
-                2 => lose_race(&mut tx, "40P01").await?,
-                _ => {}
-            }
-            Ok(attempt)
+    let attempts = &attempts;
+    let outcome: Result<u32, Error> = db
+        .transaction(|tx| {
+            Box::pin(async move {
+                let attempt = attempts.fetch_add(1, Ordering::SeqCst) + 1;
+                sqlx::query("INSERT INTO attempts_log VALUES ($1)")
+                    .bind(attempt as i32)
+                    .execute(&mut **tx)
+                    .await?;
+                match attempt {
+                    1 => lose_race(tx, "40001").await?,
+                    2 => lose_race(tx, "40P01").await?,
+                    _ => {}
+                }
+                Ok(attempt)
+            })
         })
-    }
-    .await;
+        .await;
     assert_eq!(outcome.unwrap(), 3);
     let committed: Vec<i32> = sqlx::query_scalar("SELECT attempt FROM attempts_log")
         .fetch_all(&pool)
@@ -380,14 +382,15 @@ async fn transactions_that_lose_races_run_again_and_commit_once(pool: PgPool) {
 
     // A race lost every time ends ABORTED after a bounded number of attempts.
     let attempts = AtomicU32::new(0);
-    let outcome: Result<(), Error> = async {
-        observer_registry::transaction!(db, |tx| {
-            attempts.fetch_add(1, Ordering::SeqCst);
-            lose_race(&mut tx, "40P01").await?;
-            Ok(())
+    let attempts = &attempts;
+    let outcome: Result<(), Error> = db
+        .transaction(|tx| {
+            Box::pin(async move {
+                attempts.fetch_add(1, Ordering::SeqCst);
+                lose_race(tx, "40P01").await
+            })
         })
-    }
-    .await;
+        .await;
     assert_eq!(outcome.unwrap_err().reason, Reason::Aborted);
     assert_eq!(attempts.load(Ordering::SeqCst), 4);
 }
@@ -650,7 +653,8 @@ async fn point_reads_reconnect_after_their_connection_is_lost(pool: PgPool) {
     // A connection that died while idle is noticed before use: the next read just works.
     // (Idle means unused for PING_AFTER_IDLE: this sleep is what the test is about.)
     assert!(terminate_point_read_connections(&pool).await >= 1);
-    tokio::time::sleep(observer_registry::db::PING_AFTER_IDLE + Duration::from_millis(200)).await;
+    tokio::time::sleep(observer_registry::database::PING_AFTER_IDLE + Duration::from_millis(200))
+        .await;
     assert_eq!(
         registry::get_observer(&app, name).await.family_name,
         "Observer"

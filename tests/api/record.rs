@@ -662,7 +662,7 @@ async fn postgresql_refuses_what_the_rules_forbid_when_it_comes_as_sql(pool: PgP
 
 /// The migrations up to the one that made the record official, on a fresh database.
 async fn migrated_before_official_record(pool: &PgPool) -> sqlx::migrate::Migrator {
-    let all = &observer_registry::db::MIGRATOR;
+    let all = &observer_registry::database::MIGRATOR;
     let official = all
         .migrations
         .iter()

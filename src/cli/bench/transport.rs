@@ -19,8 +19,8 @@ use http_body::Body as _;
 use tonic::body::Body;
 use tonic::service::interceptor::InterceptedService;
 
+use crate::cli::ClientArgs;
 use crate::client::{AuthenticatedChannel, BearerToken};
-use crate::config::ClientArgs;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

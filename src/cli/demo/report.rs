@@ -67,6 +67,19 @@ impl Report {
     fn render(&self, server: &str) -> String {
         let election = story::ELECTION;
         let mut out = format!("The Astana 2023 story in {election} at {server}\n\n");
+        self.render_counts(&mut out);
+        out.push('\n');
+        self.render_changes(&mut out);
+        self.render_headline(&mut out);
+        for warning in &self.warnings {
+            let _ = writeln!(out, "warning: {warning}");
+        }
+        render_grpcurl(&mut out, server);
+        out
+    }
+
+    /// What was created and what was already there, per kind of record.
+    fn render_counts(&self, out: &mut String) {
         let _ = writeln!(out, "  {:<16}{:>8}{:>16}", "", "created", "already there");
         for (what, tally) in [
             ("election", self.election),
@@ -79,7 +92,11 @@ impl Report {
         ] {
             let _ = writeln!(out, "  {what:<16}{:>8}{:>16}", tally.created, tally.present);
         }
-        out.push('\n');
+    }
+
+    /// The changes beyond creating records: the head of delegation, the deadline.
+    fn render_changes(&self, out: &mut String) {
+        let election = story::ELECTION;
         if self.head_set {
             let _ = writeln!(
                 out,
@@ -107,6 +124,10 @@ impl Report {
         if self.changed_nothing() {
             out.push_str("Nothing changed: the story was already loaded.\n");
         }
+    }
+
+    /// The election's headline, checked against the article's.
+    fn render_headline(&self, out: &mut String) {
         match &self.summary {
             Some(summary) => {
                 let _ = writeln!(out, "\nHeadline: {}", summary.headline);
@@ -123,42 +144,43 @@ impl Report {
                 "\nHeadline: not available (this server does not implement GetElectionSummary)\n",
             ),
         }
-        for warning in &self.warnings {
-            let _ = writeln!(out, "warning: {warning}");
-        }
-        let (plaintext, target) = grpcurl_target(server);
-        let _ = writeln!(out, "\nLook at it with grpcurl:");
-        for (body, method) in [
-            (
-                format!(r#"{{"name": "{election}"}}"#),
-                "ElectionService/GetElectionSummary",
+    }
+}
+
+/// grpcurl commands to look at what was loaded.
+fn render_grpcurl(out: &mut String, server: &str) {
+    let election = story::ELECTION;
+    let (plaintext, target) = grpcurl_target(server);
+    let _ = writeln!(out, "\nLook at it with grpcurl:");
+    for (body, method) in [
+        (
+            format!(r#"{{"name": "{election}"}}"#),
+            "ElectionService/GetElectionSummary",
+        ),
+        (
+            format!(r#"{{"parent": "{election}"}}"#),
+            "DelegationService/ListDelegations",
+        ),
+        (
+            format!(r#"{{"parent": "{election}", "order_by": "start_time"}}"#),
+            "MeetingService/ListMeetings",
+        ),
+        (
+            format!(r#"{{"parent": "{election}", "filter": "citizenship = \"TJ\""}}"#),
+            "ObserverService/ListPublicRegister",
+        ),
+        (
+            format!(
+                r#"{{"name": "{election}/observers/{}"}}"#,
+                story::observer_id(1)
             ),
-            (
-                format!(r#"{{"parent": "{election}"}}"#),
-                "DelegationService/ListDelegations",
-            ),
-            (
-                format!(r#"{{"parent": "{election}", "order_by": "start_time"}}"#),
-                "MeetingService/ListMeetings",
-            ),
-            (
-                format!(r#"{{"parent": "{election}", "filter": "citizenship = \"TJ\""}}"#),
-                "ObserverService/ListPublicRegister",
-            ),
-            (
-                format!(
-                    r#"{{"name": "{election}/observers/{}"}}"#,
-                    story::observer_id(1)
-                ),
-                "ObserverService/GetObserver",
-            ),
-        ] {
-            let _ = writeln!(
-                out,
-                "  grpcurl {plaintext}-d '{body}' {target} observer_registry.v1.{method}"
-            );
-        }
-        out
+            "ObserverService/GetObserver",
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "  grpcurl {plaintext}-d '{body}' {target} observer_registry.v1.{method}"
+        );
     }
 }
 

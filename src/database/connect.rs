@@ -1,4 +1,5 @@
-//! Database connection, creation and migration.
+//! Connecting to PostgreSQL: connection options, the pool, creating the database and
+//! migrating it at start-up.
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -7,16 +8,16 @@ use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 
-use crate::config::Settings;
+use crate::config::DatabaseSettings;
 
 /// The embedded migrations (`migrations/`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Connection options from the settings: application name for `pg_stat_activity`, and a
 /// statement timeout so no query outlives its purpose.
-pub fn connect_options(settings: &Settings) -> anyhow::Result<PgConnectOptions> {
-    let timeout_ms = settings.db_statement_timeout.as_millis().to_string();
-    Ok(PgConnectOptions::from_str(&settings.database_url)
+pub fn connect_options(settings: &DatabaseSettings) -> anyhow::Result<PgConnectOptions> {
+    let timeout_ms = settings.statement_timeout.as_millis().to_string();
+    Ok(PgConnectOptions::from_str(&settings.url)
         .context("DATABASE_URL is not a valid PostgreSQL URL")?
         .application_name("observer-registry")
         .options([("statement_timeout", timeout_ms.as_str())]))
@@ -24,10 +25,10 @@ pub fn connect_options(settings: &Settings) -> anyhow::Result<PgConnectOptions> 
 
 /// A pool that connects on demand, so the service starts and reports NOT_SERVING while
 /// the database is away instead of failing.
-pub fn pool(options: PgConnectOptions, settings: &Settings) -> PgPool {
+pub fn pool(options: PgConnectOptions, settings: &DatabaseSettings) -> PgPool {
     ping_when_idle(PgPoolOptions::new())
-        .max_connections(settings.db_pool_size)
-        .acquire_timeout(settings.db_acquire_timeout)
+        .max_connections(settings.pool_size)
+        .acquire_timeout(settings.acquire_timeout)
         .connect_lazy_with(options)
 }
 
@@ -82,9 +83,9 @@ pub async fn ensure_database(options: &PgConnectOptions) -> anyhow::Result<()> {
 
 /// Creates the database if needed and migrates it, retrying while PostgreSQL is not
 /// reachable yet (a pod may start before its database) until the start-up timeout.
-pub async fn prepare(settings: &Settings) -> anyhow::Result<PgPool> {
+pub async fn prepare(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
     let options = connect_options(settings)?;
-    let deadline = Instant::now() + settings.db_startup_timeout;
+    let deadline = Instant::now() + settings.startup_timeout;
     let mut delay = Duration::from_millis(200);
     loop {
         let attempt = async {

@@ -1,0 +1,219 @@
+//! The one mapping of database errors (the SQLSTATE table): constraint violations become
+//! client errors, lost connections and an exhausted pool UNAVAILABLE, races ABORTED,
+//! everything else INTERNAL. Only a mapping: counting failures is the database module's.
+
+use super::{Error, Reason};
+
+/// What kind of database failure an error came from: the `kind` label of the
+/// `db_errors_total` metric, and whether the database should be taken for lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseFailure {
+    /// No connection came free within the pool's acquire timeout.
+    PoolExhausted,
+    PoolClosed,
+    /// The connection broke or could not be made: the database is likely down.
+    Connection,
+    Constraint,
+    SerializationFailure,
+    Deadlock,
+    StatementTimeout,
+    Internal,
+}
+
+impl DatabaseFailure {
+    /// The SQLSTATE table: which failure a driver error is.
+    pub fn of(error: &sqlx::Error) -> Self {
+        use sqlx::Error as E;
+        match error {
+            E::PoolTimedOut => DatabaseFailure::PoolExhausted,
+            E::PoolClosed => DatabaseFailure::PoolClosed,
+            E::Io(_) | E::Tls(_) => DatabaseFailure::Connection,
+            E::Database(db) => match db.code().as_deref() {
+                Some("23505" | "23503" | "23P01" | "23514" | "23502" | "22001") => {
+                    DatabaseFailure::Constraint
+                }
+                Some("40001") => DatabaseFailure::SerializationFailure,
+                Some("40P01") => DatabaseFailure::Deadlock,
+                Some("57014") => DatabaseFailure::StatementTimeout,
+                Some(code) if code.starts_with("08") || code.starts_with("57P") => {
+                    DatabaseFailure::Connection
+                }
+                _ => DatabaseFailure::Internal,
+            },
+            _ => DatabaseFailure::Internal,
+        }
+    }
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatabaseFailure::PoolExhausted => "pool_exhausted",
+            DatabaseFailure::PoolClosed => "pool_closed",
+            DatabaseFailure::Connection => "connection",
+            DatabaseFailure::Constraint => "constraint",
+            DatabaseFailure::SerializationFailure => "serialization_failure",
+            DatabaseFailure::Deadlock => "deadlock",
+            DatabaseFailure::StatementTimeout => "statement_timeout",
+            DatabaseFailure::Internal => "internal",
+        }
+    }
+}
+
+impl Error {
+    /// Maps a database error: constraint violations become client errors (SQLSTATE table),
+    /// lost connections and an exhausted pool UNAVAILABLE, races ABORTED (retried by
+    /// `Database::transaction`), everything else INTERNAL. Only maps: the error remembers
+    /// its [`DatabaseFailure`], and the database module counts it and notices a lost
+    /// database where it runs the work.
+    pub fn from_sqlx(error: sqlx::Error) -> Self {
+        let failure = DatabaseFailure::of(&error);
+        let unavailable = || {
+            Error::new(
+                Reason::Unavailable,
+                "the database is unavailable; retry later",
+            )
+        };
+        let mut mapped = match failure {
+            DatabaseFailure::PoolExhausted => Error::new(
+                Reason::Unavailable,
+                "no database connection came free in time; retry later",
+            ),
+            DatabaseFailure::PoolClosed | DatabaseFailure::Connection => unavailable(),
+            DatabaseFailure::Constraint => match &error {
+                sqlx::Error::Database(db) => constraint_error(
+                    db.code().as_deref().unwrap_or_default(),
+                    db.constraint(),
+                    db.table(),
+                ),
+                // `of` says Constraint only for database errors.
+                _ => Error::internal(error),
+            },
+            DatabaseFailure::SerializationFailure | DatabaseFailure::Deadlock => Error::new(
+                Reason::Aborted,
+                "the change conflicted with a concurrent change; retry it",
+            ),
+            DatabaseFailure::StatementTimeout => Error::new(
+                Reason::DeadlineExceeded,
+                "the call's deadline passed while the database was working",
+            ),
+            DatabaseFailure::Internal => Error::internal(error),
+        };
+        mapped.database_failure = Some(failure);
+        mapped
+    }
+
+    /// The database failure this error was mapped from, if any (for metrics).
+    pub fn database_failure(&self) -> Option<DatabaseFailure> {
+        self.database_failure
+    }
+
+    /// Maps an insert's error: a taken primary key names the resource that already exists.
+    pub fn on_insert(name: impl FnOnce() -> String) -> impl FnOnce(sqlx::Error) -> Error {
+        move |error| match Error::from(error) {
+            error if error.reason == Reason::AlreadyExists => Error {
+                database_failure: error.database_failure,
+                ..Error::already_exists(&name())
+            },
+            error => error,
+        }
+    }
+}
+
+/// The error for a violated constraint, by name: the application checks these rules first
+/// for a precise error, so reaching here means a concurrent caller won a race.
+fn constraint_error(code: &str, constraint: Option<&str>, table: Option<&str>) -> Error {
+    use Reason::*;
+    let known = match constraint {
+        Some("observers_one_person_per_election") => Some((
+            DuplicateObserver,
+            "an observer with this citizenship and travel document number is already registered \
+             in this election",
+        )),
+        Some("observers_delegation_same_organization") => Some((
+            DelegationOrganizationMismatch,
+            "an observer's delegation must be of the same election and sent by the observer's \
+             organization",
+        )),
+        Some("delegations_head_is_member") => Some((
+            HeadNotMember,
+            "the head of a delegation must be one of its members",
+        )),
+        Some("observers_not_host_country_citizen") => Some((
+            HostCountryCitizen,
+            "observers cannot be citizens of the election's host country",
+        )),
+        Some("observers_identity_after_decision") => Some((
+            ObserverDecided,
+            "the observer was decided: its identity changes only through CorrectObserver",
+        )),
+        Some("observers_accredited_not_deleted") => Some((
+            ObserverAccredited,
+            "an accredited observer cannot be deleted: revoke the accreditation first",
+        )),
+        Some("observers_decided_kept") => Some((
+            HasDecidedObservers,
+            "decided observers are part of the official record and are never removed",
+        )),
+        // Two first accreditations of one country and year raced for number 1.
+        Some("observers_accreditation_number_next") => Some((
+            Aborted,
+            "the accreditation number was taken concurrently; retry",
+        )),
+        Some("observers_accreditation_transition") => Some((
+            InvalidStateTransition,
+            "the accreditation state changed concurrently; read the observer again",
+        )),
+        _ => None,
+    };
+    let (reason, message) = match (known, code) {
+        (Some(known), _) => known,
+        // A key violation reported on another table than the constraint's own: the row being
+        // deleted is still referenced.
+        (None, "23503") if table.is_some_and(|t| !constraint.unwrap_or("").starts_with(t)) => {
+            (HasChildren, "the resource is still referenced by others")
+        }
+        (None, "23503") => (
+            NotFound,
+            "a resource the request refers to no longer exists",
+        ),
+        (None, "23505") => (AlreadyExists, "the resource already exists"),
+        (None, "23P01") => (
+            MeetingConflict,
+            "the request conflicts with an existing record",
+        ),
+        (None, _) => (InvalidArgument, "the request breaks a rule of the registry"),
+    };
+    let mut error = Error::new(reason, message);
+    if let Some(name) = constraint {
+        error = error.with_metadata("constraint", name);
+    }
+    error
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(error: sqlx::Error) -> Self {
+        Error::from_sqlx(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn driver_errors_map_and_remember_their_failure() {
+        let exhausted = Error::from_sqlx(sqlx::Error::PoolTimedOut);
+        assert_eq!(exhausted.reason, Reason::Unavailable);
+        assert_eq!(
+            exhausted.database_failure(),
+            Some(DatabaseFailure::PoolExhausted)
+        );
+        let lost = Error::from_sqlx(sqlx::Error::Io(std::io::ErrorKind::BrokenPipe.into()));
+        assert_eq!(lost.database_failure(), Some(DatabaseFailure::Connection));
+        let odd = Error::from_sqlx(sqlx::Error::RowNotFound);
+        assert_eq!(odd.reason, Reason::Internal);
+        assert_eq!(odd.database_failure(), Some(DatabaseFailure::Internal));
+        // A copy for another caller is not counted again.
+        assert_eq!(lost.copy_for_client().database_failure(), None);
+    }
+}

@@ -1,0 +1,181 @@
+//! The router: the contract's services with their message-size limits, health and
+//! reflection, behind the layers every call passes (trace, metrics, load shedding,
+//! authorization, deadline), served on a TCP or Unix listener.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context;
+use http::HeaderMap;
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::body::Body;
+use tonic::server::NamedService;
+use tonic::service::Routes;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+use super::{Limits, ServeOptions};
+use crate::api::AppState;
+use crate::api::audit::AuditApi;
+use crate::api::delegations::DelegationApi;
+use crate::api::elections::ElectionApi;
+use crate::api::meetings::MeetingApi;
+use crate::api::observers::ObserverApi;
+use crate::api::organizations::OrganizationApi;
+use crate::auth::AuthLayer;
+use crate::layers::deadline::DeadlineLayer;
+use crate::layers::observe::ObserveLayer;
+use crate::layers::shed::ShedLayer;
+use crate::listen::Listener;
+use crate::pb;
+use crate::pb::v1::audit_service_server::AuditServiceServer;
+use crate::pb::v1::delegation_service_server::DelegationServiceServer;
+use crate::pb::v1::election_service_server::ElectionServiceServer;
+use crate::pb::v1::meeting_service_server::MeetingServiceServer;
+use crate::pb::v1::observer_service_server::ObserverServiceServer;
+use crate::pb::v1::organization_service_server::OrganizationServiceServer;
+
+/// The contract's services. Only complete services are served, and reflection lists only
+/// what is served.
+pub(super) fn services() -> Vec<&'static str> {
+    vec![
+        <ElectionServiceServer<ElectionApi> as NamedService>::NAME,
+        <OrganizationServiceServer<OrganizationApi> as NamedService>::NAME,
+        <DelegationServiceServer<DelegationApi> as NamedService>::NAME,
+        <ObserverServiceServer<ObserverApi> as NamedService>::NAME,
+        <MeetingServiceServer<MeetingApi> as NamedService>::NAME,
+        <AuditServiceServer<AuditApi> as NamedService>::NAME,
+    ]
+}
+
+/// Serves every service behind the layers on `listener` until `stopping` resolves and the
+/// calls in flight have finished. Building and serving stay in one function: the router's
+/// type, with the trace layer's closures in it, cannot be named to pass it elsewhere.
+pub(super) async fn run<H>(
+    options: &ServeOptions,
+    state: AppState,
+    health_service: H,
+    services: &[&'static str],
+    listener: Listener,
+    stopping: impl Future<Output = ()>,
+) -> anyhow::Result<()>
+where
+    H: tower::Service<http::Request<Body>, Error = Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    H::Response: axum::response::IntoResponse,
+    H::Future: Send + 'static,
+{
+    let limits = &options.limits;
+    let trace = TraceLayer::new_for_grpc()
+        .make_span_with(|request: &http::Request<_>| {
+            tracing::info_span!("grpc", method = %request.uri().path())
+        })
+        .on_request(())
+        .on_response(|response: &http::Response<_>, latency: Duration, span: &Span| {
+            // Errors come as trailers-only responses: the status is in the headers.
+            if response.headers().contains_key("grpc-status") {
+                log_request(Some(response.headers()), latency, span);
+            }
+        })
+        .on_eos(|trailers: Option<&HeaderMap>, latency: Duration, span: &Span| {
+            log_request(trailers, latency, span);
+        })
+        .on_failure(());
+
+    let mut builder = Server::builder()
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_keepalive_interval(Some(limits.http2_keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout))
+        .max_connection_age(limits.max_connection_age);
+    if let Some(tls) = options.tls.clone() {
+        builder = builder.tls_config(tls).context("TLS configuration")?;
+    }
+    let router = builder
+        .layer(trace)
+        .layer(ObserveLayer::new(options.metrics.clone()))
+        .layer(ShedLayer::new(
+            limits.max_concurrent_requests,
+            options.metrics.clone(),
+        ))
+        .layer(AuthLayer::new(
+            options.identities.clone(),
+            options.allow_anonymous,
+        ))
+        .layer(DeadlineLayer::new(limits.default_deadline))
+        .add_routes(contract_services(state, limits))
+        .add_service(health_service)
+        .add_service(reflection(services).build_v1().context("reflection v1")?)
+        .add_service(
+            reflection(services)
+                .build_v1alpha()
+                .context("reflection v1alpha")?,
+        );
+    match listener {
+        Listener::Tcp(listener) => {
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            router
+                .serve_with_incoming_shutdown(incoming, stopping)
+                .await
+                .context("gRPC server failed")?;
+        }
+        Listener::Unix(listener, path) => {
+            let served = router
+                .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stopping)
+                .await;
+            let _ = std::fs::remove_file(&path);
+            served.context("gRPC server failed")?;
+        }
+    }
+    Ok(())
+}
+
+/// The contract's services, each with the message-size limits.
+fn contract_services(state: AppState, limits: &Limits) -> Routes {
+    let (request_bytes, response_bytes) = (limits.max_request_bytes, limits.max_response_bytes);
+    // The generated servers share no trait for their size limits; a macro says it once.
+    macro_rules! limited {
+        ($server:ident, $api:ident) => {
+            $server::new($api::new(state.clone()))
+                .max_decoding_message_size(request_bytes)
+                .max_encoding_message_size(response_bytes)
+        };
+    }
+    Routes::new(limited!(ElectionServiceServer, ElectionApi))
+        .add_service(limited!(OrganizationServiceServer, OrganizationApi))
+        .add_service(limited!(DelegationServiceServer, DelegationApi))
+        .add_service(limited!(ObserverServiceServer, ObserverApi))
+        .add_service(limited!(MeetingServiceServer, MeetingApi))
+        .add_service(limited!(AuditServiceServer, AuditApi))
+}
+
+/// Reflection with the contract, health and `google.rpc` error types, so grpcurl can list,
+/// describe and print error details readably.
+fn reflection(services: &[&'static str]) -> tonic_reflection::server::Builder<'static> {
+    let builder = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("grpc.health.v1.Health");
+    services.iter().fold(builder, |builder, service| {
+        builder.with_service_name(*service)
+    })
+}
+
+/// One line per call: method (from the span), gRPC status code and latency.
+fn log_request(headers: Option<&HeaderMap>, latency: Duration, span: &Span) {
+    let code = headers
+        .and_then(|h| h.get("grpc-status"))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map(tonic::Code::from_i32)
+        .unwrap_or(tonic::Code::Unknown);
+    let latency_ms = latency.as_micros() as f64 / 1000.0;
+    tracing::info!(parent: span, code = ?code, latency_ms, "request finished");
+}
