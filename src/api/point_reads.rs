@@ -144,6 +144,9 @@ async fn dispatch(
     }
 }
 
+/// One batch on its slot's connection. Kept whole (a little over 60 lines): reconnecting,
+/// reading and answering each caller share the slot's state, and split up they would pass
+/// it around in pieces.
 async fn read_batch(
     db: &Database,
     connector: &Connector,

@@ -105,7 +105,8 @@ pub struct Parsed {
 }
 
 /// Reads a whole file. Every encoding and structure problem is found before anything is
-/// sent, so a file in the wrong encoding never half-imports.
+/// sent, so a file in the wrong encoding never half-imports. (One pass over the records,
+/// with the checks in reading order: a little over 60 lines.)
 pub fn parse(bytes: &[u8]) -> Result<Parsed, FileError> {
     // Spreadsheet programs write a BOM when saving "CSV UTF-8".
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);

@@ -120,7 +120,8 @@ impl Error {
 }
 
 /// The error for a violated constraint, by name: the application checks these rules first
-/// for a precise error, so reaching here means a concurrent caller won a race.
+/// for a precise error, so reaching here means a concurrent caller won a race. Long because
+/// it is a table, one arm per named constraint of the migrations.
 fn constraint_error(code: &str, constraint: Option<&str>, table: Option<&str>) -> Error {
     use Reason::*;
     let known = match constraint {
