@@ -51,6 +51,10 @@ pub enum FieldType {
     /// `delegation = "elections/e/delegations/d"` keeps rows whose array holds `d`. The
     /// function maps the name to the key as for [`FieldType::Reference`]. Only `=` and `!=`.
     Member(fn(&str) -> Option<String>),
+    /// Text stored in a canonical form, e.g. a travel document number: the literal is put in
+    /// that form before it is compared (`"ab 123-4567"` finds `AB1234567`); `None` for a
+    /// literal that has none. Only `=` and `!=`.
+    Canonical(fn(&str) -> Option<String>),
 }
 
 /// A field clients may filter on, and the SQL that reads it.

@@ -858,6 +858,37 @@ async fn every_successful_mutation_writes_one_event_without_personal_data(pool: 
         text(Some(&accreditation(event.after.as_ref())), "state"),
         Some("REVOKED")
     );
+    assert_eq!(event.reason, "Left the country");
+    let (_, event) = one_event(
+        &app,
+        &admin,
+        KZ,
+        expect(
+            ACCREDITOR_PD,
+            "ObserverService",
+            "CorrectObserver",
+            o1,
+            "",
+            true,
+            true,
+        ),
+        accreditor
+            .observers()
+            .correct_observer(pb::CorrectObserverRequest {
+                observer: Some(pb::Observer {
+                    name: o1.into(),
+                    given_name: "Corrected".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["given_name".into()],
+                }),
+                reason: "given name misspelled on the badge".into(),
+            }),
+    )
+    .await;
+    assert_eq!(event.changed_fields, ["given_name"]);
+    assert_eq!(event.reason, "given name misspelled on the badge");
 
     // ---- meetings ----
     let m1 = "elections/kz-2023/meetings/m-1";

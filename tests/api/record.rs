@@ -405,6 +405,19 @@ async fn a_travel_document_written_differently_is_the_same_person(pool: PgPool) 
         .unwrap_err();
         assert_error(&status, Code::AlreadyExists, "DUPLICATE_OBSERVER");
     }
+    // A filter on the document finds it however the caller writes it.
+    let found = list_observers(
+        &app,
+        pb::ListObserversRequest {
+            parent: KZ.into(),
+            filter: r#"travel_document_number = "ab 123-4567""#.into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(found.observers.len(), 1);
+    assert_eq!(found.observers[0].name, name("anna"));
 }
 
 #[sqlx::test]

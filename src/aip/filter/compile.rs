@@ -229,6 +229,14 @@ fn compare(field: &FilterField, op: Op, text: &str) -> Result<Condition, FilterE
                 negated: op == Op::Ne,
             });
         }
+        FieldType::Canonical(canonical) => {
+            equality_only(field, op)?;
+            let Some(value) = canonical(text) else {
+                let noun = field.path.replace('_', " ");
+                refuse!("`{text}` is not a valid {noun} (for `{}`)", field.path);
+            };
+            Value::Text(value)
+        }
         FieldType::Reference(resolve) => {
             equality_only(field, op)?;
             let Some(key) = resolve(text) else {

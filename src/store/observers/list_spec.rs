@@ -3,7 +3,15 @@
 use crate::aip::filter::{FieldType, FilterField};
 use crate::aip::paging::{ListSpec, SortField};
 use crate::domain::names;
+use crate::domain::observer::identity::TravelDocumentNumber;
 use crate::domain::observer::{AccreditationState, ObserverRole};
+
+/// A document number literal in the form it is stored in.
+fn canonical_document(text: &str) -> Option<String> {
+    TravelDocumentNumber::parse(text)
+        .ok()
+        .map(TravelDocumentNumber::into_string)
+}
 
 fn organization_key(name: &str) -> Option<String> {
     names::parse_top_level(name, "organizations")
@@ -92,7 +100,7 @@ pub static LIST_SPEC: ListSpec = ListSpec {
         FilterField {
             path: "travel_document_number",
             column: "travel_document_number",
-            field_type: FieldType::Text,
+            field_type: FieldType::Canonical(canonical_document),
             nullable: false,
         },
         FilterField {
