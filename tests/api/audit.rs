@@ -1058,7 +1058,7 @@ async fn every_successful_mutation_writes_one_event_without_personal_data(pool: 
     // ---- what the trail holds ----
     let election_events = events(&admin, KZ, "").await;
     let organization_events = events(&admin, ORGANIZATIONS, "").await;
-    assert_eq!(election_events.len(), 22);
+    assert_eq!(election_events.len(), 23);
     assert_eq!(organization_events.len(), 4);
     assert_eq!(
         election_events[0].method,
@@ -1137,9 +1137,9 @@ async fn every_successful_mutation_writes_one_event_without_personal_data(pool: 
     assert_eq!(updates.len(), 1);
     assert_eq!(updates[0].changed_fields, ["description"]);
     let by_accreditor = events(&admin, KZ, &format!("actor = {ACCREDITOR_PD:?}")).await;
-    assert_eq!(by_accreditor.len(), 3);
+    assert_eq!(by_accreditor.len(), 4);
     let about_o1 = events(&admin, KZ, &format!("resource = {o1:?}")).await;
-    assert_eq!(about_o1.len(), 7, "{about_o1:#?}");
+    assert_eq!(about_o1.len(), 8, "{about_o1:#?}");
     let none = events(&admin, KZ, "event_time < \"2000-01-01T00:00:00Z\"").await;
     assert!(none.is_empty());
     let organization_updates = events(
@@ -1166,7 +1166,7 @@ async fn every_successful_mutation_writes_one_event_without_personal_data(pool: 
             .unwrap()
             .into_inner();
         assert!(page.audit_events.len() <= 5);
-        assert_eq!(page.total_size, 22);
+        assert_eq!(page.total_size, 23);
         paged.extend(page.audit_events);
         if page.next_page_token.is_empty() {
             break;
