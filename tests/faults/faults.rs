@@ -104,7 +104,7 @@ async fn writer(
                 &format!("Writer {writer}"),
                 "CN",
                 "sco",
-                &format!("W{writer}N{i}"),
+                &format!("W{writer}N{i:05}"),
             ),
         );
         request.request_id = uuid::Uuid::new_v4().to_string();
