@@ -3,6 +3,8 @@
 //! row ↔ `CreateObserverRequest` / `Observer`, and the way back from a request field to the
 //! file's line and column. Kept in one place so that what export writes, import reads back.
 
+use crate::api::observers::convert::role_to_proto;
+use crate::domain::observer::ObserverRole;
 use crate::pb::v1 as pb;
 
 /// Declares the columns once: the enum, their order and their header names.
@@ -252,16 +254,14 @@ impl Row {
     pub fn to_request(&self, election: &str) -> Result<pb::CreateObserverRequest, String> {
         let role = match self.get(Column::Role).trim() {
             "" => pb::ObserverRole::Unspecified,
-            name => {
-                pb::ObserverRole::from_str_name(&name.to_ascii_uppercase()).ok_or_else(|| {
-                    let roles = (1..).map_while(|n| pb::ObserverRole::try_from(n).ok());
-                    let roles: Vec<&str> = roles.map(|r| r.as_str_name()).collect();
+            name => ObserverRole::parse(&name.to_ascii_uppercase())
+                .map(|role| role_to_proto(Some(role)))
+                .ok_or_else(|| {
                     format!(
                         "`{name}` is not an observer role: use one of {}, or leave it empty",
-                        roles.join(", ")
+                        ObserverRole::NAMES.join(", ")
                     )
-                })?
-            }
+                })?,
         };
         let observer_id = self.get(Column::ObserverId).trim();
         // An id the server generated (a UUID, see `names::resource_id_or_generated`) is not a
