@@ -89,7 +89,6 @@ pub fn check_update(
     after: &ElectionFields,
     observers: ObserverFacts,
 ) -> Result<(), Refusal> {
-    use chrono::Datelike;
     if before.host_country != after.host_country && observers.citizen_of_new_host {
         return Err(Refusal::new(
             Rule::HostCountryCitizen,
@@ -103,9 +102,7 @@ pub fn check_update(
             "observers are citizens of this country",
         ));
     }
-    let numbering_moves = before.host_country != after.host_country
-        || before.voting_day.year() != after.voting_day.year();
-    if numbering_moves && observers.decided > 0 {
+    if moves_numbering(before, after) && observers.decided > 0 {
         let mut refusal = Refusal::new(
             Rule::HasDecidedObservers,
             format!(
@@ -116,7 +113,7 @@ pub fn check_update(
         if before.host_country != after.host_country {
             refusal = refusal.field("election.host_country", "fixed once observers were decided");
         }
-        if before.voting_day.year() != after.voting_day.year() {
+        if chrono::Datelike::year(&before.voting_day) != chrono::Datelike::year(&after.voting_day) {
             refusal = refusal.field(
                 "election.voting_day",
                 "its year is fixed once observers were decided",
@@ -125,6 +122,13 @@ pub fn check_update(
         return Err(refusal);
     }
     Ok(())
+}
+
+/// Whether an update changes what issued accreditation numbers carry: the host country or the
+/// year of voting day.
+pub fn moves_numbering(before: &ElectionFields, after: &ElectionFields) -> bool {
+    use chrono::Datelike;
+    before.host_country != after.host_country || before.voting_day.year() != after.voting_day.year()
 }
 
 /// DeleteElection with `force`: an election whose observers were ever decided is part of the

@@ -43,8 +43,12 @@ impl ElectionApi {
                     let fields = fields.ok_or_else(|| {
                         Error::internal(anyhow::anyhow!("validation passed without values"))
                     })?;
-                    let facts =
-                        store::elections::observer_facts(tx, id, fields.host_country).await?;
+                    // Only a new host country or voting year concerns the observers.
+                    let facts = if election::moves_numbering(&current.fields, &fields) {
+                        store::elections::observer_facts(tx, id, fields.host_country).await?
+                    } else {
+                        election::ObserverFacts::default()
+                    };
                     election::check_update(&changes.name, &current.fields, &fields, facts)?;
                     let updated = store::elections::update(tx, id, &fields).await?;
                     let updated = to_proto(&updated);

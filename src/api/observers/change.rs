@@ -134,7 +134,12 @@ impl ObserverApi {
                         )
                         .await?;
                     }
-                    let heads = store::heads::headed_by(tx, change.election_id, change.id).await?;
+                    // Only leaving a delegation can cost it its head.
+                    let heads = if changed.contains(&ObserverField::Delegation) {
+                        store::heads::headed_by(tx, change.election_id, change.id).await?
+                    } else {
+                        Vec::new()
+                    };
                     let observer =
                         store::observers::update(tx, change.election_id, change.id, &parsed.fields).await?;
                     audit_change(tx, caller, &current, &observer, change.correction.unwrap_or("")).await?;
