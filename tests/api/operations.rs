@@ -358,15 +358,27 @@ async fn sigterm_finishes_calls_in_flight_refuses_new_ones_and_exits_zero(pool: 
     assert_eq!(stored, "written during shutdown");
 }
 
-/// Organizations created by one load client until `stop`: the names acknowledged, and the
-/// codes of the calls refused.
+/// What one load client saw until `stop`.
+#[derive(Default)]
+struct LoadOutcome {
+    /// Names of the organizations the server acknowledged.
+    acknowledged: Vec<String>,
+    /// Codes of the calls the server answered with an error.
+    refused: Vec<Code>,
+    /// Calls whose connection closed before any answer: one the server accepted an instant
+    /// before it stopped accepting (or still in the kernel's backlog when the listener
+    /// closed). tonic reports such a broken transport as UNKNOWN with the I/O error as the
+    /// status's source, never as an answer from the server.
+    connection_lost: usize,
+}
+
+/// Organizations created by one load client until `stop`, each call on a new connection.
 async fn create_organizations_until(
     address: String,
     client: usize,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> (Vec<String>, Vec<Code>) {
-    let mut acknowledged = Vec::new();
-    let mut refused = Vec::new();
+) -> LoadOutcome {
+    let mut outcome = LoadOutcome::default();
     let mut i = 0;
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
         i += 1;
@@ -390,14 +402,18 @@ async fn create_organizations_until(
                 .await
         };
         match call.await {
-            Ok(created) => acknowledged.push(created.into_inner().name),
+            Ok(created) => outcome.acknowledged.push(created.into_inner().name),
             Err(status) => {
-                refused.push(status.code());
+                if std::error::Error::source(&status).is_some() {
+                    outcome.connection_lost += 1;
+                } else {
+                    outcome.refused.push(status.code());
+                }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
     }
-    (acknowledged, refused)
+    outcome
 }
 
 #[sqlx::test]
@@ -519,11 +535,19 @@ async fn sigterm_under_load_completes_or_refuses_every_call_and_loses_nothing(po
 
     let mut acknowledged = Vec::new();
     let mut refused = Vec::new();
+    let mut connections_lost = 0;
     for client in load {
-        let (acks, codes) = client.await.unwrap();
-        acknowledged.extend(acks);
-        refused.extend(codes);
+        let outcome = client.await.unwrap();
+        acknowledged.extend(outcome.acknowledged);
+        refused.extend(outcome.refused);
+        connections_lost += outcome.connection_lost;
     }
+    // Only the instant the listener closes can break a connection, and each client holds
+    // one connection at a time: every other call gets an answer.
+    assert!(
+        connections_lost <= 8,
+        "{connections_lost} connections closed without an answer"
+    );
     assert!(
         !acknowledged.is_empty(),
         "no call was served before SIGTERM"
