@@ -35,5 +35,42 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("cargo:rerun-if-changed=proto");
     println!("cargo:rerun-if-changed=migrations");
+    commit();
     Ok(())
+}
+
+/// `OBSERVER_REGISTRY_COMMIT` for the `observer_registry_build_info` metric: the environment's
+/// value when set (an image built without `.git`), else `git rev-parse`, else `unknown` — a
+/// build without git or outside a repository must still succeed.
+fn commit() {
+    println!("cargo:rerun-if-env-changed=OBSERVER_REGISTRY_COMMIT");
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|output| output.status.success())
+            .and_then(|output| String::from_utf8(output.stdout).ok())
+            .map(|text| text.trim().to_owned())
+            .filter(|text| !text.is_empty())
+    };
+    let commit = env::var("OBSERVER_REGISTRY_COMMIT")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .or_else(|| git(&["rev-parse", "--short=12", "HEAD"]))
+        .unwrap_or_else(|| "unknown".to_owned());
+    println!("cargo:rustc-env=OBSERVER_REGISTRY_COMMIT={commit}");
+    // Build again when HEAD moves: HEAD names the branch, the branch's ref names the commit
+    // (a worktree keeps HEAD apart from the shared refs). Only files that exist: cargo runs
+    // the script at every build for a missing one.
+    let mut watched = vec![git(&["rev-parse", "--git-path", "HEAD"])];
+    watched.push(git(&["rev-parse", "--git-path", "packed-refs"]));
+    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        watched.push(git(&["rev-parse", "--git-path", &branch]));
+    }
+    for path in watched.into_iter().flatten() {
+        if PathBuf::from(&path).exists() {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
 }

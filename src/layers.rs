@@ -1,8 +1,10 @@
 //! The tower layers every call passes through, outermost first: metrics (`observe`), load
-//! shedding (`shed`), then — after authorization — the call's deadline (`deadline`).
+//! shedding (`shed`), then — after authorization — the call's deadline (`deadline`). Calls
+//! that a layer refuses are marked, counted and summarized (`refusals`).
 
 pub mod deadline;
 pub mod observe;
+pub mod refusals;
 pub mod shed;
 
 /// Health checks and reflection are never shed nor given a deadline: a probe must see the
@@ -14,4 +16,14 @@ fn is_infrastructure(path: &str) -> bool {
 /// A trailers-only error response for `error`.
 fn error_response(error: crate::error::Error) -> http::Response<tonic::body::Body> {
     tonic::Status::from(error).into_http()
+}
+
+/// The trailers-only error response of a call refused for `refusal`, marked as refused.
+pub fn refused_response(
+    error: crate::error::Error,
+    refusal: refusals::Refusal,
+) -> http::Response<tonic::body::Body> {
+    let mut response = error_response(error);
+    response.extensions_mut().insert(refusals::Refused(refusal));
+    response
 }

@@ -1,6 +1,14 @@
-//! Prometheus metrics of one server: calls by method and code, latency, calls in flight,
-//! calls shed, database errors and the connection pool. One registry per server (not a
-//! global), so servers in one process — tests — keep their own counts.
+//! Prometheus metrics of one server. Calls are counted as grpc-ecosystem's Prometheus
+//! middleware counts them (`grpc_server_started_total`, `grpc_server_handled_total`,
+//! `grpc_server_handling_seconds`, with `grpc_type`, `grpc_service`, `grpc_method` and
+//! `grpc_code` named as Go names them), so the usual gRPC dashboards and alerts work
+//! unchanged; label values come only from the method table (`methods`). The service's own
+//! metrics are named `observer_registry_*`; the standard `process_*` metrics come from
+//! `/proc` (`process`). One registry per server (not a global), so servers in one process —
+//! tests — keep their own counts.
+
+pub mod methods;
+mod process;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -11,18 +19,14 @@ use prometheus_client::registry::{Metric, Registry};
 use sqlx::PgPool;
 
 use crate::error::DatabaseFailure;
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct MethodLabels {
-    pub grpc_service: String,
-    pub grpc_method: String,
-}
+use crate::layers::refusals::Refusal;
+pub use methods::{Method, MethodLabels};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HandledLabels {
-    pub grpc_service: String,
-    pub grpc_method: String,
-    pub grpc_code: String,
+    #[prometheus(flatten)]
+    pub method: MethodLabels,
+    pub grpc_code: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -35,19 +39,35 @@ pub struct StateLabels {
     pub state: &'static str,
 }
 
-/// Latency buckets from half a millisecond to ten seconds.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: &'static str,
+    pub commit: &'static str,
+}
+
+/// Latency buckets from half a millisecond to thirty seconds.
 const LATENCY_BUCKETS: [f64; 15] = [
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0,
 ];
+
+/// The commit the binary was built from (`build.rs`), `unknown` without git.
+pub const COMMIT: &str = env!("OBSERVER_REGISTRY_COMMIT");
 
 /// The metrics of one server.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    started: Family<MethodLabels, Counter>,
     handled: Family<HandledLabels, Counter>,
-    latency: Family<MethodLabels, Histogram>,
+    handling_seconds: Family<MethodLabels, Histogram>,
     in_flight: Gauge,
     shed: Family<MethodLabels, Counter>,
+    refused: Family<ReasonLabels, Counter>,
     database_errors: Family<KindLabels, Counter>,
     transaction_retries: Counter,
     pool_connections: Family<StateLabels, Gauge>,
@@ -62,17 +82,24 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// One registration per metric: as long as the list of metrics.
+    /// One registration per metric: as long as the list of metrics. prometheus-client adds
+    /// `_total` to a counter's name in the exposition.
     pub fn new() -> Self {
         let mut registry = Registry::default();
         let r = &mut registry;
+        let started = register(
+            r,
+            "grpc_server_started",
+            "Calls started on the server, by method",
+            Family::<MethodLabels, Counter>::default(),
+        );
         let handled = register(
             r,
             "grpc_server_handled",
-            "Calls completed, by method and gRPC status code",
+            "Calls completed on the server, by method and gRPC status code",
             Family::<HandledLabels, Counter>::default(),
         );
-        let latency = register(
+        let handling_seconds = register(
             r,
             "grpc_server_handling_seconds",
             "Time from the start of a call to its status, by method",
@@ -82,52 +109,81 @@ impl Metrics {
         );
         let in_flight = register(
             r,
-            "grpc_server_in_flight_requests",
+            "observer_registry_calls_in_flight",
             "Calls being handled now",
             Gauge::default(),
         );
         let shed = register(
             r,
-            "grpc_server_shed",
-            "Calls refused at once because the server was at its concurrency limit",
+            "observer_registry_calls_shed",
+            "Calls refused at once because the server was at its concurrency limit, by method",
             Family::<MethodLabels, Counter>::default(),
+        );
+        let refused = register(
+            r,
+            "observer_registry_calls_refused",
+            "Calls refused before any handler ran, by reason (unauthenticated, \
+             permission_denied, unknown_method, overloaded)",
+            Family::<ReasonLabels, Counter>::default(),
         );
         let database_errors = register(
             r,
-            "db_errors",
+            "observer_registry_db_errors",
             "Database errors seen by calls, by kind",
             Family::<KindLabels, Counter>::default(),
         );
         let transaction_retries = register(
             r,
-            "db_transaction_retries",
+            "observer_registry_db_transaction_retries",
             "Transactions run again after a serialization failure or deadlock",
             Counter::default(),
         );
         let pool_connections = register(
             r,
-            "db_pool_connections",
+            "observer_registry_db_pool_connections",
             "Database connections of the pool, by state (in_use, idle)",
             Family::<StateLabels, Gauge>::default(),
         );
         let pool_waiting = register(
             r,
-            "db_pool_waiting",
+            "observer_registry_db_pool_waiting",
             "Calls waiting for a database connection",
             Gauge::default(),
         );
         let pool_max = register(
             r,
-            "db_pool_max_connections",
+            "observer_registry_db_pool_max_connections",
             "The pool's connection limit",
             Gauge::default(),
         );
+        let build = register(
+            r,
+            "observer_registry_build_info",
+            "The version and commit of the running binary; always 1",
+            Family::<BuildLabels, Gauge>::default(),
+        );
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                commit: COMMIT,
+            })
+            .set(1);
+        // A labelled family shows no sample before its first count; the reasons are few and
+        // a dashboard reads them as rates, so each starts at zero.
+        for refusal in Refusal::ALL {
+            drop(refused.get_or_create(&ReasonLabels {
+                reason: refusal.as_str(),
+            }));
+        }
+        registry.register_collector(Box::new(process::ProcessCollector));
         Metrics {
             registry,
+            started,
             handled,
-            latency,
+            handling_seconds,
             in_flight,
             shed,
+            refused,
             database_errors,
             transaction_retries,
             pool_connections,
@@ -136,34 +192,32 @@ impl Metrics {
         }
     }
 
-    /// A call started; the guard counts it in flight until dropped.
-    pub fn call_started(&self) -> Counted {
+    /// A call of `method` started; the guard counts it in flight until dropped.
+    pub fn call_started(&self, method: &'static Method) -> Counted {
+        self.started.get_or_create(&method.labels).inc();
         Counted::new(&self.in_flight)
     }
 
-    pub fn call_finished(&self, path: &str, code: tonic::Code, seconds: f64) {
-        let (grpc_service, grpc_method) = split_path(path);
+    pub fn call_finished(&self, method: &'static Method, code: tonic::Code, seconds: f64) {
         self.handled
             .get_or_create(&HandledLabels {
-                grpc_service: grpc_service.clone(),
-                grpc_method: grpc_method.clone(),
-                grpc_code: format!("{code:?}"),
+                method: method.labels,
+                grpc_code: methods::code_name(code),
             })
             .inc();
-        self.latency
-            .get_or_create(&MethodLabels {
-                grpc_service,
-                grpc_method,
-            })
+        self.handling_seconds
+            .get_or_create(&method.labels)
             .observe(seconds);
     }
 
-    pub fn call_shed(&self, path: &str) {
-        let (grpc_service, grpc_method) = split_path(path);
-        self.shed
-            .get_or_create(&MethodLabels {
-                grpc_service,
-                grpc_method,
+    pub fn call_shed(&self, method: &'static Method) {
+        self.shed.get_or_create(&method.labels).inc();
+    }
+
+    pub fn call_refused(&self, refusal: Refusal) {
+        self.refused
+            .get_or_create(&ReasonLabels {
+                reason: refusal.as_str(),
             })
             .inc();
     }
@@ -226,13 +280,5 @@ impl Counted {
 impl Drop for Counted {
     fn drop(&mut self) {
         self.0.dec();
-    }
-}
-
-/// `/pkg.Service/Method` → (`pkg.Service`, `Method`); anything else is one label.
-fn split_path(path: &str) -> (String, String) {
-    match path.trim_start_matches('/').split_once('/') {
-        Some((service, method)) => (service.to_owned(), method.to_owned()),
-        None => (path.to_owned(), String::new()),
     }
 }

@@ -13,6 +13,8 @@ use super::Caller;
 use super::identities::IdentityStore;
 use super::roles::{Access, Role, grants, required_access};
 use crate::error::{Error, Reason};
+use crate::layers::refusals::Refusal;
+use crate::layers::refused_response;
 
 /// Authenticates and authorizes every request of the services it wraps.
 #[derive(Debug, Clone)]
@@ -76,10 +78,13 @@ where
                 Box::pin(inner.call(request))
             }
             Err(error) => {
-                let path = request.uri().path();
-                tracing::info!(method = %path, reason = error.reason.as_str(), "call refused");
-                let status: tonic::Status = error.into();
-                Box::pin(std::future::ready(Ok(status.into_http())))
+                // Not logged here: any caller, without credentials, could write a line per
+                // request. The observe layer counts it and writes a summary a second.
+                let refusal = match error.reason {
+                    Reason::Unauthenticated => Refusal::Unauthenticated,
+                    _ => Refusal::PermissionDenied,
+                };
+                Box::pin(std::future::ready(Ok(refused_response(error, refusal))))
             }
         }
     }

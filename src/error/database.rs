@@ -5,7 +5,7 @@
 use super::{Error, Reason};
 
 /// What kind of database failure an error came from: the `kind` label of the
-/// `db_errors_total` metric, and whether the database should be taken for lost.
+/// `observer_registry_db_errors_total` metric, and whether the database should be taken for lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DatabaseFailure {
     /// No connection came free within the pool's acquire timeout.

@@ -1,6 +1,8 @@
-//! Counts every call into the server's metrics: in flight while running, then its method,
-//! gRPC status code and latency. The code of a successful call is in the trailers at the end
-//! of the response body, so the body is watched; an error comes trailers-only, in the headers.
+//! Counts every call into the server's metrics: started, in flight while running, then its
+//! gRPC status code and latency, under the method's labels from the method table (any other
+//! path under `unknown`). The code of a successful call is in the trailers at the end of the
+//! response body, so the body is watched; an error comes trailers-only, in the headers.
+//! Calls an inner layer refused are counted by reason and go into the refusal summary.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,16 +14,19 @@ use tokio::time::Instant;
 use tonic::Code;
 use tonic::body::Body;
 
+use super::refusals::{Refusal, RefusalLog, Refused};
+use crate::metrics::methods::{self, Method};
 use crate::metrics::{Counted, Metrics};
 
 #[derive(Debug, Clone)]
 pub struct ObserveLayer {
     metrics: Arc<Metrics>,
+    refusals: Arc<RefusalLog>,
 }
 
 impl ObserveLayer {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
-        ObserveLayer { metrics }
+    pub fn new(metrics: Arc<Metrics>, refusals: Arc<RefusalLog>) -> Self {
+        ObserveLayer { metrics, refusals }
     }
 }
 
@@ -31,7 +36,7 @@ impl<S> tower::Layer<S> for ObserveLayer {
     fn layer(&self, inner: S) -> Observe<S> {
         Observe {
             inner,
-            metrics: self.metrics.clone(),
+            layer: self.clone(),
         }
     }
 }
@@ -39,7 +44,7 @@ impl<S> tower::Layer<S> for ObserveLayer {
 #[derive(Debug, Clone)]
 pub struct Observe<S> {
     inner: S,
-    metrics: Arc<Metrics>,
+    layer: ObserveLayer,
 }
 
 impl<S, B> tower::Service<http::Request<B>> for Observe<S>
@@ -60,14 +65,27 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        let method = methods::lookup(request.uri().path());
+        let metrics = self.layer.metrics.clone();
+        let refusals = self.layer.refusals.clone();
         let mut call = CallRecord {
-            metrics: self.metrics.clone(),
-            path: request.uri().path().to_owned(),
+            in_flight: Some(metrics.call_started(method)),
+            metrics,
+            method,
             start: Instant::now(),
-            in_flight: Some(self.metrics.call_started()),
         };
         Box::pin(async move {
             let response = inner.call(request).await?;
+            if let Some(Refused(refusal)) = response.extensions().get::<Refused>().copied() {
+                // The role check refuses a path that names no method; count it as what it is.
+                let refusal = if method.is_known() {
+                    refusal
+                } else {
+                    Refusal::UnknownMethod
+                };
+                call.metrics.call_refused(refusal);
+                refusals.note(refusal);
+            }
             if let Some(code) = status_code(response.headers()) {
                 call.finish(code);
                 return Ok(response);
@@ -86,7 +104,7 @@ where
 /// client went away).
 struct CallRecord {
     metrics: Arc<Metrics>,
-    path: String,
+    method: &'static Method,
     start: Instant,
     in_flight: Option<Counted>,
 }
@@ -95,7 +113,7 @@ impl CallRecord {
     fn finish(&mut self, code: Code) {
         if self.in_flight.take().is_some() {
             self.metrics
-                .call_finished(&self.path, code, self.start.elapsed().as_secs_f64());
+                .call_finished(self.method, code, self.start.elapsed().as_secs_f64());
         }
     }
 }

@@ -1,58 +1,25 @@
 //! Global load shedding: at most `limit` calls are handled at once across all connections;
 //! a call beyond that is refused at once with RESOURCE_EXHAUSTED / OVERLOADED instead of
-//! waiting in an unbounded queue, so latency stays bounded and goodput near peak.
+//! waiting in an unbounded queue, so latency stays bounded and goodput near peak. Shed calls
+//! are logged in the summary of refused calls (`refusals`), not one line each.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use tokio::sync::Semaphore;
 use tonic::body::Body;
 
+use super::refusals::Refusal;
 use crate::error::{Error, Reason};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, methods};
 
 #[derive(Debug, Clone)]
 pub struct ShedLayer {
     permits: Arc<Semaphore>,
     limit: usize,
     metrics: Arc<Metrics>,
-    log: Arc<ShedLog>,
-}
-
-/// Logs shed calls at most once a second: a line per refused call would add work exactly
-/// when the server has none to spare (the metrics count every one).
-#[derive(Debug)]
-struct ShedLog {
-    started: Instant,
-    /// The second (since `started`) of the last line.
-    logged_at: AtomicU64,
-    shed_since: AtomicU64,
-}
-
-impl ShedLog {
-    fn note(&self, path: &str, limit: usize) {
-        self.shed_since.fetch_add(1, Ordering::Relaxed);
-        let second = self.started.elapsed().as_secs() + 1;
-        let last = self.logged_at.load(Ordering::Relaxed);
-        if second != last
-            && self
-                .logged_at
-                .compare_exchange(last, second, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            let shed = self.shed_since.swap(0, Ordering::Relaxed);
-            tracing::warn!(
-                method = %path,
-                limit,
-                shed,
-                "calls shed: server at its concurrency limit (logged at most once a second)"
-            );
-        }
-    }
 }
 
 impl ShedLayer {
@@ -61,11 +28,6 @@ impl ShedLayer {
             permits: Arc::new(Semaphore::new(limit)),
             limit,
             metrics,
-            log: Arc::new(ShedLog {
-                started: Instant::now(),
-                logged_at: AtomicU64::new(0),
-                shed_since: AtomicU64::new(0),
-            }),
         }
     }
 }
@@ -116,8 +78,7 @@ where
                 response
             }),
             Err(_) => {
-                self.layer.metrics.call_shed(path);
-                self.layer.log.note(path, self.layer.limit);
+                self.layer.metrics.call_shed(methods::lookup(path));
                 let error = Error::new(
                     Reason::Overloaded,
                     format!(
@@ -125,7 +86,10 @@ where
                         self.layer.limit
                     ),
                 );
-                Box::pin(std::future::ready(Ok(super::error_response(error))))
+                Box::pin(std::future::ready(Ok(super::refused_response(
+                    error,
+                    Refusal::Overloaded,
+                ))))
             }
         }
     }

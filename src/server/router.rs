@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -28,8 +29,10 @@ use crate::api::organizations::OrganizationApi;
 use crate::auth::AuthLayer;
 use crate::layers::deadline::DeadlineLayer;
 use crate::layers::observe::ObserveLayer;
+use crate::layers::refusals::{RefusalLog, Refused};
 use crate::layers::shed::ShedLayer;
 use crate::listen::Listener;
+use crate::metrics::methods;
 use crate::pb;
 use crate::pb::v1::audit_service_server::AuditServiceServer;
 use crate::pb::v1::delegation_service_server::DelegationServiceServer;
@@ -75,18 +78,33 @@ where
     let limits = &options.limits;
     let trace = TraceLayer::new_for_grpc()
         .make_span_with(|request: &http::Request<_>| {
-            tracing::info_span!("grpc", method = %request.uri().path())
-        })
-        .on_request(())
-        .on_response(|response: &http::Response<_>, latency: Duration, span: &Span| {
-            // Errors come as trailers-only responses: the status is in the headers.
-            if response.headers().contains_key("grpc-status") {
-                log_request(Some(response.headers()), latency, span);
+            // The method from the table, never the raw path a caller chose. Calls of the
+            // contract are logged at info; health checks, reflection and unknown paths, which
+            // need no credentials, only at debug.
+            let method = methods::lookup(request.uri().path());
+            if method.contract {
+                tracing::info_span!("grpc", method = method.path)
+            } else {
+                tracing::debug_span!("grpc", method = method.path)
             }
         })
-        .on_eos(|trailers: Option<&HeaderMap>, latency: Duration, span: &Span| {
-            log_request(trailers, latency, span);
-        })
+        .on_request(())
+        .on_response(
+            |response: &http::Response<_>, latency: Duration, span: &Span| {
+                // Errors come as trailers-only responses: the status is in the headers. Refused
+                // calls have their summary line instead (`layers::refusals`).
+                if response.headers().contains_key("grpc-status")
+                    && response.extensions().get::<Refused>().is_none()
+                {
+                    log_request(Some(response.headers()), latency, span);
+                }
+            },
+        )
+        .on_eos(
+            |trailers: Option<&HeaderMap>, latency: Duration, span: &Span| {
+                log_request(trailers, latency, span);
+            },
+        )
         .on_failure(());
 
     let mut builder = Server::builder()
@@ -99,7 +117,10 @@ where
     }
     let router = builder
         .layer(trace)
-        .layer(ObserveLayer::new(options.metrics.clone()))
+        .layer(ObserveLayer::new(
+            options.metrics.clone(),
+            Arc::new(RefusalLog::start()),
+        ))
         .layer(ShedLayer::new(
             limits.max_concurrent_requests,
             options.metrics.clone(),
@@ -168,8 +189,16 @@ fn reflection(services: &[&'static str]) -> tonic_reflection::server::Builder<'s
     })
 }
 
-/// One line per call: method (from the span), gRPC status code and latency.
+/// One line per call: method (from the span), gRPC status code and latency; at the span's
+/// level, and none when the span is off (a debug span under `RUST_LOG=info`).
 fn log_request(headers: Option<&HeaderMap>, latency: Duration, span: &Span) {
+    let Some(level) = span
+        .metadata()
+        .filter(|_| !span.is_disabled())
+        .map(|metadata| *metadata.level())
+    else {
+        return;
+    };
     let code = headers
         .and_then(|h| h.get("grpc-status"))
         .and_then(|v| v.to_str().ok())
@@ -177,5 +206,10 @@ fn log_request(headers: Option<&HeaderMap>, latency: Duration, span: &Span) {
         .map(tonic::Code::from_i32)
         .unwrap_or(tonic::Code::Unknown);
     let latency_ms = latency.as_micros() as f64 / 1000.0;
-    tracing::info!(parent: span, code = ?code, latency_ms, "request finished");
+    let code = methods::code_name(code);
+    if level == tracing::Level::INFO {
+        tracing::info!(parent: span, code, latency_ms, "request finished");
+    } else {
+        tracing::debug!(parent: span, code, latency_ms, "request finished");
+    }
 }

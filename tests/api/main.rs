@@ -13,6 +13,7 @@ mod feeds;
 mod figures;
 mod import_export;
 mod meetings;
+mod metrics;
 mod observers;
 mod operations;
 mod organizations;

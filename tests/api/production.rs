@@ -215,12 +215,16 @@ async fn calls_beyond_the_concurrency_limit_are_shed_at_once_and_probes_still_an
     let metrics = app.metrics_text();
     assert!(
         metrics.contains(
-            "grpc_server_shed_total{grpc_service=\"observer_registry.v1.ElectionService\",grpc_method=\"GetElection\"} 40"
+            "observer_registry_calls_shed_total{grpc_type=\"unary\",grpc_service=\"observer_registry.v1.ElectionService\",grpc_method=\"GetElection\"} 40"
         ),
         "{metrics}"
     );
     assert!(
-        metrics.contains("grpc_server_in_flight_requests 4"),
+        metrics.contains("observer_registry_calls_in_flight 4"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("observer_registry_calls_refused_total{reason=\"overloaded\"} 40"),
         "{metrics}"
     );
 
@@ -315,7 +319,7 @@ async fn an_exhausted_pool_answers_unavailable_before_the_deadline(pool: PgPool)
     assert!(app.availability.database_up());
     assert!(
         app.metrics_text()
-            .contains("db_errors_total{kind=\"pool_exhausted\"} 1")
+            .contains("observer_registry_db_errors_total{kind=\"pool_exhausted\"} 1")
     );
 
     lock.commit().await.unwrap();
@@ -377,7 +381,7 @@ async fn transactions_that_lose_races_run_again_and_commit_once(pool: PgPool) {
     assert!(
         db.metrics
             .encode(&pool)
-            .contains("db_transaction_retries_total 2")
+            .contains("observer_registry_db_transaction_retries_total 2")
     );
 
     // A race lost every time ends ABORTED after a bounded number of attempts.
@@ -460,8 +464,8 @@ async fn the_admin_port_serves_metrics_and_probes(pool: PgPool) {
         std::future::pending(),
     ));
 
-    let created = "grpc_server_handled_total{grpc_service=\"observer_registry.v1.ElectionService\",grpc_method=\"CreateElection\",grpc_code=\"Ok\"}";
-    let not_found = "grpc_server_handled_total{grpc_service=\"observer_registry.v1.ElectionService\",grpc_method=\"GetElection\",grpc_code=\"NotFound\"}";
+    let created = "grpc_server_handled_total{grpc_type=\"unary\",grpc_service=\"observer_registry.v1.ElectionService\",grpc_method=\"CreateElection\",grpc_code=\"OK\"}";
+    let not_found = "grpc_server_handled_total{grpc_type=\"unary\",grpc_service=\"observer_registry.v1.ElectionService\",grpc_method=\"GetElection\",grpc_code=\"NotFound\"}";
     let (status, before) = http_get(admin_addr, "/metrics").await;
     assert_eq!(status, 200);
     assert_eq!(sample(&before, created), 0.0);
@@ -478,18 +482,20 @@ async fn the_admin_port_serves_metrics_and_probes(pool: PgPool) {
     assert!(
         sample(
             &after,
-            "grpc_server_handling_seconds_count{grpc_service=\"observer_registry.v1.ElectionService\",grpc_method=\"CreateElection\"}"
+            "grpc_server_handling_seconds_count{grpc_type=\"unary\",grpc_service=\"observer_registry.v1.ElectionService\",grpc_method=\"CreateElection\"}"
         ) == 1.0,
         "{after}"
     );
     // Labelled families (shed calls, database errors) appear with their first sample; the
     // tests of shedding and of an exhausted pool read them.
     for family in [
-        "grpc_server_in_flight_requests gauge",
-        "db_pool_connections gauge",
-        "db_pool_waiting gauge",
-        "db_pool_max_connections gauge",
-        "db_transaction_retries counter",
+        "observer_registry_calls_in_flight gauge",
+        "observer_registry_db_pool_connections gauge",
+        "observer_registry_db_pool_waiting gauge",
+        "observer_registry_db_pool_max_connections gauge",
+        "observer_registry_db_transaction_retries counter",
+        "observer_registry_build_info gauge",
+        "process_resident_memory_bytes gauge",
     ] {
         assert!(
             after.contains(&format!("# TYPE {family}")),
@@ -498,7 +504,10 @@ async fn the_admin_port_serves_metrics_and_probes(pool: PgPool) {
     }
     // sqlx returns a connection to the pool in a task of its own after a round trip, so the
     // last call's connection may still be on its way back.
-    let mut idle = sample(&after, "db_pool_connections{state=\"idle\"}");
+    let mut idle = sample(
+        &after,
+        "observer_registry_db_pool_connections{state=\"idle\"}",
+    );
     for _ in 0..50 {
         if idle >= 1.0 {
             break;
@@ -506,11 +515,11 @@ async fn the_admin_port_serves_metrics_and_probes(pool: PgPool) {
         tokio::time::sleep(Duration::from_millis(20)).await;
         idle = sample(
             &http_get(admin_addr, "/metrics").await.1,
-            "db_pool_connections{state=\"idle\"}",
+            "observer_registry_db_pool_connections{state=\"idle\"}",
         );
     }
     assert!(idle >= 1.0, "{after}");
-    assert!(sample(&after, "db_pool_max_connections ") >= 1.0);
+    assert!(sample(&after, "observer_registry_db_pool_max_connections ") >= 1.0);
 
     assert_eq!(http_get(admin_addr, "/livez").await.0, 200);
     assert_eq!(http_get(admin_addr, "/readyz").await.0, 200);

@@ -117,15 +117,71 @@ pub async fn spawn_app_with_options(
     server_pool: PgPool,
     options: ServeOptions,
 ) -> TestApp {
+    spawn(pool, server_pool, options, None).await
+}
+
+/// Starts the server with `options` and collects the log lines its threads write (at `info`
+/// and above, without colours), as the service's own subscriber would write them.
+pub async fn spawn_app_logging(pool: PgPool, options: ServeOptions) -> (TestApp, Logs) {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let dispatch = tracing::Dispatch::new(subscriber);
+    let app = spawn(pool.clone(), pool, options, Some(dispatch)).await;
+    (app, logs)
+}
+
+/// Log lines written by one server's threads.
+#[derive(Clone, Default)]
+pub struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    pub fn lines(&self) -> Vec<String> {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+async fn spawn(
+    pool: PgPool,
+    server_pool: PgPool,
+    options: ServeOptions,
+    logs: Option<tracing::Dispatch>,
+) -> TestApp {
     let (stop, stopped) = oneshot::channel::<()>();
     let metrics = options.metrics.clone();
     let availability = options.availability.clone();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime
         .worker_threads(2)
         .thread_name("test-server")
-        .enable_all()
-        .build()
-        .unwrap();
+        .enable_all();
+    if let Some(dispatch) = logs {
+        // The server's threads, and only they, write to the test's subscriber: a global one
+        // would collect the lines of every test of the binary. The guard lives as long as
+        // the thread, so it is leaked on purpose.
+        runtime.on_thread_start(move || {
+            std::mem::forget(tracing::dispatcher::set_default(&dispatch));
+        });
+    }
+    let runtime = runtime.build().unwrap();
     // The listener, the server's pool (its connections) and its tasks belong to its runtime.
     let (addr, server_pool, task) = {
         let _server = runtime.enter();
