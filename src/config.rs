@@ -199,7 +199,8 @@ pub struct IdentitySettings {
 /// The server's TLS material (mutual TLS with a client CA).
 #[derive(Debug, Clone, Args)]
 pub struct TlsSettings {
-    /// PEM certificate chain of the server; with --tls-key, the service speaks TLS.
+    /// PEM certificate chain of the server; with --tls-key, the service speaks TLS. The pair
+    /// is re-read at the next handshake after either file changes (a rotated Secret).
     #[arg(long, env = "TLS_CERT_FILE", requires = "tls_key", global = true)]
     pub tls_cert: Option<PathBuf>,
 
