@@ -4,6 +4,7 @@
 
 mod common;
 
+mod agencies_file;
 mod audit;
 mod auth;
 mod delegations;
@@ -20,3 +21,4 @@ mod paging;
 mod production;
 mod record;
 mod request_ids;
+mod tls_reload;
