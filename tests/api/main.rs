@@ -12,6 +12,7 @@ mod demo;
 mod elections;
 mod feeds;
 mod figures;
+mod health_command;
 mod import_export;
 mod meetings;
 mod observers;
