@@ -2,6 +2,8 @@
 //! connections get the new certificate without a restart, and a pair that does not load
 //! leaves the old one in force.
 
+use std::time::Duration;
+
 use observer_registry::client::{Client, ClientOptions};
 use observer_registry::pb::v1 as pb;
 use observer_registry::server::ServeOptions;
@@ -9,7 +11,9 @@ use rcgen::ExtendedKeyUsagePurpose;
 use sqlx::PgPool;
 use tonic::Status;
 
+use crate::common::HealthClient;
 use crate::common::agencies::*;
+use crate::common::binary::*;
 use crate::common::tls::*;
 
 /// A certificate for `localhost` from a CA of its own: a client that trusts only that CA
@@ -152,4 +156,79 @@ async fn a_certificate_that_does_not_load_leaves_the_old_one_in_force(pool: PgPo
         served_to(addr, &new.ca, identity).await,
         "after the key came"
     );
+}
+
+/// The real binary, from its TLS settings: a rotation is logged, and so is a pair that does
+/// not load; a pair that does not load at start stops it.
+#[sqlx::test]
+async fn the_binary_logs_each_rotation_and_refuses_to_start_with_a_bad_pair(pool: PgPool) {
+    let (old, new) = (generation("Old CA"), generation("New CA"));
+    let tls = TlsMaterial::new(&old.cert, &old.key, None);
+    let files = tls.files();
+    let url = database_url(&pool);
+    let env = [
+        ("LISTEN_ADDR", "127.0.0.1:0"),
+        ("TLS_CERT_FILE", files.cert.to_str().unwrap()),
+        ("TLS_KEY_FILE", files.key.to_str().unwrap()),
+    ];
+    let mut binary = Binary::start(&url, &env).await;
+    let addr = binary.address;
+    let connects = |trusted: &TestCa| {
+        let options = ClientOptions {
+            ca_certificate_pem: Some(trusted.pem.clone().into_bytes()),
+            tls_domain_name: Some("localhost".into()),
+            ..Default::default()
+        };
+        async move {
+            match Client::connect(format!("https://127.0.0.1:{}", addr.port()), options).await {
+                Ok(client) => health_of(&client).await,
+                Err(_) => false,
+            }
+        }
+    };
+    assert!(connects(&old.ca).await);
+
+    tls.rotate(&new.cert, &old.key);
+    assert!(connects(&old.ca).await);
+    let refused = wait_for_log(
+        &mut binary.logs,
+        "server certificate not reloaded; the previous one stays in force",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(refused["level"], "ERROR", "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("does not go with")),
+        "{refused}"
+    );
+
+    tls.rotate(&new.cert, &new.key);
+    assert!(connects(&new.ca).await);
+    wait_for_log(
+        &mut binary.logs,
+        "server certificate reloaded",
+        Duration::from_secs(10),
+    )
+    .await;
+    binary.stop().await;
+
+    // At start, a pair that does not load is an error, not a server without a certificate.
+    tls.rotate(&new.cert, &old.key);
+    let output = tokio::time::timeout(Duration::from_secs(20), command(&url, &env).output())
+        .await
+        .expect("the binary did not exit")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("does not go with"), "{stderr}");
+}
+
+/// Whether the server answers the health check on this connection.
+async fn health_of(client: &Client) -> bool {
+    HealthClient::new(client.channel())
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .is_ok()
 }
