@@ -2,6 +2,7 @@
 //! each RPC needs (one table, enforced in one tower layer), and the caller handed to the
 //! services for personal-data masking and the audit trail.
 
+pub mod credentials;
 pub mod identities;
 pub mod layer;
 pub mod roles;

@@ -1,5 +1,5 @@
 //! The command line: the server's subcommands and the operator commands
-//! (`import-observers`, `export-observers`, `demo`, `bench`), which are clients of a running
+//! (`import-observers`, `export-observers`, `demo`, `bench`, `health`), which are clients of a running
 //! service, built on the shipped generated client, never on the database. Each command's
 //! own arguments live in its module; the server's settings in `config`.
 
@@ -7,6 +7,7 @@ pub mod bench;
 pub mod csv_format;
 pub mod demo;
 pub mod export;
+pub mod health;
 pub mod import;
 mod progress;
 mod retrying;
@@ -43,14 +44,18 @@ pub enum Command {
     HashToken,
     /// Load generator against a running service (the shipped client); prints one JSON line.
     Bench(bench::BenchArgs),
+    /// Ask a running service's gRPC health check; exit 0 only if it is SERVING.
+    Health(health::HealthArgs),
 }
 
 /// Where the operator commands find the service.
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct ClientArgs {
-    /// The running service, e.g. http://127.0.0.1:50051 (https:// for TLS).
+    /// The running service, e.g. http://127.0.0.1:50051 (https:// for TLS); a bare
+    /// host:port means http://.
     #[arg(
         long,
+        visible_alias = "addr",
         env = "OBSERVER_REGISTRY_SERVER",
         default_value = "http://127.0.0.1:50051"
     )]
@@ -88,7 +93,12 @@ pub async fn connect(args: &ClientArgs) -> anyhow::Result<AuthenticatedChannel> 
         client_identity_pem,
         tls_domain_name: None,
     };
-    let client = Client::connect(args.server.clone(), options)
+    let server = if args.server.contains("://") {
+        args.server.clone()
+    } else {
+        format!("http://{}", args.server)
+    };
+    let client = Client::connect(server, options)
         .await
         .with_context(|| format!("cannot connect to {}", args.server))?;
     Ok(client.channel())

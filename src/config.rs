@@ -181,7 +181,8 @@ pub struct RetentionSettings {
 /// Who may call: the agencies file, and whether anonymous callers are accepted.
 #[derive(Debug, Clone, Args)]
 pub struct IdentitySettings {
-    /// The agencies file (identities, roles, credentials); reloaded on SIGHUP. Without it,
+    /// The agencies file (identities, roles, credentials); reloaded on SIGHUP and when it
+    /// changes, and refused whole (the previous one stays) when it has a mistake. Without it,
     /// callers are anonymous with every role, which is allowed only on a loopback address.
     #[arg(long, env = "IDENTITIES_FILE", global = true)]
     pub identities: Option<PathBuf>,
@@ -199,7 +200,8 @@ pub struct IdentitySettings {
 /// The server's TLS material (mutual TLS with a client CA).
 #[derive(Debug, Clone, Args)]
 pub struct TlsSettings {
-    /// PEM certificate chain of the server; with --tls-key, the service speaks TLS.
+    /// PEM certificate chain of the server; with --tls-key, the service speaks TLS. The pair
+    /// is re-read at the next handshake after either file changes (a rotated Secret).
     #[arg(long, env = "TLS_CERT_FILE", requires = "tls_key", global = true)]
     pub tls_cert: Option<PathBuf>,
 

@@ -58,6 +58,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ExportObservers(args) => cli::export::run(&args).await,
         Command::Demo(args) => cli::demo::run(&args).await,
         Command::Bench(args) => cli::bench::run(&args).await,
+        Command::Health(args) => cli::health::run(&args).await,
         Command::HashToken => {
             let mut token = String::new();
             std::io::stdin().read_line(&mut token)?;

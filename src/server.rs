@@ -3,6 +3,7 @@
 
 mod options;
 mod router;
+mod tls;
 
 use std::future::Future;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use crate::listen::Listener;
 use crate::store;
 
 pub use options::{Limits, ServeOptions, default_point_read_batches};
+pub use tls::{ServerTls, TlsFiles};
 
 /// How often forgotten request ids are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(3600);

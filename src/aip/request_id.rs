@@ -1,14 +1,19 @@
 //! `request_id` idempotency (AIP-155): what identifies a create so a replay can be
-//! recognised. The store keeps the first response under this key.
+//! recognised. The store keeps the first response under this key. A request id is unique per
+//! calling agency (AIP-155: per client), so two agencies that pick the same id never see or
+//! block each other's creates.
 
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::auth::Caller;
 use crate::error::{Error, Result};
 
 /// Identifies one create request: its UUID plus what it asked for.
 #[derive(Debug, Clone)]
 pub struct IdempotencyKey {
+    /// The calling agency (`Caller::agency`): ids of different agencies never meet.
+    pub agency: String,
     pub request_id: Uuid,
     /// Full gRPC method, e.g. `/observer_registry.v1.ElectionService/CreateElection`.
     pub method: &'static str,
@@ -18,6 +23,7 @@ pub struct IdempotencyKey {
 
 /// The key of a request, or `None` when the caller sent no `request_id`.
 pub fn key<M: prost::Message>(
+    caller: &Caller,
     request_id: &str,
     method: &'static str,
     request: &M,
@@ -32,6 +38,7 @@ pub fn key<M: prost::Message>(
         )
     })?;
     Ok(Some(IdempotencyKey {
+        agency: caller.agency.clone(),
         request_id,
         method,
         fingerprint: Sha256::digest(request.encode_to_vec()).to_vec(),

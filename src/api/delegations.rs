@@ -39,7 +39,7 @@ impl DelegationApi {
         caller: &Caller,
         request: pb::CreateDelegationRequest,
     ) -> Result<pb::Delegation> {
-        let key = request_id::key(&request.request_id, CREATE_METHOD, &request)?;
+        let key = request_id::key(caller, &request.request_id, CREATE_METHOD, &request)?;
         let (election_id, id, fields) = parse_create(&request)?;
         delegation::check_head_of_new(&fields)?;
         let creation = Creation {

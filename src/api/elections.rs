@@ -36,7 +36,7 @@ impl ElectionApi {
         caller: &Caller,
         request: pb::CreateElectionRequest,
     ) -> Result<pb::Election> {
-        let key = request_id::key(&request.request_id, CREATE_METHOD, &request)?;
+        let key = request_id::key(caller, &request.request_id, CREATE_METHOD, &request)?;
         let mut violations = Violations::new();
         let id = violations.check(
             "election_id",

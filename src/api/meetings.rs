@@ -39,7 +39,7 @@ impl MeetingApi {
         caller: &Caller,
         request: pb::CreateMeetingRequest,
     ) -> Result<pb::Meeting> {
-        let key = request_id::key(&request.request_id, CREATE_METHOD, &request)?;
+        let key = request_id::key(caller, &request.request_id, CREATE_METHOD, &request)?;
         let (election_id, id, fields) = parse_create(&request)?;
         let creation = Creation {
             key: key.as_ref(),

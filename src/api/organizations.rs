@@ -37,7 +37,7 @@ impl OrganizationApi {
         caller: &Caller,
         request: pb::CreateOrganizationRequest,
     ) -> Result<pb::Organization> {
-        let key = request_id::key(&request.request_id, CREATE_METHOD, &request)?;
+        let key = request_id::key(caller, &request.request_id, CREATE_METHOD, &request)?;
         let (id, fields) = parse_create(&request)?;
         let creation = Creation {
             key: key.as_ref(),

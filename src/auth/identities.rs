@@ -56,44 +56,42 @@ pub struct Identities {
 
 impl Identities {
     /// Parses an agencies file; every mistake is named, so a bad reload keeps the old one.
+    /// A credential in two agencies, an unknown role and an empty list are mistakes too: the
+    /// first would make the caller whichever agency happened to come first, the last would
+    /// refuse every call.
     pub fn parse(text: &str) -> anyhow::Result<Identities> {
         let file: File = toml::from_str(text).context("not a valid agencies file")?;
-        let mut agencies = Vec::with_capacity(file.agencies.len());
+        anyhow::ensure!(
+            !file.agencies.is_empty(),
+            "the agencies file lists no agencies, so every call would be refused; \
+             add [[agencies]] entries (or serve without --identities on a loopback address)"
+        );
+        let mut agencies: Vec<Agency> = Vec::with_capacity(file.agencies.len());
         for entry in file.agencies {
-            let name = entry.name.trim().to_owned();
-            anyhow::ensure!(!name.is_empty(), "an agency has an empty name");
-            anyhow::ensure!(
-                agencies.iter().all(|a: &Agency| a.name != name),
-                "agency {name} appears twice"
-            );
-            let roles = entry
-                .roles
-                .iter()
-                .map(|role| {
-                    Role::parse(role).with_context(|| {
-                        format!("agency {name}: unknown role `{role}` (roles: reader, personal-data-reader, registrar, accreditor, protocol, admin)")
-                    })
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let token_hashes = entry
-                .token_sha256
-                .iter()
-                .map(|hex| {
-                    parse_hash(hex).with_context(|| {
-                        format!("agency {name}: token_sha256 must be 64 hex digits")
-                    })
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            anyhow::ensure!(
-                !token_hashes.is_empty() || !entry.certificate_names.is_empty(),
-                "agency {name} has no credentials (token_sha256 or certificate_names)"
-            );
-            agencies.push(Agency {
-                name,
-                roles,
-                token_hashes,
-                certificate_names: entry.certificate_names,
-            });
+            let agency = parse_agency(entry)?;
+            if let Some(other) = agencies.iter().find(|a| a.name == agency.name) {
+                anyhow::bail!("agency {} appears twice", other.name);
+            }
+            for hash in &agency.token_hashes {
+                if let Some(other) = agencies.iter().find(|a| a.token_hashes.contains(hash)) {
+                    anyhow::bail!(
+                        "agency {}: token_sha256 {} is already agency {}'s; a token must name one agency",
+                        agency.name,
+                        hex(hash),
+                        other.name
+                    );
+                }
+            }
+            for name in &agency.certificate_names {
+                if let Some(other) = agencies.iter().find(|a| a.certificate_names.contains(name)) {
+                    anyhow::bail!(
+                        "agency {}: certificate name {name} is already agency {}'s; a certificate must name one agency",
+                        agency.name,
+                        other.name
+                    );
+                }
+            }
+            agencies.push(agency);
         }
         Ok(Identities { agencies })
     }
@@ -113,11 +111,16 @@ impl Identities {
         found
     }
 
-    /// The agency a client certificate names (subject CN or DNS SAN).
+    /// The agency a client certificate names (its DNS SANs, or its subject CN when it has
+    /// none; see `auth::credentials`). DNS names compare without regard to case (RFC 4343).
     pub fn by_certificate_name(&self, names: &[String]) -> Option<&Agency> {
-        self.agencies
-            .iter()
-            .find(|agency| agency.certificate_names.iter().any(|n| names.contains(n)))
+        self.agencies.iter().find(|agency| {
+            agency.certificate_names.iter().any(|n| {
+                names
+                    .iter()
+                    .any(|presented| presented.eq_ignore_ascii_case(n))
+            })
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -127,6 +130,46 @@ impl Identities {
     pub fn is_empty(&self) -> bool {
         self.agencies.is_empty()
     }
+}
+
+/// One `[[agencies]]` entry, checked on its own.
+fn parse_agency(entry: AgencyEntry) -> anyhow::Result<Agency> {
+    let name = entry.name.trim().to_owned();
+    anyhow::ensure!(!name.is_empty(), "an agency has an empty name");
+    let roles = entry
+        .roles
+        .iter()
+        .map(|role| {
+            Role::parse(role).with_context(|| {
+                format!("agency {name}: unknown role `{role}` (roles: reader, personal-data-reader, registrar, accreditor, protocol, admin)")
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let token_hashes = entry
+        .token_sha256
+        .iter()
+        .map(|hex| {
+            parse_hash(hex)
+                .with_context(|| format!("agency {name}: token_sha256 must be 64 hex digits"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(
+        !token_hashes.is_empty() || !entry.certificate_names.is_empty(),
+        "agency {name} has no credentials (token_sha256 or certificate_names)"
+    );
+    // DNS names are case-insensitive: stored lower case, so that `MFA.gov.example` and
+    // `mfa.gov.example` are found to be one name in two agencies.
+    let certificate_names = entry
+        .certificate_names
+        .iter()
+        .map(|n| n.trim().to_ascii_lowercase())
+        .collect();
+    Ok(Agency {
+        name,
+        roles,
+        token_hashes,
+        certificate_names,
+    })
 }
 
 fn parse_hash(hex: &str) -> Option<[u8; 32]> {
@@ -141,12 +184,13 @@ fn parse_hash(hex: &str) -> Option<[u8; 32]> {
     Some(hash)
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The hex SHA-256 of a token, as the agencies file stores it.
 pub fn hash_token(token: &str) -> String {
-    Sha256::digest(token.trim().as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(token.trim().as_bytes()))
 }
 
 /// The agencies file in force, replaced on reload (SIGHUP) without touching connections.
@@ -248,5 +292,65 @@ mod tests {
         assert!(format!("{:#}", bad_hash.unwrap_err()).contains("64 hex digits"));
         let no_credentials = Identities::parse("[[agencies]]\nname='a'\nroles=[]");
         assert!(format!("{:#}", no_credentials.unwrap_err()).contains("no credentials"));
+    }
+
+    fn refusal(text: &str) -> String {
+        format!("{:#}", Identities::parse(text).unwrap_err())
+    }
+
+    const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    #[test]
+    fn a_token_in_two_agencies_is_refused_naming_both_and_the_hash() {
+        let error = refusal(&format!(
+            "[[agencies]]\nname='a'\nroles=['reader']\ntoken_sha256=['{HASH}']\n\
+             [[agencies]]\nname='b'\nroles=['admin']\ntoken_sha256=['{}']",
+            HASH.to_uppercase()
+        ));
+        assert_eq!(
+            error,
+            format!(
+                "agency b: token_sha256 {HASH} is already agency a's; a token must name one agency"
+            )
+        );
+    }
+
+    #[test]
+    fn a_certificate_name_in_two_agencies_is_refused_whatever_its_case() {
+        let error = refusal(
+            "[[agencies]]\nname='a'\nroles=['reader']\ncertificate_names=['mfa.gov.example']\n\
+             [[agencies]]\nname='b'\nroles=['admin']\ncertificate_names=['MFA.gov.example']",
+        );
+        assert!(
+            error.starts_with("agency b: certificate name mfa.gov.example is already agency a's"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_empty_list_is_refused() {
+        for text in ["", "agencies = []"] {
+            assert!(refusal(text).contains("lists no agencies"), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_role_is_refused_naming_the_agency_and_the_role() {
+        let error = refusal(
+            "[[agencies]]\nname='mfa'\nroles=['reader','raeder']\ntoken_sha256=['{HASH}']"
+                .replace("{HASH}", HASH)
+                .as_str(),
+        );
+        assert!(
+            error.starts_with("agency mfa: unknown role `raeder`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn certificate_names_match_without_regard_to_case() {
+        let identities = Identities::parse(FILE).unwrap();
+        let found = identities.by_certificate_name(&["MFA.Gov.Example".into()]);
+        assert_eq!(found.unwrap().name, "foreign-ministry");
     }
 }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tonic::body::Body;
-use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 use super::Caller;
+use super::credentials;
 use super::identities::IdentityStore;
 use super::roles::{Access, Role, grants, required_access};
 use crate::error::{Error, Reason};
@@ -135,21 +135,18 @@ impl AuthLayer {
             let token = value
                 .to_str()
                 .ok()
-                .and_then(|v| {
-                    v.strip_prefix("Bearer ")
-                        .or_else(|| v.strip_prefix("bearer "))
-                })
+                .and_then(credentials::bearer_token)
                 .ok_or_else(|| {
                     unauthenticated("the authorization metadata must be `Bearer <token>`")
                 })?;
             let agency = identities
-                .by_token(token.trim())
+                .by_token(token)
                 .ok_or_else(|| unauthenticated("the bearer token belongs to no agency"))?;
             return Ok((agency.name.clone(), agency.roles.clone()));
         }
-        if let Some(names) = certificate_names(request) {
-            let agency = identities
-                .by_certificate_name(&names)
+        if let Some(leaf) = credentials::client_certificate(request) {
+            let agency = credentials::certificate_names(&leaf)
+                .and_then(|names| identities.by_certificate_name(&names))
                 .ok_or_else(|| unauthenticated("the client certificate names no agency"))?;
             return Ok((agency.name.clone(), agency.roles.clone()));
         }
@@ -157,27 +154,4 @@ impl AuthLayer {
             "credentials required: a bearer token in the `authorization` metadata or a client certificate",
         ))
     }
-}
-
-/// Subject common names and DNS names of the client's certificate, when it sent one.
-fn certificate_names<B>(request: &http::Request<B>) -> Option<Vec<String>> {
-    let info = request
-        .extensions()
-        .get::<TlsConnectInfo<TcpConnectInfo>>()?;
-    let chain = info.peer_certs()?;
-    let leaf = chain.first()?;
-    let (_, certificate) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
-    let mut names: Vec<String> = certificate
-        .subject()
-        .iter_common_name()
-        .filter_map(|cn| cn.as_str().ok().map(str::to_owned))
-        .collect();
-    if let Ok(Some(san)) = certificate.subject_alternative_name() {
-        for name in &san.value.general_names {
-            if let x509_parser::extensions::GeneralName::DNSName(dns) = name {
-                names.push((*dns).to_owned());
-            }
-        }
-    }
-    Some(names)
 }

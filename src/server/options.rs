@@ -4,9 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use tonic::transport::{Certificate, Identity, ServerTlsConfig};
-
+use super::tls::{ServerTls, TlsFiles};
 use crate::auth::IdentityStore;
 use crate::clock::Clock;
 use crate::config::{LimitSettings, Settings, TlsSettings};
@@ -25,8 +23,9 @@ pub struct ServeOptions {
     pub identities: Arc<IdentityStore>,
     /// Whether anonymous callers are accepted when no agencies are configured.
     pub allow_anonymous: bool,
-    /// TLS (and mutual TLS) for the server, when configured.
-    pub tls: Option<ServerTlsConfig>,
+    /// TLS (and mutual TLS) for the server, when configured; its certificate follows its
+    /// files.
+    pub tls: Option<ServerTls>,
     pub limits: Limits,
     /// The server's metrics, also served by the admin port.
     pub metrics: Arc<Metrics>,
@@ -117,18 +116,14 @@ impl ServeOptions {
 
 /// The server's TLS configuration, when a certificate and key are given; with a client CA,
 /// agencies may also present client certificates (a bearer token still works without one).
-fn server_tls(settings: &TlsSettings) -> anyhow::Result<Option<ServerTlsConfig>> {
+fn server_tls(settings: &TlsSettings) -> anyhow::Result<Option<ServerTls>> {
     let (Some(cert), Some(key)) = (&settings.tls_cert, &settings.tls_key) else {
         return Ok(None);
     };
-    let read = |path: &std::path::Path| {
-        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
-    };
-    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
-    if let Some(ca) = &settings.tls_client_ca {
-        tls = tls
-            .client_ca_root(Certificate::from_pem(read(ca)?))
-            .client_auth_optional(true);
-    }
-    Ok(Some(tls))
+    ServerTls::load(&TlsFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+        client_ca: settings.tls_client_ca.clone(),
+    })
+    .map(Some)
 }

@@ -107,15 +107,11 @@ where
         )
         .on_failure(());
 
-    let mut builder = Server::builder()
+    let router = Server::builder()
         .max_concurrent_streams(limits.max_concurrent_streams)
         .http2_keepalive_interval(Some(limits.http2_keepalive_interval))
         .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout))
-        .max_connection_age(limits.max_connection_age);
-    if let Some(tls) = options.tls.clone() {
-        builder = builder.tls_config(tls).context("TLS configuration")?;
-    }
-    let router = builder
+        .max_connection_age(limits.max_connection_age)
         .layer(trace)
         .layer(ObserveLayer::new(
             options.metrics.clone(),
@@ -138,22 +134,43 @@ where
                 .build_v1alpha()
                 .context("reflection v1alpha")?,
         );
-    match listener {
-        Listener::Tcp(listener) => {
+    // TLS is ours, not tonic's, so that a rotated certificate is served without a restart
+    // (`server/tls.rs`).
+    let served = match (listener, &options.tls) {
+        (Listener::Tcp(listener), tls) => {
             let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-            router
-                .serve_with_incoming_shutdown(incoming, stopping)
-                .await
-                .context("gRPC server failed")?;
+            match tls {
+                None => {
+                    router
+                        .serve_with_incoming_shutdown(incoming, stopping)
+                        .await
+                }
+                Some(tls) => {
+                    router
+                        .serve_with_incoming_shutdown(tls.incoming(incoming), stopping)
+                        .await
+                }
+            }
         }
-        Listener::Unix(listener, path) => {
-            let served = router
-                .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stopping)
-                .await;
+        (Listener::Unix(listener, path), tls) => {
+            let incoming = UnixListenerStream::new(listener);
+            let served = match tls {
+                None => {
+                    router
+                        .serve_with_incoming_shutdown(incoming, stopping)
+                        .await
+                }
+                Some(tls) => {
+                    router
+                        .serve_with_incoming_shutdown(tls.incoming(incoming), stopping)
+                        .await
+                }
+            };
             let _ = std::fs::remove_file(&path);
-            served.context("gRPC server failed")?;
+            served
         }
-    }
+    };
+    served.context("gRPC server failed")?;
     Ok(())
 }
 

@@ -11,17 +11,19 @@ use crate::error::{Error, Result};
 /// Claims the key in the caller's transaction. `None`: this is the first call, go on and
 /// [`record`] the response before committing. `Some`: the response of the first call.
 ///
-/// A concurrent call with the same key blocks here on the primary key until the first one
-/// commits (then it reads its response) or rolls back (then it becomes the first call).
+/// A concurrent call with the same key (same agency, same id) blocks here on the primary key
+/// until the first one commits (then it reads its response) or rolls back (then it becomes
+/// the first call). Another agency's call with the same id has a key of its own.
 pub async fn claim<R: Message + Default>(
     conn: &mut PgConnection,
     key: Option<&IdempotencyKey>,
 ) -> Result<Option<R>> {
     let Some(key) = key else { return Ok(None) };
     let inserted = sqlx::query(
-        "INSERT INTO request_ids (request_id, method, fingerprint, response) \
-         VALUES ($1, $2, $3, '') ON CONFLICT (request_id) DO NOTHING",
+        "INSERT INTO request_ids (agency, request_id, method, fingerprint, response) \
+         VALUES ($1, $2, $3, $4, '') ON CONFLICT (agency, request_id) DO NOTHING",
     )
+    .bind(&key.agency)
     .bind(key.request_id)
     .bind(key.method)
     .bind(&key.fingerprint)
@@ -32,8 +34,10 @@ pub async fn claim<R: Message + Default>(
         return Ok(None);
     }
     let (method, fingerprint, response): (String, Vec<u8>, Vec<u8>) = sqlx::query_as(
-        "SELECT method, fingerprint, response FROM request_ids WHERE request_id = $1",
+        "SELECT method, fingerprint, response FROM request_ids \
+         WHERE agency = $1 AND request_id = $2",
     )
+    .bind(&key.agency)
     .bind(key.request_id)
     .fetch_one(&mut *conn)
     .await?;
@@ -55,7 +59,8 @@ pub async fn record<R: Message>(
     response: &R,
 ) -> Result<()> {
     let Some(key) = key else { return Ok(()) };
-    sqlx::query("UPDATE request_ids SET response = $2 WHERE request_id = $1")
+    sqlx::query("UPDATE request_ids SET response = $3 WHERE agency = $1 AND request_id = $2")
+        .bind(&key.agency)
         .bind(key.request_id)
         .bind(response.encode_to_vec())
         .execute(conn)

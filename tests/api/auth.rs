@@ -6,29 +6,23 @@
 
 use crate::common::{self, agencies};
 
-use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use agencies::*;
+use common::binary::*;
+use common::tls::*;
 use common::*;
 use observer_registry::auth::{Access, Role, required_access};
 use observer_registry::client::{AuthenticatedChannel, Client, ClientOptions};
 use observer_registry::pb::v1 as pb;
-use observer_registry::server::{self, ServeOptions};
+use observer_registry::server::ServeOptions;
 use prost::Message;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
+use rcgen::ExtendedKeyUsagePurpose;
 use sqlx::PgPool;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Certificate, Channel, Identity, ServerTlsConfig};
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 const PACKAGE: &str = "observer_registry.v1";
@@ -503,13 +497,14 @@ async fn personal_data_is_shown_only_to_personal_data_readers_whatever_the_call(
     let admin = agencies.client(&app, ADMIN).observers();
     let admin_pd = agencies.client(&app, ADMIN_PD).observers();
 
-    // CreateObserver, also when a request is replayed by a caller who may not see it all.
+    // CreateObserver, also when a request is replayed.
+    let first_request_id = new_request_id();
     let created = registrar
         .clone()
         .create_observer(create_request(
             "o-1",
             person("o-1", "Li", "Wei", "CN"),
-            &new_request_id(),
+            &first_request_id,
         ))
         .await
         .unwrap()
@@ -527,13 +522,32 @@ async fn personal_data_is_shown_only_to_personal_data_readers_whatever_the_call(
         &created,
         "CreateObserver by a registrar reading personal data",
     );
-    let replayed = registrar
+    let replayed = registrar_pd
         .clone()
-        .create_observer(request)
+        .create_observer(request.clone())
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(replayed.name, observer_name("o-2"));
+    assert_eq!(replayed, created);
+    // Request ids are per agency: the same id from another agency is a create of its own,
+    // never the answer to the first one (personal data included).
+    let status = registrar
+        .clone()
+        .create_observer(request)
+        .await
+        .unwrap_err();
+    assert_error(&status, Code::AlreadyExists, "ALREADY_EXISTS");
+    let replayed = registrar
+        .clone()
+        .create_observer(create_request(
+            "o-1",
+            person("o-1", "Li", "Wei", "CN"),
+            &first_request_id,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(replayed.name, observer_name("o-1"));
     assert_masked(&replayed, "a replayed CreateObserver by a registrar");
 
     // BatchCreateObservers.
@@ -797,67 +811,6 @@ async fn personal_data_is_shown_only_to_personal_data_readers_whatever_the_call(
 
 // ---- mutual TLS ----
 
-struct TestCa {
-    pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-fn new_ca(name: &str) -> TestCa {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let key = KeyPair::generate().unwrap();
-    let pem = params.self_signed(&key).unwrap().pem();
-    TestCa {
-        pem,
-        issuer: Issuer::new(params, key),
-    }
-}
-
-/// A certificate and its key (PEM) signed by `ca`.
-fn leaf(
-    ca: &TestCa,
-    common_name: &str,
-    alt_names: &[&str],
-    usage: ExtendedKeyUsagePurpose,
-) -> (Vec<u8>, Vec<u8>) {
-    let mut params =
-        CertificateParams::new(alt_names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-            .unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, common_name);
-    params.use_authority_key_identifier_extension = true;
-    params.key_usages.push(KeyUsagePurpose::DigitalSignature);
-    params.extended_key_usages.push(usage);
-    let key = KeyPair::generate().unwrap();
-    let certificate = params.signed_by(&key, &ca.issuer).unwrap();
-    (
-        certificate.pem().into_bytes(),
-        key.serialize_pem().into_bytes(),
-    )
-}
-
-/// The server on a fresh loopback port with these options (TLS included); it stops when
-/// the returned sender is dropped.
-async fn spawn_server(
-    pool: PgPool,
-    options: ServeOptions,
-) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server::serve(listener, pool, options, async {
-        let _ = stopped.await;
-    }));
-    (addr, stop)
-}
-
 fn list_elections() -> pb::ListElectionsRequest {
     pb::ListElectionsRequest::default()
 }
@@ -907,13 +860,9 @@ async fn agencies_are_known_by_their_client_certificates(pool: PgPool) {
             Agency::with_token(READER, &["reader"]),
         ],
     );
+    let tls = TlsMaterial::new(&server_cert, &server_key, Some(&ca.pem));
     let options = ServeOptions {
-        tls: Some(
-            ServerTlsConfig::new()
-                .identity(Identity::from_pem(&server_cert, &server_key))
-                .client_ca_root(Certificate::from_pem(&ca.pem))
-                .client_auth_optional(true),
-        ),
+        tls: Some(tls.server_tls()),
         ..agencies.options()
     };
     let (addr, _stop) = spawn_server(pool, options).await;
@@ -1010,115 +959,6 @@ async fn agencies_are_known_by_their_client_certificates(pool: PgPool) {
 }
 
 // ---- the real binary ----
-
-fn database_url(pool: &PgPool) -> String {
-    let options = pool.connect_options();
-    format!(
-        "postgres://postgres:postgres@127.0.0.1:{}/{}",
-        options.get_port(),
-        options.get_database().unwrap()
-    )
-}
-
-/// The binary with these settings (and no agencies or anonymity inherited from the
-/// environment), its JSON log lines as they come.
-fn command(database_url: &str, env: &[(&str, &str)]) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_observer-registry"));
-    command
-        .env_remove("IDENTITIES_FILE")
-        .env_remove("ALLOW_ANONYMOUS")
-        .env_remove("TLS_CERT_FILE")
-        .env_remove("TLS_KEY_FILE")
-        .env_remove("TLS_CLIENT_CA_FILE")
-        .env_remove("RUST_LOG")
-        .env("DATABASE_URL", database_url)
-        .env("METRICS_ADDR", "127.0.0.1:0")
-        .env("LOG_FORMAT", "json")
-        .env("SHUTDOWN_GRACE_PERIOD", "1s")
-        .env("HEALTH_CHECK_INTERVAL", "100ms")
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    command
-}
-
-struct Binary {
-    child: tokio::process::Child,
-    /// The address it serves on, as it logged it.
-    address: SocketAddr,
-    logs: mpsc::UnboundedReceiver<serde_json::Value>,
-}
-
-impl Binary {
-    async fn start(database_url: &str, env: &[(&str, &str)]) -> Binary {
-        let mut child = command(database_url, env).spawn().unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let (tx, mut logs) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                let log = serde_json::from_str(&line).unwrap_or(serde_json::Value::String(line));
-                if tx.send(log).is_err() {
-                    break;
-                }
-            }
-        });
-        let serving = wait_for_log(&mut logs, "serving gRPC", Duration::from_secs(30)).await;
-        let mut address: SocketAddr = serving["address"].as_str().unwrap().parse().unwrap();
-        if address.ip().is_unspecified() {
-            address.set_ip([127, 0, 0, 1].into());
-        }
-        Binary {
-            child,
-            address,
-            logs,
-        }
-    }
-
-    async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.address))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
-    }
-
-    async fn stop(mut self) {
-        let _ = self.child.start_kill();
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
-    }
-}
-
-/// The next log line whose message is `message`, failing with what was logged instead.
-async fn wait_for_log(
-    logs: &mut mpsc::UnboundedReceiver<serde_json::Value>,
-    message: &str,
-    timeout: Duration,
-) -> serde_json::Value {
-    let deadline = Instant::now() + timeout;
-    let mut seen = Vec::new();
-    loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(remaining, logs.recv()).await {
-            Ok(Some(log)) if log["message"] == message => return log,
-            Ok(Some(log)) => seen.push(log.to_string()),
-            Ok(None) => panic!(
-                "the binary exited before logging {message:?}:\n{}",
-                seen.join("\n")
-            ),
-            Err(_) => panic!("no {message:?} logged in time:\n{}", seen.join("\n")),
-        }
-    }
-}
-
-fn kill(child: &tokio::process::Child, signal: &str) {
-    let pid = child.id().expect("the binary is running").to_string();
-    let status = std::process::Command::new("kill")
-        .args([signal, &pid])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
 
 async fn list_with(channel: &Channel, token: &str) -> Result<(), Status> {
     Client::from_channel(channel.clone(), Some(token))

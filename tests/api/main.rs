@@ -4,6 +4,7 @@
 
 mod common;
 
+mod agencies_file;
 mod audit;
 mod auth;
 mod delegations;
@@ -11,6 +12,7 @@ mod demo;
 mod elections;
 mod feeds;
 mod figures;
+mod health_command;
 mod import_export;
 mod meetings;
 mod metrics;
@@ -20,3 +22,5 @@ mod organizations;
 mod paging;
 mod production;
 mod record;
+mod request_ids;
+mod tls_reload;

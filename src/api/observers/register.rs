@@ -51,7 +51,7 @@ impl ObserverApi {
         caller: &Caller,
         request: pb::CreateObserverRequest,
     ) -> Result<pb::Observer> {
-        let key = request_id::key(&request.request_id, CREATE_METHOD, &request)?;
+        let key = request_id::key(caller, &request.request_id, CREATE_METHOD, &request)?;
         let mut violations = Violations::new();
         let election_id = violations.check(
             "parent",
@@ -102,7 +102,7 @@ impl ObserverApi {
         let key = if request.validate_only {
             None
         } else {
-            request_id::key(&request.request_id, BATCH_CREATE_METHOD, &request)?
+            request_id::key(caller, &request.request_id, BATCH_CREATE_METHOD, &request)?
         };
         let (election_id, entries) = parse_batch(&request, self.today())?;
         if request.validate_only {

@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 pub mod agencies;
+pub mod binary;
 pub mod proxy;
 pub mod registry;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

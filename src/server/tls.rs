@@ -1,0 +1,163 @@
+//! TLS served by the service itself rather than by tonic's `tls_config`, whose certificate is
+//! fixed at start: the certificate is re-read when its files change (`tls/certificate.rs`),
+//! so a rotated Secret takes effect at the next handshake without a restart. Handshakes run
+//! beside the accept loop, bounded in time, and the TLS streams go to tonic as its incoming
+//! connections; tonic's `Connected` for `tokio_rustls::server::TlsStream` hands the client's
+//! certificates to the auth layer (`TlsConnectInfo`), as its own TLS did.
+
+mod certificate;
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::pki_types::CertificateDer;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::server::WebPkiClientVerifier;
+use tokio_rustls::rustls::{RootCertStore, ServerConfig};
+use tokio_rustls::server::TlsStream;
+use tokio_stream::Stream;
+
+use certificate::ReloadingCertificate;
+
+/// A client that opens a connection and sends nothing holds a task and a socket; this long
+/// is plenty for a handshake across the world.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the server's TLS material lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM certificate chain, leaf first; re-read when it changes.
+    pub cert: PathBuf,
+    /// PEM private key of the certificate; re-read when it changes.
+    pub key: PathBuf,
+    /// PEM CA of the agencies' client certificates (mutual TLS), read at start. Without it,
+    /// clients present no certificate.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// The server's TLS configuration, built once; its certificate follows the files.
+#[derive(Clone)]
+pub struct ServerTls {
+    config: Arc<ServerConfig>,
+}
+
+impl fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerTls").finish_non_exhaustive()
+    }
+}
+
+impl ServerTls {
+    /// Reads the files now: a certificate, key or CA that does not load stops the start.
+    /// With a client CA, a client certificate is optional (a bearer token works without one)
+    /// but must be signed by that CA when presented.
+    pub fn load(files: &TlsFiles) -> anyhow::Result<ServerTls> {
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .context("TLS protocol versions")?;
+        let builder = match &files.client_ca {
+            None => builder.with_no_client_auth(),
+            Some(path) => {
+                let mut roots = RootCertStore::empty();
+                let cas = CertificateDer::pem_file_iter(path)
+                    .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                    .with_context(|| format!("cannot read certificates from {}", path.display()))?;
+                let (added, _) = roots.add_parsable_certificates(cas);
+                anyhow::ensure!(added > 0, "no usable CA certificate in {}", path.display());
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                        .allow_unauthenticated()
+                        .build()
+                        .context("client certificate verifier")?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let certificate = ReloadingCertificate::load(&files.cert, &files.key, provider)?;
+        let mut config = builder.with_cert_resolver(Arc::new(certificate));
+        // gRPC is HTTP/2 only.
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(ServerTls {
+            config: Arc::new(config),
+        })
+    }
+
+    /// The TLS connections of the plain ones `incoming` accepts.
+    pub fn incoming<S, IO>(&self, incoming: S) -> TlsIncoming<S, IO>
+    where
+        S: Stream<Item = io::Result<IO>> + Unpin,
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        TlsIncoming {
+            incoming,
+            acceptor: TlsAcceptor::from(self.config.clone()),
+            handshakes: JoinSet::new(),
+            accepting: true,
+        }
+    }
+}
+
+/// The connections of `incoming` once their handshake is done. Dropping it drops the
+/// listener at once (tonic drops its incoming when shutdown starts, so the port closes) and
+/// aborts the handshakes in progress.
+pub struct TlsIncoming<S, IO> {
+    incoming: S,
+    acceptor: TlsAcceptor,
+    handshakes: JoinSet<io::Result<TlsStream<IO>>>,
+    /// Whether `incoming` may still yield connections.
+    accepting: bool,
+}
+
+impl<S, IO> Stream for TlsIncoming<S, IO>
+where
+    S: Stream<Item = io::Result<IO>> + Unpin,
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Item = io::Result<TlsStream<IO>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        // Start a handshake for every connection waiting, so a slow client holds up no one.
+        while this.accepting {
+            match Pin::new(&mut this.incoming).poll_next(cx) {
+                Poll::Ready(Some(Ok(io))) => {
+                    let accept = this.acceptor.accept(io);
+                    this.handshakes.spawn(async move {
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, accept)
+                            .await
+                            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake"))?
+                    });
+                }
+                // tonic logs it and polls again, as for plain TCP.
+                Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(error))),
+                Poll::Ready(None) => this.accepting = false,
+                Poll::Pending => break,
+            }
+        }
+        loop {
+            match this.handshakes.poll_join_next(cx) {
+                Poll::Ready(Some(Ok(Ok(stream)))) => return Poll::Ready(Some(Ok(stream))),
+                // A client that failed its handshake (a certificate of an unknown CA, plain
+                // HTTP, a port scan) is the client's problem, not the server's.
+                Poll::Ready(Some(Ok(Err(error)))) => {
+                    tracing::debug!(%error, "TLS handshake failed");
+                }
+                Poll::Ready(Some(Err(error))) => {
+                    tracing::warn!(%error, "TLS handshake task failed");
+                }
+                Poll::Ready(None) if this.accepting => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
