@@ -7,5 +7,6 @@ mod connect;
 
 pub use calls::{Attempt, Database, Tx};
 pub use connect::{
-    MIGRATOR, PING_AFTER_IDLE, connect_options, ensure_database, ping_when_idle, pool, prepare,
+    APPLICATION_NAME, MIGRATOR, PING_AFTER_IDLE, Schema, connect_options, ensure_database,
+    ping_when_idle, pool, prepare,
 };

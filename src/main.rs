@@ -46,7 +46,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => {
             cli.settings.log();
-            database::prepare(&cli.settings.database).await?;
+            // The migrations run on one connection, under an advisory lock.
+            database::prepare(&cli.settings.database, 1, database::Schema::Migrate)
+                .await?
+                .close()
+                .await;
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve => {
@@ -78,7 +82,12 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         settings.identities.identities.clone(),
         settings.identities.identities_reload_interval,
     );
-    let pool = database::prepare(&settings.database).await?;
+    let schema = if settings.database.migrates_at_start() {
+        database::Schema::Migrate
+    } else {
+        database::Schema::Check
+    };
+    let pool = database::prepare(&settings.database, settings.database.pool_size, schema).await?;
     let listener = settings.listen_addr.bind().await?;
     let admin_listener = TcpListener::bind(settings.metrics_addr)
         .await

@@ -6,6 +6,7 @@ mod common;
 
 mod audit;
 mod auth;
+mod database;
 mod delegations;
 mod demo;
 mod elections;
