@@ -130,7 +130,8 @@ pub struct DatabaseSettings {
     )]
     pub url: String,
 
-    /// Maximum number of database connections.
+    /// The most database connections the service opens: the calls' pool, the point-read
+    /// batches, the change-feed listener and the health check together.
     #[arg(
         long = "db-pool-size",
         value_name = "DB_POOL_SIZE",

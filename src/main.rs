@@ -76,7 +76,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let options = server::ServeOptions::from_settings(&settings)?;
+    let mut options = server::ServeOptions::from_settings(&settings)?;
+    let budget = database::ConnectionBudget::new(
+        settings.database.pool_size,
+        options.limits.point_read_batches,
+    )?;
+    if budget.point_read_batches < options.limits.point_read_batches {
+        tracing::warn!(
+            asked = options.limits.point_read_batches,
+            running = budget.point_read_batches,
+            "fewer point-read batches than asked: DB_POOL_SIZE leaves no more connections"
+        );
+    }
+    options.limits.point_read_batches = budget.point_read_batches;
+    tracing::info!(
+        db_pool_size = budget.total,
+        calls = budget.calls,
+        point_read_batches = budget.point_read_batches,
+        change_feed = 1,
+        health_check = 1,
+        "database connections"
+    );
     reload_identities(
         options.identities.clone(),
         settings.identities.identities.clone(),
@@ -87,7 +107,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     } else {
         database::Schema::Check
     };
-    let pool = database::prepare(&settings.database, settings.database.pool_size, schema).await?;
+    let pool = database::prepare(&settings.database, budget.calls, schema).await?;
     let listener = settings.listen_addr.bind().await?;
     let admin_listener = TcpListener::bind(settings.metrics_addr)
         .await

@@ -1,6 +1,6 @@
 //! The service's side of PostgreSQL, through the real binary: it runs under a runtime role that
 //! cannot alter the official record, never visits the maintenance database of a database
-//! that exists, speaks TLS as libpq would, and answers a
+//! that exists, speaks TLS as libpq would, keeps within one connection budget, and answers a
 //! value PostgreSQL refuses with INVALID_ARGUMENT.
 
 use std::path::PathBuf;
@@ -418,6 +418,111 @@ async fn a_postgresql_certificate_from_another_root_is_refused_naming_tls(pool: 
         assert!(!log.contains("serving gRPC"), "{mode}: {log}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[sqlx::test]
+async fn the_service_keeps_every_connection_within_db_pool_size_under_load(pool: PgPool) {
+    let database = database_name(&pool);
+    let url = superuser_url(&database, "sslmode=disable");
+    const BUDGET: i64 = 7;
+    let binary = Binary::start(
+        &["serve", "--no-migrate"],
+        &[
+            ("DATABASE_URL", url.as_str()),
+            ("DB_POOL_SIZE", &BUDGET.to_string()),
+            ("POINT_READ_BATCHES", "2"),
+            ("MAX_CONCURRENT_REQUESTS", "256"),
+        ],
+    )
+    .await;
+    let app = Arc::new(binary.app(pool.clone()).await);
+    registry::open_election(&app, "kz-2023").await;
+    let parent = "elections/kz-2023";
+    for i in 0..8 {
+        registry::create_observer(
+            &app,
+            parent,
+            &format!("obs-{i}"),
+            registry::observer(
+                "Wei",
+                &format!("Observer {i}"),
+                "CN",
+                "sco",
+                &format!("E{i:07}"),
+            ),
+        )
+        .await;
+    }
+    // A watch (the change feed's LISTEN), health checks, point reads and writes, all at once.
+    let mut feed = app
+        .observers()
+        .watch_observers(pb::WatchObserversRequest {
+            parent: parent.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for worker in 0..48 {
+        let (app, stop) = (app.clone(), stop.clone());
+        load.push(tokio::spawn(async move {
+            let mut round = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let name = format!("{parent}/observers/obs-{}", (worker + round) % 8);
+                let _ = match worker % 3 {
+                    0 => registry::update_observer(
+                        &app,
+                        pb::Observer {
+                            name,
+                            deployment_region: format!("region {round}"),
+                            ..Default::default()
+                        },
+                        &["deployment_region"],
+                    )
+                    .await
+                    .map(|_| ()),
+                    1 => registry::try_get_observer(&app, &name).await.map(|_| ()),
+                    _ => app
+                        .observers()
+                        .list_observers(pb::ListObserversRequest {
+                            parent: parent.into(),
+                            ..Default::default()
+                        })
+                        .await
+                        .map(|_| ()),
+                };
+                round += 1;
+            }
+        }));
+    }
+    let mut most = 0;
+    for _ in 0..150 {
+        let now: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+              WHERE datname = $1 AND application_name = 'observer-registry'",
+        )
+        .bind(&database)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        most = most.max(now);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for worker in load {
+        worker.await.unwrap();
+    }
+    assert!(feed.next().await.is_some());
+    drop(feed);
+    // Every kind of connection was open at once, and never more than the budget.
+    assert!(most <= BUDGET, "{most} connections, DB_POOL_SIZE={BUDGET}");
+    assert!(
+        most >= BUDGET - 1,
+        "only {most} connections: the load did not reach the budget"
+    );
+    assert!(binary.stop().await.success());
 }
 
 #[sqlx::test]
