@@ -139,9 +139,7 @@ pub async fn prepare(
                     ensure_database(&options).await?;
                     migrate(&pool).await.map(|migrated| migrated.map(|()| pool))
                 }
-                Schema::Check => check_migrated(&pool)
-                    .await
-                    .map(|checked| checked.map(|()| pool)),
+                Schema::Check => check_migrated(&pool).await.map(|()| Ok(pool)),
             }
         };
         match attempt.await {
@@ -176,8 +174,9 @@ async fn migrate(pool: &PgPool) -> anyhow::Result<anyhow::Result<()>> {
 }
 
 /// Checks that every migration this binary knows has run (newer ones, from a newer release
-/// migrated ahead of a rolling update, are fine). Errors as in [`migrate`].
-async fn check_migrated(pool: &PgPool) -> anyhow::Result<anyhow::Result<()>> {
+/// migrated ahead of a rolling update, are fine). Every failure is worth waiting for until
+/// the start-up timeout: the migration Job may still be running.
+async fn check_migrated(pool: &PgPool) -> anyhow::Result<()> {
     let applied: Vec<i64> = match sqlx::query_scalar(
         "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
     )
@@ -188,12 +187,12 @@ async fn check_migrated(pool: &PgPool) -> anyhow::Result<anyhow::Result<()>> {
         Err(error) if is_connection_error(&error) => {
             return Err(anyhow::Error::new(error).context(cannot_connect(&pool.connect_options())));
         }
-        // No such table (42P01): never migrated; no SELECT on it (42501): not ours either.
+        // No such table (42P01): never migrated; no SELECT on it (42501): not by us.
         Err(error) => {
-            return Ok(Err(anyhow::Error::new(error).context(
-                "cannot read the migrations that have run: run `observer-registry migrate` \
+            return Err(anyhow::Error::new(error).context(
+                "cannot read which migrations have run: run `observer-registry migrate` \
                  as the owner role first",
-            )));
+            ));
         }
     };
     let missing: Vec<i64> = MIGRATOR
@@ -202,13 +201,12 @@ async fn check_migrated(pool: &PgPool) -> anyhow::Result<anyhow::Result<()>> {
         .map(|m| m.version)
         .filter(|version| applied.binary_search(version).is_err())
         .collect();
-    if missing.is_empty() {
-        return Ok(Ok(()));
-    }
-    Ok(Err(anyhow::anyhow!(
+    anyhow::ensure!(
+        missing.is_empty(),
         "the database lacks migrations {missing:?} of this release: run \
          `observer-registry migrate` as the owner role first"
-    )))
+    );
+    Ok(())
 }
 
 /// What a failed connection attempt was, with its TLS mode: sqlx reports a certificate that
