@@ -34,6 +34,16 @@ BEGIN
     END IF;
 END $$;
 
+-- Not even temporary tables: PUBLIC may create them in every new database. The migrating
+-- role keeps them (migrations use pg_temp functions). Only the database's owner may say so.
+DO $$
+BEGIN
+    IF pg_has_role((SELECT datdba FROM pg_database WHERE datname = current_database()), 'USAGE') THEN
+        EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
+        EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO %I', current_database(), current_user);
+    END IF;
+END $$;
+
 GRANT USAGE ON SCHEMA public TO observer_registry_runtime;
 
 -- Data: read and write every table…

@@ -187,6 +187,7 @@ async fn the_runtime_role_serves_the_registry_and_cannot_alter_the_record(pool: 
         "ALTER TABLE observers ADD COLUMN note text",
         "DROP INDEX observers_one_person_per_election",
         "CREATE TABLE shadow (id int)",
+        "CREATE TEMPORARY TABLE scratch (id int)",
         "CREATE FUNCTION shadow() RETURNS int LANGUAGE sql AS 'SELECT 1'",
         "DELETE FROM _sqlx_migrations",
         "CREATE ROLE intruder SUPERUSER",
