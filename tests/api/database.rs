@@ -233,15 +233,22 @@ async fn the_runtime_role_serves_the_registry_and_cannot_alter_the_record(pool: 
 async fn serving_without_migrating_refuses_a_database_that_migrate_has_not_prepared(pool: PgPool) {
     let url = superuser_url(&database_name(&pool), "");
     let env = [("DATABASE_URL", url.as_str()), ("DB_STARTUP_TIMEOUT", "1s")];
-    let (status, log) = binary::run(&["serve", "--no-migrate"], &env).await;
-    assert!(!status.success());
-    assert!(log.contains("run `observer-registry migrate`"), "{log}");
-    let tables: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert_eq!(tables, 0, "serve --no-migrate ran DDL");
+    // The flag, and the environment variable a Deployment sets.
+    for (args, migrate) in [
+        (&["serve", "--no-migrate"][..], "true"),
+        (&["serve"], "false"),
+    ] {
+        let with_migrate = [env[0], env[1], ("MIGRATE", migrate)];
+        let (status, log) = binary::run(args, &with_migrate).await;
+        assert!(!status.success(), "{args:?} MIGRATE={migrate}");
+        assert!(log.contains("run `observer-registry migrate`"), "{log}");
+        let tables: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(tables, 0, "{args:?} MIGRATE={migrate} ran DDL");
+    }
 
     // `migrate` prepares it, grants included, and exits.
     let (status, log) = binary::run(&["migrate"], &env).await;
