@@ -30,9 +30,11 @@ pub struct Cli {
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
-    /// Create the database if missing, migrate it, and serve gRPC (the default).
+    /// Create the database if missing, migrate it, and serve gRPC (the default); with
+    /// `--no-migrate` only check that the database is migrated, and serve.
     Serve,
-    /// Create the database if missing and run the migrations, then exit.
+    /// Create the database if missing and run the migrations, then exit: the only command
+    /// that runs DDL, under the role that owns the schema.
     Migrate,
     /// Import observers from a CSV list into an election of a running service.
     ImportObservers(import::ImportArgs),
@@ -133,5 +135,14 @@ mod tests {
             Cli::try_parse_from(["observer-registry", "migrate", "--db-pool-size", "3"]).unwrap();
         assert_eq!(cli.command, Some(Command::Migrate));
         assert_eq!(cli.settings.database.pool_size, 3);
+        assert!(cli.settings.database.migrates_at_start());
+        for args in [
+            &["observer-registry", "serve", "--no-migrate"][..],
+            &["observer-registry", "--migrate", "false"],
+            &["observer-registry", "serve", "--migrate=no"],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            assert!(!cli.settings.database.migrates_at_start(), "{args:?}");
+        }
     }
 }

@@ -117,7 +117,8 @@ pub struct LimitSettings {
 /// How the service reaches PostgreSQL (`--database-url`, `--db-*`).
 #[derive(Clone, Args)]
 pub struct DatabaseSettings {
-    /// PostgreSQL connection URL; the database is created if it does not exist.
+    /// PostgreSQL connection URL, read as libpq reads it (`sslmode`, `sslrootcert`, …); the
+    /// database is created if it does not exist, unless start-up does not migrate.
     #[arg(
         long = "database-url",
         value_name = "DATABASE_URL",
@@ -129,7 +130,8 @@ pub struct DatabaseSettings {
     )]
     pub url: String,
 
-    /// Maximum number of database connections.
+    /// The most database connections the service opens: the calls' pool, the point-read
+    /// batches, the change-feed listener and the health check together.
     #[arg(
         long = "db-pool-size",
         value_name = "DB_POOL_SIZE",
@@ -151,6 +153,22 @@ pub struct DatabaseSettings {
     /// How long start-up keeps retrying an unreachable database before giving up.
     #[arg(long = "db-startup-timeout", value_name = "DB_STARTUP_TIMEOUT", env = "DB_STARTUP_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration, global = true)]
     pub startup_timeout: Duration,
+
+    /// Whether `serve` creates and migrates the database at start (`MIGRATE=false`: it only
+    /// checks that `observer-registry migrate` has run, and needs no DDL privileges).
+    #[arg(long = "migrate", value_name = "MIGRATE", env = "MIGRATE", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), global = true)]
+    pub migrate: bool,
+
+    /// The same as `--migrate=false`: serve under a runtime role that may not run DDL.
+    #[arg(long = "no-migrate", global = true)]
+    pub no_migrate: bool,
+}
+
+impl DatabaseSettings {
+    /// Whether `serve` migrates at start.
+    pub fn migrates_at_start(&self) -> bool {
+        self.migrate && !self.no_migrate
+    }
 }
 
 /// By hand, so that the URL's password never reaches a log or a panic message.
@@ -162,6 +180,7 @@ impl std::fmt::Debug for DatabaseSettings {
             .field("acquire_timeout", &self.acquire_timeout)
             .field("statement_timeout", &self.statement_timeout)
             .field("startup_timeout", &self.startup_timeout)
+            .field("migrate", &self.migrates_at_start())
             .finish()
     }
 }
@@ -293,6 +312,7 @@ impl Settings {
             db_acquire_timeout = %duration(database.acquire_timeout),
             db_statement_timeout = %duration(database.statement_timeout),
             db_startup_timeout = %duration(database.startup_timeout),
+            migrate = database.migrates_at_start(),
             health_check_interval = %duration(self.health_check_interval),
             shutdown_grace_period = %duration(self.shutdown_grace_period),
             request_id_retention = %duration(self.retention.request_id_retention),
@@ -378,6 +398,8 @@ mod tests {
             acquire_timeout: Duration::from_secs(1),
             statement_timeout: Duration::from_secs(1),
             startup_timeout: Duration::from_secs(1),
+            migrate: true,
+            no_migrate: false,
         };
         assert!(!format!("{settings:?}").contains("hunter2"));
     }

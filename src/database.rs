@@ -1,11 +1,15 @@
 //! Everything about PostgreSQL in one place: connecting, creating and migrating the database
-//! at start-up (`connect`), and how calls reach it — fail fast while it is down, deadlines,
-//! retried transactions, and counting what failed (`calls`).
+//! at start-up (`connect`), how `DB_POOL_SIZE` is shared out (`budget`), and how calls reach
+//! it — fail fast while it is down, deadlines, retried transactions, and counting what
+//! failed (`calls`).
 
+mod budget;
 mod calls;
 mod connect;
 
+pub use budget::ConnectionBudget;
 pub use calls::{Attempt, Database, Tx};
 pub use connect::{
-    MIGRATOR, PING_AFTER_IDLE, connect_options, ensure_database, ping_when_idle, pool, prepare,
+    APPLICATION_NAME, MIGRATOR, PING_AFTER_IDLE, Schema, connect_options, ensure_database,
+    ping_when_idle, pool, prepare,
 };

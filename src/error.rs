@@ -141,7 +141,7 @@ pub struct Error {
     pub violations: Vec<FieldViolation>,
     /// `ErrorInfo.metadata`, e.g. the resource a NOT_FOUND is about.
     pub metadata: HashMap<String, String>,
-    /// The cause of an internal error: logged, never sent.
+    /// The cause of an internal error or a refused value: logged, never sent.
     source: Option<anyhow::Error>,
     /// Which database failure this error was mapped from (see [`Error::from_sqlx`]).
     database_failure: Option<DatabaseFailure>,
@@ -235,6 +235,17 @@ impl Error {
         )
     }
 
+    /// A value of the request that PostgreSQL refused (a data exception): INVALID_ARGUMENT
+    /// with a generic message; the driver's text is logged when the status is built.
+    pub fn refused_value(source: impl Into<anyhow::Error>) -> Self {
+        let mut error = Error::new(
+            Reason::InvalidArgument,
+            "a value of the request is out of range or not representable",
+        );
+        error.source = Some(source.into());
+        error
+    }
+
     /// An error the client cannot act on; `source` is logged when the status is built.
     pub fn internal(source: impl Into<anyhow::Error>) -> Self {
         let mut error = Error::new(Reason::Internal, "internal error");
@@ -303,8 +314,12 @@ impl std::error::Error for Error {}
 
 impl From<Error> for Status {
     fn from(error: Error) -> Status {
-        if let Some(source) = &error.source {
-            tracing::error!(error = ?source, "internal error");
+        match &error.source {
+            Some(source) if error.reason == Reason::Internal => {
+                tracing::error!(error = ?source, "internal error");
+            }
+            Some(source) => tracing::info!(error = %source, "the database refused a value"),
+            None => {}
         }
         let mut details = ErrorDetails::with_error_info(
             error.reason.as_str(),

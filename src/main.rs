@@ -46,7 +46,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => {
             cli.settings.log();
-            database::prepare(&cli.settings.database).await?;
+            // The migrations run on one connection, under an advisory lock.
+            database::prepare(&cli.settings.database, 1, database::Schema::Migrate)
+                .await?
+                .close()
+                .await;
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve => {
@@ -73,13 +77,38 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let options = server::ServeOptions::from_settings(&settings)?;
+    let mut options = server::ServeOptions::from_settings(&settings)?;
+    let budget = database::ConnectionBudget::new(
+        settings.database.pool_size,
+        options.limits.point_read_batches,
+    )?;
+    if budget.point_read_batches < options.limits.point_read_batches {
+        tracing::warn!(
+            asked = options.limits.point_read_batches,
+            running = budget.point_read_batches,
+            "fewer point-read batches than asked: DB_POOL_SIZE leaves no more connections"
+        );
+    }
+    options.limits.point_read_batches = budget.point_read_batches;
+    tracing::info!(
+        db_pool_size = budget.total,
+        calls = budget.calls,
+        point_read_batches = budget.point_read_batches,
+        change_feed = 1,
+        health_check = 1,
+        "database connections"
+    );
     reload_identities(
         options.identities.clone(),
         settings.identities.identities.clone(),
         settings.identities.identities_reload_interval,
     );
-    let pool = database::prepare(&settings.database).await?;
+    let schema = if settings.database.migrates_at_start() {
+        database::Schema::Migrate
+    } else {
+        database::Schema::Check
+    };
+    let pool = database::prepare(&settings.database, budget.calls, schema).await?;
     let listener = settings.listen_addr.bind().await?;
     let admin_listener = TcpListener::bind(settings.metrics_addr)
         .await

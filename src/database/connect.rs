@@ -1,11 +1,11 @@
-//! Connecting to PostgreSQL: connection options, the pool, creating the database and
-//! migrating it at start-up.
+//! Connecting to PostgreSQL: connection options (TLS as libpq reads it), the pool, creating
+//! the database and migrating it at start-up, or checking that it was migrated.
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::config::DatabaseSettings;
@@ -13,21 +13,46 @@ use crate::config::DatabaseSettings;
 /// The embedded migrations (`migrations/`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Connection options from the settings: application name for `pg_stat_activity`, and a
-/// statement timeout so no query outlives its purpose.
+/// Connection options from the settings: TLS from the URL's `sslmode` and `sslrootcert`,
+/// application name for `pg_stat_activity`, and a statement timeout so no query outlives its
+/// purpose.
 pub fn connect_options(settings: &DatabaseSettings) -> anyhow::Result<PgConnectOptions> {
     let timeout_ms = settings.statement_timeout.as_millis().to_string();
-    Ok(PgConnectOptions::from_str(&settings.url)
+    let mut options = PgConnectOptions::from_str(&settings.url)
         .context("DATABASE_URL is not a valid PostgreSQL URL")?
-        .application_name("observer-registry")
-        .options([("statement_timeout", timeout_ms.as_str())]))
+        .application_name(APPLICATION_NAME)
+        .options([("statement_timeout", timeout_ms.as_str())]);
+    // libpq verifies the server's chain under `require` when a root certificate is given (as
+    // `verify-ca`); sqlx would accept any certificate.
+    if matches!(options.get_ssl_mode(), PgSslMode::Require) && names_root_certificate(&settings.url)
+    {
+        options = options.ssl_mode(PgSslMode::VerifyCa);
+    }
+    Ok(options)
 }
 
-/// A pool that connects on demand, so the service starts and reports NOT_SERVING while
-/// the database is away instead of failing.
-pub fn pool(options: PgConnectOptions, settings: &DatabaseSettings) -> PgPool {
+/// The `application_name` of every connection the service opens (`pg_stat_activity`).
+pub const APPLICATION_NAME: &str = "observer-registry";
+
+/// Whether a PostgreSQL URL names a root certificate (`sslrootcert` or sqlx's aliases).
+fn names_root_certificate(url: &str) -> bool {
+    url.split_once('?').is_some_and(|(_, query)| {
+        query.split('&').any(|pair| {
+            let key = pair.split_once('=').map_or(pair, |(key, _)| key);
+            matches!(key, "sslrootcert" | "ssl-root-cert" | "ssl-ca")
+        })
+    })
+}
+
+/// A pool of at most `max_connections` that connects on demand, so the service starts and
+/// reports NOT_SERVING while the database is away instead of failing.
+pub fn pool(
+    options: PgConnectOptions,
+    settings: &DatabaseSettings,
+    max_connections: u32,
+) -> PgPool {
     ping_when_idle(PgPoolOptions::new())
-        .max_connections(settings.pool_size)
+        .max_connections(max_connections)
         .acquire_timeout(settings.acquire_timeout)
         .connect_lazy_with(options)
 }
@@ -52,60 +77,78 @@ pub fn ping_when_idle(options: PgPoolOptions) -> PgPoolOptions {
         })
 }
 
-/// Creates the database named in `options` if it does not exist yet.
+/// Creates the database named in `options` if it does not exist yet. It connects to the
+/// maintenance database `postgres` only when the database is missing: a runtime or owner role
+/// needs no access to it once the database exists.
 pub async fn ensure_database(options: &PgConnectOptions) -> anyhow::Result<()> {
+    match PgConnection::connect_with(options).await {
+        Ok(connection) => {
+            connection.close().await.ok();
+            return Ok(());
+        }
+        // 3D000: no such database; anything else is not ours to fix by creating it.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("3D000") => {}
+        Err(e) => return Err(e).context(cannot_connect(options)),
+    }
     let name = options.get_database().unwrap_or("postgres").to_owned();
     let mut admin = PgConnection::connect_with(&options.clone().database("postgres"))
         .await
-        .context("cannot connect to PostgreSQL")?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(&name)
-            .fetch_one(&mut admin)
-            .await?;
-    if !exists {
-        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-        match sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}")))
-            .execute(&mut admin)
-            .await
-        {
-            Ok(_) => tracing::info!(database = %name, "database created"),
-            // Another replica created it at the same moment (42P04 once it is there, 23505
-            // when both inserted into the catalog at once).
-            Err(sqlx::Error::Database(e))
-                if matches!(e.code().as_deref(), Some("42P04" | "23505")) => {}
-            Err(e) => return Err(e).context("cannot create the database"),
+        .context("cannot connect to PostgreSQL's maintenance database to create the database")?;
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    match sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}")))
+        .execute(&mut admin)
+        .await
+    {
+        Ok(_) => tracing::info!(database = %name, "database created"),
+        // Another replica created it at the same moment (42P04 once it is there, 23505
+        // when both inserted into the catalog at once).
+        Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42P04" | "23505")) => {
         }
+        Err(e) => return Err(e).context("cannot create the database"),
     }
     admin.close().await.ok();
     Ok(())
 }
 
-/// Creates the database if needed and migrates it, retrying while PostgreSQL is not
-/// reachable yet (a pod may start before its database) until the start-up timeout.
-pub async fn prepare(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
+/// What start-up does to the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// Create the database if needed and migrate it: DDL, under the owner role.
+    Migrate,
+    /// Only check that every migration of this binary has run: the runtime role's way,
+    /// which may not run DDL.
+    Check,
+}
+
+/// Prepares the database for the service and returns a pool of `max_connections`: creates
+/// and migrates it, or checks it was migrated (see [`Schema`]). Retries while PostgreSQL is
+/// not reachable yet (a pod may start before its database) until the start-up timeout.
+pub async fn prepare(
+    settings: &DatabaseSettings,
+    max_connections: u32,
+    schema: Schema,
+) -> anyhow::Result<PgPool> {
     let options = connect_options(settings)?;
     let deadline = Instant::now() + settings.startup_timeout;
     let mut delay = Duration::from_millis(200);
     loop {
         let attempt = async {
-            ensure_database(&options).await?;
-            let pool = pool(options.clone(), settings);
-            // A migration that fails is a bug to report at once, not a database to wait for.
-            match MIGRATOR.run(&pool).await {
-                Err(sqlx::migrate::MigrateError::Execute(error))
-                    if !is_connection_error(&error) =>
-                {
-                    Ok(Err(anyhow::Error::new(error).context("migration failed")))
+            let pool = pool(options.clone(), settings, max_connections);
+            match schema {
+                Schema::Migrate => {
+                    ensure_database(&options).await?;
+                    migrate(&pool).await.map(|migrated| migrated.map(|()| pool))
                 }
-                Err(error) => Err(anyhow::Error::new(error).context("migration failed")),
-                Ok(()) => Ok(Ok(pool)),
+                Schema::Check => check_migrated(&pool).await.map(|()| Ok(pool)),
             }
         };
         match attempt.await {
             Ok(Err(fatal)) => return Err(fatal),
             Ok(Ok(pool)) => {
-                tracing::info!("database ready and migrated");
+                match schema {
+                    Schema::Migrate => tracing::info!("database ready and migrated"),
+                    Schema::Check => tracing::info!("database ready; migrated by `migrate`"),
+                }
                 return Ok(pool);
             }
             Err(error) if Instant::now() + delay < deadline => {
@@ -118,6 +161,70 @@ pub async fn prepare(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
     }
 }
 
+/// Runs the migrations. The outer error is worth waiting for (the database is not reachable);
+/// the inner one is fatal: a migration that fails is a bug to report at once.
+async fn migrate(pool: &PgPool) -> anyhow::Result<anyhow::Result<()>> {
+    match MIGRATOR.run(pool).await {
+        Err(sqlx::migrate::MigrateError::Execute(error)) if !is_connection_error(&error) => {
+            Ok(Err(anyhow::Error::new(error).context("migration failed")))
+        }
+        Err(error) => Err(anyhow::Error::new(error).context("migration failed")),
+        Ok(()) => Ok(Ok(())),
+    }
+}
+
+/// Checks that every migration this binary knows has run (newer ones, from a newer release
+/// migrated ahead of a rolling update, are fine). Every failure is worth waiting for until
+/// the start-up timeout: the migration Job may still be running.
+async fn check_migrated(pool: &PgPool) -> anyhow::Result<()> {
+    let applied: Vec<i64> = match sqlx::query_scalar(
+        "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+    )
+    .fetch_all(pool)
+    .await
+    {
+        Ok(applied) => applied,
+        Err(error) if is_connection_error(&error) => {
+            return Err(anyhow::Error::new(error).context(cannot_connect(&pool.connect_options())));
+        }
+        // No such table (42P01): never migrated; no SELECT on it (42501): not by us.
+        Err(error) => {
+            return Err(anyhow::Error::new(error).context(
+                "cannot read which migrations have run: run `observer-registry migrate` \
+                 as the owner role first",
+            ));
+        }
+    };
+    let missing: Vec<i64> = MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .map(|m| m.version)
+        .filter(|version| applied.binary_search(version).is_err())
+        .collect();
+    anyhow::ensure!(
+        missing.is_empty(),
+        "the database lacks migrations {missing:?} of this release: run \
+         `observer-registry migrate` as the owner role first"
+    );
+    Ok(())
+}
+
+/// What a failed connection attempt was, with its TLS mode: sqlx reports a certificate that
+/// does not verify as an I/O error that never says TLS.
+fn cannot_connect(options: &PgConnectOptions) -> String {
+    let how = match options.get_ssl_mode() {
+        PgSslMode::Disable => "without TLS (sslmode=disable)",
+        PgSslMode::Allow => "with TLS only if the server insists (sslmode=allow)",
+        PgSslMode::Prefer => "with TLS if the server offers it (sslmode=prefer)",
+        PgSslMode::Require => "over TLS (sslmode=require)",
+        PgSslMode::VerifyCa => "over TLS, verifying the server's certificate (sslmode=verify-ca)",
+        PgSslMode::VerifyFull => {
+            "over TLS, verifying the server's certificate and name (sslmode=verify-full)"
+        }
+    };
+    format!("cannot connect to PostgreSQL {how}")
+}
+
 /// Whether an error means the database could not be reached (worth waiting for).
 fn is_connection_error(error: &sqlx::Error) -> bool {
     matches!(
@@ -127,4 +234,42 @@ fn is_connection_error(error: &sqlx::Error) -> bool {
             | sqlx::Error::PoolClosed
             | sqlx::Error::Tls(_)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::defaults;
+
+    fn options(url: &str) -> PgConnectOptions {
+        let settings = DatabaseSettings {
+            url: url.to_owned(),
+            ..defaults()
+        };
+        connect_options(&settings).unwrap()
+    }
+
+    #[test]
+    fn tls_is_read_from_the_url_as_libpq_reads_it() {
+        let base = "postgres://app@db.example:5432/registry";
+        // libpq's default: TLS when the server offers it.
+        let mode = |url: &str| format!("{:?}", options(url).get_ssl_mode());
+        assert_eq!(mode(base), "Prefer");
+        for (sslmode, want) in [
+            ("disable", "Disable"),
+            ("prefer", "Prefer"),
+            ("require", "Require"),
+            ("verify-ca", "VerifyCa"),
+            ("verify-full", "VerifyFull"),
+        ] {
+            let url = format!("{base}?sslmode={sslmode}");
+            assert_eq!(mode(&url), want, "{url}");
+        }
+        // `require` with a root certificate verifies the chain, as libpq does.
+        let url = format!("{base}?sslmode=require&sslrootcert=/etc/ca.crt");
+        assert_eq!(mode(&url), "VerifyCa");
+        let url = format!("{base}?sslrootcert=/etc/ca.crt&sslmode=verify-full");
+        assert_eq!(mode(&url), "VerifyFull");
+        assert_eq!(options(&url).get_application_name(), Some(APPLICATION_NAME));
+    }
 }

@@ -1,6 +1,6 @@
-//! The one mapping of database errors (the SQLSTATE table): constraint violations become
-//! client errors, lost connections and an exhausted pool UNAVAILABLE, races ABORTED,
-//! everything else INTERNAL. Only a mapping: counting failures is the database module's.
+//! The one mapping of database errors (the SQLSTATE table): constraint violations and data
+//! exceptions become client errors, lost connections and an exhausted pool UNAVAILABLE,
+//! races ABORTED, everything else INTERNAL. Only a mapping: counting failures is the database module's.
 
 use super::{Error, Reason};
 
@@ -14,6 +14,9 @@ pub enum DatabaseFailure {
     /// The connection broke or could not be made: the database is likely down.
     Connection,
     Constraint,
+    /// PostgreSQL could not take a value of the request (SQLSTATE class 22: out of range,
+    /// not in the encoding, too long…): the caller's to fix, not ours.
+    DataException,
     SerializationFailure,
     Deadlock,
     StatementTimeout,
@@ -29,9 +32,10 @@ impl DatabaseFailure {
             E::PoolClosed => DatabaseFailure::PoolClosed,
             E::Io(_) | E::Tls(_) => DatabaseFailure::Connection,
             E::Database(db) => match db.code().as_deref() {
-                Some("23505" | "23503" | "23P01" | "23514" | "23502" | "22001") => {
+                Some("23505" | "23503" | "23P01" | "23514" | "23502") => {
                     DatabaseFailure::Constraint
                 }
+                Some(code) if code.starts_with("22") => DatabaseFailure::DataException,
                 Some("40001") => DatabaseFailure::SerializationFailure,
                 Some("40P01") => DatabaseFailure::Deadlock,
                 Some("57014") => DatabaseFailure::StatementTimeout,
@@ -51,6 +55,7 @@ impl DatabaseFailure {
             DatabaseFailure::PoolClosed => "pool_closed",
             DatabaseFailure::Connection => "connection",
             DatabaseFailure::Constraint => "constraint",
+            DatabaseFailure::DataException => "data_exception",
             DatabaseFailure::SerializationFailure => "serialization_failure",
             DatabaseFailure::Deadlock => "deadlock",
             DatabaseFailure::StatementTimeout => "statement_timeout",
@@ -60,8 +65,8 @@ impl DatabaseFailure {
 }
 
 impl Error {
-    /// Maps a database error: constraint violations become client errors (SQLSTATE table),
-    /// lost connections and an exhausted pool UNAVAILABLE, races ABORTED (retried by
+    /// Maps a database error: constraint violations and data exceptions become client errors
+    /// (SQLSTATE table), lost connections and an exhausted pool UNAVAILABLE, races ABORTED (retried by
     /// `Database::transaction`), everything else INTERNAL. Only maps: the error remembers
     /// its [`DatabaseFailure`], and the database module counts it and notices a lost
     /// database where it runs the work.
@@ -88,6 +93,9 @@ impl Error {
                 // `of` says Constraint only for database errors.
                 _ => Error::internal(error),
             },
+            // The driver's words name SQL, not the request's fields: they are logged, and
+            // the client hears only that a value was refused.
+            DatabaseFailure::DataException => Error::refused_value(error),
             DatabaseFailure::SerializationFailure | DatabaseFailure::Deadlock => Error::new(
                 Reason::Aborted,
                 "the change conflicted with a concurrent change; retry it",
@@ -216,5 +224,64 @@ mod tests {
         assert_eq!(odd.database_failure(), Some(DatabaseFailure::Internal));
         // A copy for another caller is not counted again.
         assert_eq!(lost.copy_for_client().database_failure(), None);
+    }
+
+    /// A database error with a SQLSTATE, as PostgreSQL would send it.
+    #[derive(Debug)]
+    struct Refused(&'static str);
+
+    impl std::fmt::Display for Refused {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "value \"9999999999\" is out of range for type integer")
+        }
+    }
+
+    impl std::error::Error for Refused {}
+
+    impl sqlx::error::DatabaseError for Refused {
+        fn message(&self) -> &str {
+            "value \"9999999999\" is out of range for type integer"
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    #[test]
+    fn every_data_exception_is_invalid_argument_without_driver_text() {
+        // Class 22: out of range, bad encoding, too long, bad datetime, division by zero,
+        // and codes PostgreSQL may add to the class later.
+        for code in [
+            "22003", "22021", "22001", "22008", "22012", "22P02", "22P05", "22ZZZ",
+        ] {
+            let error = Error::from_sqlx(sqlx::Error::Database(Box::new(Refused(code))));
+            assert_eq!(error.reason, Reason::InvalidArgument, "{code}");
+            assert_eq!(
+                error.database_failure(),
+                Some(DatabaseFailure::DataException),
+                "{code}"
+            );
+            let status = tonic::Status::from(error);
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{code}");
+            assert!(!status.message().contains("9999999999"), "{status:?}");
+            assert!(!status.message().contains("integer"), "{status:?}");
+        }
+        // Neighbouring classes keep their own mapping.
+        let unique = Error::from_sqlx(sqlx::Error::Database(Box::new(Refused("23505"))));
+        assert_eq!(unique.reason, Reason::AlreadyExists);
+        let other = Error::from_sqlx(sqlx::Error::Database(Box::new(Refused("XX000"))));
+        assert_eq!(other.reason, Reason::Internal);
     }
 }

@@ -7,6 +7,7 @@ mod common;
 mod agencies_file;
 mod audit;
 mod auth;
+mod database;
 mod delegations;
 mod demo;
 mod elections;

@@ -4,6 +4,7 @@
 
 pub mod agencies;
 pub mod binary;
+pub mod operator;
 pub mod proxy;
 pub mod registry;
 pub mod tls;
@@ -224,6 +225,22 @@ async fn spawn(
 }
 
 impl TestApp {
+    /// A test app over a server that runs elsewhere (the real binary): the registry's
+    /// helpers work through `channel`, and `pool` is the test's own connection.
+    pub fn attached(addr: SocketAddr, channel: Channel, pool: PgPool) -> TestApp {
+        TestApp {
+            addr,
+            channel,
+            pool: pool.clone(),
+            metrics: Arc::new(Metrics::new()),
+            availability: Arc::new(Availability::new()),
+            server_pool: pool,
+            stop: None,
+            task: None,
+            runtime: None,
+        }
+    }
+
     pub fn elections(&self) -> ElectionServiceClient<Channel> {
         ElectionServiceClient::new(self.channel.clone())
     }
