@@ -9,9 +9,9 @@ use std::task::{Context, Poll};
 use tonic::body::Body;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
-use super::Caller;
-use super::identities::IdentityStore;
+use super::identities::{IdentityStore, token_digest};
 use super::roles::{Access, Role, grants, required_access};
+use super::{Caller, Credential};
 use crate::error::{Error, Reason};
 
 /// Authenticates and authorizes every request of the services it wraps.
@@ -99,26 +99,28 @@ impl AuthLayer {
                 ));
             }
         };
-        let (agency, roles) = self.authenticate(request)?;
-        if !grants(&roles, needed) {
-            return Err(Error::new(
-                Reason::PermissionDenied,
-                format!("agency {agency} lacks the `{needed}` role this method needs"),
-            )
-            .with_metadata("role", needed.as_str()));
-        }
+        let (agency, roles, credential) = self.authenticate(request)?;
+        check_role(&agency, &roles, needed)?;
         Ok(Some(Caller {
             agency,
             roles,
             method: path.to_owned(),
+            credential,
         }))
     }
 
-    fn authenticate<B>(&self, request: &http::Request<B>) -> Result<(String, Vec<Role>), Error> {
+    fn authenticate<B>(
+        &self,
+        request: &http::Request<B>,
+    ) -> Result<(String, Vec<Role>, Credential), Error> {
         let unauthenticated = |why: &str| Error::new(Reason::Unauthenticated, why);
         if !self.identities.is_configured() {
             return if self.allow_anonymous {
-                Ok(("anonymous".to_owned(), Role::ALL.to_vec()))
+                Ok((
+                    "anonymous".to_owned(),
+                    Role::ALL.to_vec(),
+                    Credential::Anonymous,
+                ))
             } else {
                 Err(unauthenticated(
                     "no agencies are configured and anonymous callers are not allowed",
@@ -137,21 +139,74 @@ impl AuthLayer {
                 .ok_or_else(|| {
                     unauthenticated("the authorization metadata must be `Bearer <token>`")
                 })?;
+            let digest = token_digest(token.trim());
             let agency = identities
-                .by_token(token.trim())
+                .by_token_digest(&digest)
                 .ok_or_else(|| unauthenticated("the bearer token belongs to no agency"))?;
-            return Ok((agency.name.clone(), agency.roles.clone()));
+            return Ok((
+                agency.name.clone(),
+                agency.roles.clone(),
+                Credential::TokenDigest(digest),
+            ));
         }
         if let Some(names) = certificate_names(request) {
             let agency = identities
                 .by_certificate_name(&names)
                 .ok_or_else(|| unauthenticated("the client certificate names no agency"))?;
-            return Ok((agency.name.clone(), agency.roles.clone()));
+            return Ok((
+                agency.name.clone(),
+                agency.roles.clone(),
+                Credential::Certificate(names),
+            ));
         }
         Err(unauthenticated(
             "credentials required: a bearer token in the `authorization` metadata or a client certificate",
         ))
     }
+}
+
+fn check_role(agency: &str, roles: &[Role], needed: Role) -> Result<(), Error> {
+    if grants(roles, needed) {
+        return Ok(());
+    }
+    Err(Error::new(
+        Reason::PermissionDenied,
+        format!("agency {agency} lacks the `{needed}` role this method needs"),
+    )
+    .with_metadata("role", needed.as_str()))
+}
+
+/// The caller of a long-lived call as the agencies in force now see it, for streams that
+/// outlive a reload: its credential must still name the same agency (UNAUTHENTICATED
+/// otherwise), whose roles must still grant the method (PERMISSION_DENIED otherwise); the
+/// roles returned are the current ones, so `personal-data-reader` lost is data masked.
+pub fn reauthorize(identities: &IdentityStore, caller: &Caller) -> Result<Caller, Error> {
+    let gone = || {
+        Error::new(
+            Reason::Unauthenticated,
+            format!(
+                "agency {} is no longer in the agencies file with this credential",
+                caller.agency
+            ),
+        )
+    };
+    let current = identities.current();
+    let agency = match &caller.credential {
+        // Without an agencies file there is nothing to reload.
+        Credential::Anonymous if !identities.is_configured() => return Ok(caller.clone()),
+        Credential::Anonymous => return Err(gone()),
+        Credential::TokenDigest(digest) => current.by_token_digest(digest),
+        Credential::Certificate(names) => current.by_certificate_name(names),
+    }
+    .filter(|agency| agency.name == caller.agency)
+    .ok_or_else(gone)?;
+    if let Some(Access::Role(needed)) = required_access(&caller.method) {
+        check_role(&agency.name, &agency.roles, needed)?;
+    }
+    Ok(Caller {
+        roles: agency.roles.clone(),
+        ..caller.clone()
+    })
 }
 
 /// Subject common names and DNS names of the client's certificate, when it sent one.
