@@ -93,7 +93,8 @@ where
         .max_concurrent_streams(limits.max_concurrent_streams)
         .http2_keepalive_interval(Some(limits.http2_keepalive_interval))
         .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout))
-        .max_connection_age(limits.max_connection_age);
+        .max_connection_age(limits.max_connection_age)
+        .max_connection_age_grace(limits.max_connection_age_grace);
     if let Some(tls) = options.tls.clone() {
         builder = builder.tls_config(tls).context("TLS configuration")?;
     }
