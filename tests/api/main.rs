@@ -19,3 +19,4 @@ mod organizations;
 mod paging;
 mod production;
 mod record;
+mod streams;
