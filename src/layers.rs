@@ -1,7 +1,9 @@
 //! The tower layers every call passes through, outermost first: metrics (`observe`), load
-//! shedding (`shed`), then — after authorization — the call's deadline (`deadline`).
+//! shedding (`shed`), the bounds of health and reflection streams (`infra_streams`), then —
+//! after authorization — the call's deadline (`deadline`).
 
 pub mod deadline;
+pub mod infra_streams;
 pub mod observe;
 pub mod shed;
 

@@ -27,6 +27,7 @@ use crate::api::observers::ObserverApi;
 use crate::api::organizations::OrganizationApi;
 use crate::auth::AuthLayer;
 use crate::layers::deadline::DeadlineLayer;
+use crate::layers::infra_streams::InfraStreamsLayer;
 use crate::layers::observe::ObserveLayer;
 use crate::layers::shed::ShedLayer;
 use crate::listen::Listener;
@@ -104,6 +105,10 @@ where
         .layer(ShedLayer::new(
             limits.max_concurrent_requests,
             options.metrics.clone(),
+        ))
+        .layer(InfraStreamsLayer::new(
+            limits.max_infra_streams,
+            limits.max_stream_age,
         ))
         .layer(AuthLayer::new(
             options.identities.clone(),

@@ -393,3 +393,63 @@ async fn watchers_of_one_election_share_their_reads(pool: PgPool) {
         );
     }
 }
+
+#[sqlx::test]
+async fn health_watch_and_reflection_streams_are_capped_and_end_at_their_maximum_age(pool: PgPool) {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+
+    let options = ServeOptions {
+        limits: Limits {
+            max_infra_streams: 2,
+            max_stream_age: Duration::from_secs(1),
+            ..Limits::default()
+        },
+        ..test_options()
+    };
+    let app = spawn_app_with_options(pool.clone(), pool, options).await;
+    let liveness = || HealthCheckRequest {
+        service: "liveness".into(),
+    };
+    let mut health = app.health().watch(liveness()).await.unwrap().into_inner();
+    assert_eq!(health.message().await.unwrap().unwrap().status, SERVING);
+    let (requests, requested) = tokio::sync::mpsc::channel(1);
+    requests
+        .send(ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        })
+        .await
+        .unwrap();
+    let mut reflection = ServerReflectionClient::new(app.channel.clone())
+        .server_reflection_info(tokio_stream::wrappers::ReceiverStream::new(requested))
+        .await
+        .unwrap()
+        .into_inner();
+    reflection.message().await.unwrap().unwrap();
+
+    // A third stream is refused; a health Check is not a stream and still answers.
+    let refused = app.health().watch(liveness()).await.unwrap_err();
+    assert_error(&refused, Code::ResourceExhausted, "WATCH_LIMIT");
+    app.health().check(liveness()).await.unwrap();
+
+    // Both end at their maximum age, and their places are free again.
+    let ended = tokio::time::timeout(Duration::from_secs(10), health.message())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_error(&ended, Code::Unavailable, "STREAM_MAX_AGE");
+    let ended = tokio::time::timeout(Duration::from_secs(10), reflection.message())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_error(&ended, Code::Unavailable, "STREAM_MAX_AGE");
+    drop(requests);
+    wait_until(Duration::from_secs(10), "a free health Watch place", || {
+        let mut health = app.health();
+        async move { health.watch(liveness()).await.is_ok() }
+    })
+    .await;
+}
