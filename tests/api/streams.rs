@@ -453,3 +453,29 @@ async fn health_watch_and_reflection_streams_are_capped_and_end_at_their_maximum
     })
     .await;
 }
+
+#[sqlx::test]
+async fn an_aged_connection_is_closed_after_its_grace_even_with_a_stream_open(pool: PgPool) {
+    let app = spawn_with_limits(
+        pool,
+        Limits {
+            max_connection_age: Duration::from_millis(300),
+            max_connection_age_grace: Duration::from_millis(300),
+            ..Limits::default()
+        },
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let mut stream = watch(&anonymous(&app), "").await.unwrap();
+    // No change comes: only the connection's end can end the stream.
+    let ended = next(&mut stream).await;
+    assert!(
+        !matches!(ended, Ok(Some(_))),
+        "the stream went on: {ended:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the connection outlived its age and grace: {:?}",
+        started.elapsed()
+    );
+}
