@@ -1,6 +1,7 @@
 //! The router: the contract's services with their message-size limits, health and
-//! reflection, behind the layers every call passes (trace, metrics, load shedding,
-//! authorization, deadline), served on a TCP or Unix listener.
+//! reflection, behind the layers every call passes (trace, metrics, load shedding, the
+//! bounds of health and reflection streams, authorization, deadline), served on a TCP or
+//! Unix listener.
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -236,12 +236,18 @@ async fn watches_beyond_an_agencys_limit_are_refused_until_one_closes(pool: PgPo
 
     // Closing a stream (the client cancels it) frees its slot.
     drop(first);
-    wait_until(Duration::from_secs(10), "a freed watch slot", || {
-        let client = client.clone();
-        async move { watch(&client, "").await.is_ok() }
-    })
-    .await;
-    // And the new one took it: the limit holds again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let _third = loop {
+        match watch(&client, "").await {
+            Ok(stream) => break stream,
+            Err(status) => {
+                assert_error(&status, Code::ResourceExhausted, "WATCH_LIMIT");
+                assert!(std::time::Instant::now() < deadline, "no slot was freed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    // And the new one took it (kept open here): the limit holds again.
     assert_error(
         &watch(&client, "").await.unwrap_err(),
         Code::ResourceExhausted,
