@@ -231,3 +231,88 @@ fn certificate_names<B>(request: &http::Request<B>) -> Option<Vec<String>> {
     }
     Some(names)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WATCH: &str = "/observer_registry.v1.ObserverService/WatchObservers";
+
+    fn agencies_file(text: &str) -> (IdentityStore, std::path::PathBuf) {
+        let path = std::env::temp_dir().join(format!(
+            "observer-registry-reauthorize-{}.toml",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::write(&path, text).unwrap();
+        (IdentityStore::load(&path).unwrap(), path)
+    }
+
+    fn agency(name: &str, roles: &str, credential: &str) -> String {
+        format!("[[agencies]]\nname = '{name}'\nroles = [{roles}]\n{credential}\n")
+    }
+
+    #[test]
+    fn a_caller_is_looked_up_again_by_its_credential_after_a_reload() {
+        let token = format!(
+            "token_sha256 = ['{}']",
+            super::super::identities::hash_token("t")
+        );
+        let certificate = "certificate_names = ['mfa.gov.example']";
+        let (store, path) = agencies_file(
+            &(agency("a", "'personal-data-reader'", &token)
+                + &agency("m", "'reader'", certificate)),
+        );
+        let caller = |agency: &str, credential: Credential| Caller {
+            agency: agency.into(),
+            roles: vec![Role::PersonalDataReader],
+            method: WATCH.into(),
+            credential,
+        };
+        let by_token = caller("a", Credential::TokenDigest(token_digest("t")));
+        let by_certificate = caller("m", Credential::Certificate(vec!["mfa.gov.example".into()]));
+        let reloads = store.reloads();
+        assert_eq!(
+            reauthorize(&store, &by_token).unwrap().roles,
+            [Role::PersonalDataReader]
+        );
+        assert_eq!(
+            reauthorize(&store, &by_certificate).unwrap().roles,
+            [Role::Reader]
+        );
+
+        // Roles change: fewer rights, or none that may watch.
+        std::fs::write(
+            &path,
+            agency("a", "'reader'", &token) + &agency("m", "'admin'", certificate),
+        )
+        .unwrap();
+        store.reload().unwrap();
+        assert!(reloads.has_changed().unwrap());
+        assert_eq!(
+            reauthorize(&store, &by_token).unwrap().roles,
+            [Role::Reader]
+        );
+        let denied = reauthorize(&store, &by_certificate).unwrap_err();
+        assert_eq!(denied.reason, Reason::PermissionDenied);
+
+        // The credential now names another agency, or none.
+        std::fs::write(&path, agency("b", "'reader'", &token)).unwrap();
+        store.reload().unwrap();
+        assert_eq!(
+            reauthorize(&store, &by_token).unwrap_err().reason,
+            Reason::Unauthenticated
+        );
+        assert_eq!(
+            reauthorize(&store, &by_certificate).unwrap_err().reason,
+            Reason::Unauthenticated
+        );
+        // An anonymous caller is someone only while there is no agencies file.
+        let anonymous = caller("anonymous", Credential::Anonymous);
+        assert_eq!(
+            reauthorize(&store, &anonymous).unwrap_err().reason,
+            Reason::Unauthenticated
+        );
+        assert!(reauthorize(&IdentityStore::anonymous(), &anonymous).is_ok());
+        let _ = std::fs::remove_file(&path);
+    }
+}
