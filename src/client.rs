@@ -25,6 +25,7 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Request, Status};
+use tonic_types::StatusExt;
 
 use crate::pb::v1::audit_service_client::AuditServiceClient;
 use crate::pb::v1::delegation_service_client::DelegationServiceClient;
@@ -266,7 +267,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// A change feed followed across disconnections, server restarts and shutdowns: when the
 /// stream breaks or ends, [`Feed::next`] reconnects with the last event's resume token
-/// (backing off up to 5 s), so every change arrives exactly once and in commit order.
+/// (backing off up to 5 s; at once when the stream reached the server's maximum age), so
+/// every change arrives exactly once and in commit order.
 /// Errors that a reconnection cannot fix (an invalid or expired token, a missing election,
 /// missing credentials) are returned.
 pub struct Feed<E> {
@@ -328,6 +330,9 @@ impl<E> Feed<E> {
                     self.stream = None;
                     self.wait().await;
                 }
+                // The stream reached the server's maximum age: nothing is wrong, so resume
+                // at once.
+                Err(status) if reached_max_age(&status) => self.stream = None,
                 Err(status) if transient(&status) => {
                     self.stream = None;
                     self.wait().await;
@@ -341,6 +346,14 @@ impl<E> Feed<E> {
         tokio::time::sleep(self.backoff).await;
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+/// The server ended a stream at its maximum age (UNAVAILABLE / STREAM_MAX_AGE).
+fn reached_max_age(status: &Status) -> bool {
+    status.code() == Code::Unavailable
+        && status
+            .get_details_error_info()
+            .is_some_and(|info| info.reason == "STREAM_MAX_AGE")
 }
 
 /// Failures a reconnection can fix.

@@ -112,6 +112,26 @@ pub struct LimitSettings {
     /// Connections are closed gracefully after this age, so clients spread over new replicas.
     #[arg(long, env = "MAX_CONNECTION_AGE", default_value = "30m", value_parser = humantime::parse_duration, global = true)]
     pub max_connection_age: Duration,
+
+    /// After a connection's maximum age, how long its calls in flight may take to finish
+    /// before it is closed; without it, one endless stream would keep it open for good.
+    #[arg(long, env = "MAX_CONNECTION_AGE_GRACE", default_value = "1m", value_parser = humantime::parse_duration, global = true)]
+    pub max_connection_age_grace: Duration,
+
+    /// Longest life of a stream (Watch, health Watch, reflection); a watch then ends with
+    /// UNAVAILABLE / STREAM_MAX_AGE, and its client resumes with its last token.
+    #[arg(long, env = "MAX_STREAM_AGE", default_value = "30m", value_parser = humantime::parse_duration, global = true)]
+    pub max_stream_age: Duration,
+
+    /// Watch streams one agency may have open at once; more are RESOURCE_EXHAUSTED /
+    /// WATCH_LIMIT.
+    #[arg(long, env = "MAX_WATCHES_PER_AGENCY", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_watches_per_agency: u32,
+
+    /// Health Watch and reflection streams open at once across the server (they need no
+    /// credentials); more are RESOURCE_EXHAUSTED / WATCH_LIMIT.
+    #[arg(long, env = "MAX_INFRA_STREAMS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_infra_streams: u32,
 }
 
 /// How the service reaches PostgreSQL (`--database-url`, `--db-*`).
@@ -306,6 +326,10 @@ impl Settings {
             http2_keepalive_interval = %duration(limits.http2_keepalive_interval),
             http2_keepalive_timeout = %duration(limits.http2_keepalive_timeout),
             max_connection_age = %duration(limits.max_connection_age),
+            max_connection_age_grace = %duration(limits.max_connection_age_grace),
+            max_stream_age = %duration(limits.max_stream_age),
+            max_watches_per_agency = limits.max_watches_per_agency,
+            max_infra_streams = limits.max_infra_streams,
             otlp_endpoint = ?self.telemetry.otlp_endpoint,
             database_url = %mask_password(&database.url),
             db_pool_size = database.pool_size,

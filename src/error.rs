@@ -49,6 +49,10 @@ pub enum Reason {
     Unavailable,
     /// The server is at its concurrency limit; the call was not started.
     Overloaded,
+    /// Too many streams open: an agency's watches, or health Watch and reflection streams.
+    WatchLimit,
+    /// A stream reached its maximum age and ended; resume it with the last token.
+    StreamMaxAge,
     /// A transaction lost a race (serialization failure or deadlock) and may be retried.
     Aborted,
     DeadlineExceeded,
@@ -81,8 +85,8 @@ impl Reason {
             | DelegationDeleted => Code::FailedPrecondition,
             Unauthenticated => Code::Unauthenticated,
             PermissionDenied => Code::PermissionDenied,
-            Unavailable => Code::Unavailable,
-            Overloaded => Code::ResourceExhausted,
+            Unavailable | StreamMaxAge => Code::Unavailable,
+            Overloaded | WatchLimit => Code::ResourceExhausted,
             DeadlineExceeded => Code::DeadlineExceeded,
             Unimplemented => Code::Unimplemented,
             Internal => Code::Internal,
@@ -117,6 +121,8 @@ impl Reason {
             PermissionDenied => "PERMISSION_DENIED",
             Unavailable => "UNAVAILABLE",
             Overloaded => "OVERLOADED",
+            WatchLimit => "WATCH_LIMIT",
+            StreamMaxAge => "STREAM_MAX_AGE",
             Aborted => "ABORTED",
             DeadlineExceeded => "DEADLINE_EXCEEDED",
             Unimplemented => "UNIMPLEMENTED",

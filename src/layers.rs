@@ -1,8 +1,10 @@
 //! The tower layers every call passes through, outermost first: metrics (`observe`), load
-//! shedding (`shed`), then — after authorization — the call's deadline (`deadline`). Calls
-//! that a layer refuses are marked, counted and summarized (`refusals`).
+//! shedding (`shed`), the bounds of health and reflection streams (`infra_streams`), then —
+//! after authorization — the call's deadline (`deadline`). Calls that a layer refuses are
+//! marked, counted and summarized (`refusals`).
 
 pub mod deadline;
+pub mod infra_streams;
 pub mod observe;
 pub mod refusals;
 pub mod shed;

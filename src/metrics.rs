@@ -73,6 +73,7 @@ pub struct Metrics {
     pool_connections: Family<StateLabels, Gauge>,
     pool_waiting: Gauge,
     pool_max: Gauge,
+    watch_reads: Counter,
 }
 
 impl Default for Metrics {
@@ -156,6 +157,12 @@ impl Metrics {
             "The pool's connection limit",
             Gauge::default(),
         );
+        let watch_reads = register(
+            r,
+            "observer_registry_watch_reads",
+            "Change-feed reads by watchers (one serves every watcher of a feed it covers)",
+            Counter::default(),
+        );
         let build = register(
             r,
             "observer_registry_build_info",
@@ -189,6 +196,7 @@ impl Metrics {
             pool_connections,
             pool_waiting,
             pool_max,
+            watch_reads,
         }
     }
 
@@ -232,6 +240,11 @@ impl Metrics {
 
     pub fn transaction_retried(&self) {
         self.transaction_retries.inc();
+    }
+
+    /// A watcher read the change feed from the database.
+    pub fn watch_read(&self) {
+        self.watch_reads.inc();
     }
 
     /// Counts a call waiting for a connection until the guard is dropped.

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::aip::paging::PageTokens;
 use crate::api::AppState;
 use crate::api::point_reads::ObserverReads;
-use crate::api::watch::Feeds;
+use crate::api::watch::{FeedSettings, Feeds};
 use crate::database::Database;
 use crate::health::{DatabaseWatch, Readiness};
 use crate::listen::Listener;
@@ -95,7 +95,16 @@ async fn app_state(
     };
     Ok(AppState {
         observer_reads: ObserverReads::start(db.clone(), options.limits.point_read_batches),
-        feeds: Feeds::start(pool.clone(), stopping, options.change_retention),
+        feeds: Feeds::start(
+            &db,
+            stopping,
+            FeedSettings {
+                retention: options.change_retention,
+                identities: options.identities.clone(),
+                max_stream_age: options.limits.max_stream_age,
+                max_watches_per_agency: options.limits.max_watches_per_agency,
+            },
+        ),
         db,
         page_tokens,
         clock: options.clock.clone(),

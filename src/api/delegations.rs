@@ -308,10 +308,11 @@ impl DelegationService for DelegationApi {
         &self,
         request: Request<pb::WatchDelegationsRequest>,
     ) -> Result<Response<Self::WatchDelegationsStream>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         let election_id = crate::api::parse_parent(&request.parent)?;
         let make_event: crate::api::watch::MakeEvent<pb::DelegationEvent> =
-            Box::new(|meta, row, resume_token| {
+            Box::new(|_caller, meta, row, resume_token| {
                 let delegation = store::delegations::from_change_row(row)?;
                 Ok(pb::DelegationEvent {
                     r#type: crate::api::watch::change_type(meta)?.into(),
@@ -323,12 +324,13 @@ impl DelegationService for DelegationApi {
         let stream = self
             .state
             .watch(
+                caller,
                 store::delegations::FEED,
                 election_id,
                 &request.resume_token,
                 make_event,
             )
             .await?;
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(stream))
     }
 }

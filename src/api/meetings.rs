@@ -389,10 +389,11 @@ impl MeetingService for MeetingApi {
         &self,
         request: Request<pb::WatchMeetingsRequest>,
     ) -> Result<Response<Self::WatchMeetingsStream>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         let election_id = crate::api::parse_parent(&request.parent)?;
         let make_event: crate::api::watch::MakeEvent<pb::MeetingEvent> =
-            Box::new(|meta, row, resume_token| {
+            Box::new(|_caller, meta, row, resume_token| {
                 let meeting = store::meetings::from_change_row(row)?;
                 Ok(pb::MeetingEvent {
                     r#type: crate::api::watch::change_type(meta)?.into(),
@@ -404,12 +405,13 @@ impl MeetingService for MeetingApi {
         let stream = self
             .state
             .watch(
+                caller,
                 store::meetings::FEED,
                 election_id,
                 &request.resume_token,
                 make_event,
             )
             .await?;
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(stream))
     }
 }

@@ -14,6 +14,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use tokio::sync::watch;
+
 use anyhow::Context;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -99,11 +101,15 @@ impl Identities {
     /// The agency whose token this is. Every stored hash is compared, in constant time, so
     /// timing tells nothing about which or how much of a token matched.
     pub fn by_token(&self, token: &str) -> Option<&Agency> {
-        let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.by_token_digest(&token_digest(token))
+    }
+
+    /// The agency whose token has this SHA-256 digest (see [`Identities::by_token`]).
+    pub fn by_token_digest(&self, presented: &[u8; 32]) -> Option<&Agency> {
         let mut found = None;
         for agency in &self.agencies {
             for hash in &agency.token_hashes {
-                if bool::from(hash.ct_eq(&presented)) {
+                if bool::from(hash.ct_eq(presented)) {
                     found = Some(agency);
                 }
             }
@@ -188,16 +194,25 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The SHA-256 of a token as presented: what a stream keeps to look its caller up again
+/// after a reload, instead of the token itself.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
 /// The hex SHA-256 of a token, as the agencies file stores it.
 pub fn hash_token(token: &str) -> String {
     hex(&Sha256::digest(token.trim().as_bytes()))
 }
 
 /// The agencies file in force, replaced on reload (SIGHUP) without touching connections.
+/// Each reload moves a generation counter on, so that open streams look their caller up
+/// again (`api::watch`).
 #[derive(Debug)]
 pub struct IdentityStore {
     path: Option<PathBuf>,
     current: RwLock<Arc<Identities>>,
+    reloads: watch::Sender<u64>,
 }
 
 impl IdentityStore {
@@ -206,6 +221,7 @@ impl IdentityStore {
         IdentityStore {
             path: None,
             current: RwLock::new(Arc::default()),
+            reloads: watch::Sender::new(0),
         }
     }
 
@@ -214,6 +230,7 @@ impl IdentityStore {
         Ok(IdentityStore {
             path: Some(path.to_owned()),
             current: RwLock::new(Arc::new(identities)),
+            reloads: watch::Sender::new(0),
         })
     }
 
@@ -238,7 +255,14 @@ impl IdentityStore {
             Ok(mut current) => *current = identities,
             Err(poisoned) => *poisoned.into_inner() = identities,
         }
+        // After the swap: whoever is told looks up the new agencies.
+        self.reloads.send_modify(|generation| *generation += 1);
         Ok(count)
+    }
+
+    /// Changes each time a reload puts a new agencies file in force.
+    pub fn reloads(&self) -> watch::Receiver<u64> {
+        self.reloads.subscribe()
     }
 }
 

@@ -44,6 +44,12 @@ pub struct Limits {
     pub http2_keepalive_interval: Duration,
     pub http2_keepalive_timeout: Duration,
     pub max_connection_age: Duration,
+    pub max_connection_age_grace: Duration,
+    /// Longest life of a watch, health Watch or reflection stream.
+    pub max_stream_age: Duration,
+    pub max_watches_per_agency: usize,
+    /// Health Watch and reflection streams open at once, server-wide.
+    pub max_infra_streams: usize,
     /// Coalesced GetObserver batches running at once (see `api::point_reads`).
     pub point_read_batches: usize,
 }
@@ -74,6 +80,11 @@ impl Limits {
             http2_keepalive_interval: settings.http2_keepalive_interval,
             http2_keepalive_timeout: settings.http2_keepalive_timeout,
             max_connection_age: settings.max_connection_age,
+            max_connection_age_grace: settings.max_connection_age_grace,
+            max_stream_age: settings.max_stream_age,
+            max_watches_per_agency: usize::try_from(settings.max_watches_per_agency)
+                .unwrap_or(usize::MAX),
+            max_infra_streams: usize::try_from(settings.max_infra_streams).unwrap_or(usize::MAX),
             point_read_batches: settings
                 .point_read_batches
                 .map_or_else(default_point_read_batches, |n| n.max(1)),

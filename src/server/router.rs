@@ -1,6 +1,7 @@
 //! The router: the contract's services with their message-size limits, health and
-//! reflection, behind the layers every call passes (trace, metrics, load shedding,
-//! authorization, deadline), served on a TCP or Unix listener.
+//! reflection, behind the layers every call passes (trace, metrics, load shedding, the
+//! bounds of health and reflection streams, authorization, deadline), served on a TCP or
+//! Unix listener.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -28,6 +29,7 @@ use crate::api::observers::ObserverApi;
 use crate::api::organizations::OrganizationApi;
 use crate::auth::AuthLayer;
 use crate::layers::deadline::DeadlineLayer;
+use crate::layers::infra_streams::InfraStreamsLayer;
 use crate::layers::observe::ObserveLayer;
 use crate::layers::refusals::{RefusalLog, Refused};
 use crate::layers::shed::ShedLayer;
@@ -112,6 +114,7 @@ where
         .http2_keepalive_interval(Some(limits.http2_keepalive_interval))
         .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout))
         .max_connection_age(limits.max_connection_age)
+        .max_connection_age_grace(limits.max_connection_age_grace)
         .layer(trace)
         .layer(ObserveLayer::new(
             options.metrics.clone(),
@@ -120,6 +123,10 @@ where
         .layer(ShedLayer::new(
             limits.max_concurrent_requests,
             options.metrics.clone(),
+        ))
+        .layer(InfraStreamsLayer::new(
+            limits.max_infra_streams,
+            limits.max_stream_age,
         ))
         .layer(AuthLayer::new(
             options.identities.clone(),

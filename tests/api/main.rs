@@ -25,3 +25,4 @@ mod production;
 mod record;
 mod request_ids;
 mod tls_reload;
+mod streams;

@@ -105,24 +105,23 @@ impl ObserverApi {
     ) -> Result<tonic::codegen::BoxStream<pb::ObserverEvent>> {
         let election_id = parse_parent(&request.parent)?;
         let make_event: crate::api::watch::MakeEvent<pb::ObserverEvent> =
-            Box::new(move |meta, row, resume_token| {
+            Box::new(|caller, meta, row, resume_token| {
                 let observer = store::observers::from_change_row(row)?;
                 Ok(pb::ObserverEvent {
                     r#type: crate::api::watch::change_type(meta)?.into(),
-                    observer: Some(for_caller(&caller, to_proto(&observer))),
+                    observer: Some(for_caller(caller, to_proto(&observer))),
                     event_time: Some(crate::api::to_timestamp(meta.change_time)),
                     resume_token,
                 })
             });
-        let stream = self
-            .state
+        self.state
             .watch(
+                caller,
                 store::observers::FEED,
                 election_id,
                 &request.resume_token,
                 make_event,
             )
-            .await?;
-        Ok(Box::pin(stream))
+            .await
     }
 }
