@@ -24,5 +24,5 @@ mod paging;
 mod production;
 mod record;
 mod request_ids;
-mod tls_reload;
 mod streams;
+mod tls_reload;
