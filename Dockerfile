@@ -11,6 +11,10 @@ COPY migrations migrations
 COPY src src
 # Cargo.toml declares the example: without its file the manifest does not load.
 COPY examples examples
+# .git stays out of the build context: the commit for observer_registry_build_info comes as
+# a build argument (`docker build --build-arg OBSERVER_REGISTRY_COMMIT=$(git rev-parse HEAD)`).
+ARG OBSERVER_REGISTRY_COMMIT=unknown
+ENV OBSERVER_REGISTRY_COMMIT=$OBSERVER_REGISTRY_COMMIT
 # The registry and target/ live in BuildKit cache mounts, kept between builds: a change to
 # src/ recompiles the crate, not its ~350 dependencies. A cache mount is not part of the
 # image, so the binary is copied out in the same step. The `dist` profile is `release`
