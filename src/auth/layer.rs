@@ -70,6 +70,9 @@ where
         match self.layer.authorize(&request) {
             Ok(caller) => {
                 if let Some(caller) = caller {
+                    // Into the call's span (made by the trace layer outside this one), so
+                    // its log lines and exported span name the agency.
+                    tracing::Span::current().record("agency", caller.agency.as_str());
                     request.extensions_mut().insert(caller);
                 }
                 // The clone that was made ready serves this call (tower's usual swap).

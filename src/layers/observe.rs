@@ -3,6 +3,10 @@
 //! path under `unknown`). The code of a successful call is in the trailers at the end of the
 //! response body, so the body is watched; an error comes trailers-only, in the headers.
 //! Calls an inner layer refused are counted by reason and go into the refusal summary.
+//!
+//! The same end writes the per-call log line and the span's `rpc.grpc.status_code`, so its
+//! `latency_ms` is the whole call, from the request to the trailers, as the metrics measure it
+//! (tower-http's end-of-stream hook times the body alone).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,6 +17,7 @@ use http_body::{Body as HttpBody, Frame};
 use tokio::time::Instant;
 use tonic::Code;
 use tonic::body::Body;
+use tracing::Span;
 
 use super::refusals::{Refusal, RefusalLog, Refused};
 use crate::metrics::methods::{self, Method};
@@ -73,6 +78,9 @@ where
             metrics,
             method,
             start: Instant::now(),
+            // Called inside the trace layer's span of this call.
+            span: Span::current(),
+            refused: false,
         };
         Box::pin(async move {
             let response = inner.call(request).await?;
@@ -85,6 +93,7 @@ where
                 };
                 call.metrics.call_refused(refusal);
                 refusals.note(refusal);
+                call.refused = true;
             }
             if let Some(code) = status_code(response.headers()) {
                 call.finish(code);
@@ -107,14 +116,60 @@ struct CallRecord {
     method: &'static Method,
     start: Instant,
     in_flight: Option<Counted>,
+    span: Span,
+    /// Refused calls are summed up by `refusals`, not logged one by one: any caller, without
+    /// credentials, could otherwise write a line per request.
+    refused: bool,
 }
 
 impl CallRecord {
     fn finish(&mut self, code: Code) {
         if self.in_flight.take().is_some() {
+            let latency = self.start.elapsed();
             self.metrics
-                .call_finished(self.method, code, self.start.elapsed().as_secs_f64());
+                .call_finished(self.method, code, latency.as_secs_f64());
+            record_status(&self.span, code);
+            if !self.refused {
+                log_call(&self.span, code, latency);
+            }
         }
+    }
+}
+
+/// The status as OpenTelemetry's gRPC conventions put it on a server span: the numeric code,
+/// and an error status only for the codes that mean the server failed.
+fn record_status(span: &Span, code: Code) {
+    span.record("rpc.grpc.status_code", code as i64);
+    if matches!(
+        code,
+        Code::Unknown
+            | Code::DeadlineExceeded
+            | Code::Unimplemented
+            | Code::Internal
+            | Code::Unavailable
+            | Code::DataLoss
+    ) {
+        span.record("otel.status_code", "ERROR");
+    }
+}
+
+/// One line per call: gRPC status code and latency, inside the call's span (method, agency,
+/// trace and span ids); at the span's level, and none when the span is off (a debug span
+/// under `RUST_LOG=info`).
+fn log_call(span: &Span, code: Code, latency: std::time::Duration) {
+    let Some(level) = span
+        .metadata()
+        .filter(|_| !span.is_disabled())
+        .map(|metadata| *metadata.level())
+    else {
+        return;
+    };
+    let latency_ms = latency.as_micros() as f64 / 1000.0;
+    let code = methods::code_name(code);
+    if level == tracing::Level::INFO {
+        tracing::info!(parent: span, code, latency_ms, "request finished");
+    } else {
+        tracing::debug!(parent: span, code, latency_ms, "request finished");
     }
 }
 

@@ -6,10 +6,8 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use http::HeaderMap;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::body::Body;
 use tonic::server::NamedService;
@@ -31,7 +29,7 @@ use crate::auth::AuthLayer;
 use crate::layers::deadline::DeadlineLayer;
 use crate::layers::infra_streams::InfraStreamsLayer;
 use crate::layers::observe::ObserveLayer;
-use crate::layers::refusals::{RefusalLog, Refused};
+use crate::layers::refusals::RefusalLog;
 use crate::layers::shed::ShedLayer;
 use crate::listen::Listener;
 use crate::metrics::methods;
@@ -78,35 +76,14 @@ where
     H::Future: Send + 'static,
 {
     let limits = &options.limits;
+    // The span of each call: named after the RPC as OpenTelemetry's RPC conventions say,
+    // joined to the caller's trace. The auth layer records the agency into it, and the
+    // observe layer the status code and the per-call log line, at the end of the body.
     let trace = TraceLayer::new_for_grpc()
-        .make_span_with(|request: &http::Request<_>| {
-            // The method from the table, never the raw path a caller chose. Calls of the
-            // contract are logged at info; health checks, reflection and unknown paths, which
-            // need no credentials, only at debug.
-            let method = methods::lookup(request.uri().path());
-            if method.contract {
-                tracing::info_span!("grpc", method = method.path)
-            } else {
-                tracing::debug_span!("grpc", method = method.path)
-            }
-        })
+        .make_span_with(call_span)
         .on_request(())
-        .on_response(
-            |response: &http::Response<_>, latency: Duration, span: &Span| {
-                // Errors come as trailers-only responses: the status is in the headers. Refused
-                // calls have their summary line instead (`layers::refusals`).
-                if response.headers().contains_key("grpc-status")
-                    && response.extensions().get::<Refused>().is_none()
-                {
-                    log_request(Some(response.headers()), latency, span);
-                }
-            },
-        )
-        .on_eos(
-            |trailers: Option<&HeaderMap>, latency: Duration, span: &Span| {
-                log_request(trailers, latency, span);
-            },
-        )
+        .on_response(())
+        .on_eos(())
         .on_failure(());
 
     let router = Server::builder()
@@ -213,27 +190,37 @@ fn reflection(services: &[&'static str]) -> tonic_reflection::server::Builder<'s
     })
 }
 
-/// One line per call: method (from the span), gRPC status code and latency; at the span's
-/// level, and none when the span is off (a debug span under `RUST_LOG=info`).
-fn log_request(headers: Option<&HeaderMap>, latency: Duration, span: &Span) {
-    let Some(level) = span
-        .metadata()
-        .filter(|_| !span.is_disabled())
-        .map(|metadata| *metadata.level())
-    else {
-        return;
-    };
-    let code = headers
-        .and_then(|h| h.get("grpc-status"))
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<i32>().ok())
-        .map(tonic::Code::from_i32)
-        .unwrap_or(tonic::Code::Unknown);
-    let latency_ms = latency.as_micros() as f64 / 1000.0;
-    let code = methods::code_name(code);
-    if level == tracing::Level::INFO {
-        tracing::info!(parent: span, code, latency_ms, "request finished");
-    } else {
-        tracing::debug!(parent: span, code, latency_ms, "request finished");
+/// The span of one call. The method comes from the table, never the raw path a caller chose.
+/// Calls of the contract are traced at info; health checks, reflection and unknown paths,
+/// which need no credentials, only at debug.
+fn call_span<B>(request: &http::Request<B>) -> Span {
+    let method = methods::lookup(request.uri().path());
+    // `unknown` stays `unknown`; a known path loses its leading slash, as the conventions
+    // name a span `package.Service/Method`.
+    let name = method.path.strip_prefix('/').unwrap_or(method.path);
+    macro_rules! call_span {
+        ($level:ident) => {
+            tracing::$level!(
+                "grpc",
+                method = method.path,
+                otel.name = name,
+                otel.kind = "server",
+                otel.status_code = tracing::field::Empty,
+                rpc.system = "grpc",
+                rpc.service = method.labels.grpc_service,
+                rpc.method = method.labels.grpc_method,
+                rpc.grpc.status_code = tracing::field::Empty,
+                agency = tracing::field::Empty,
+                trace_id = tracing::field::Empty,
+                span_id = tracing::field::Empty,
+            )
+        };
     }
+    let span = if method.contract {
+        call_span!(info_span)
+    } else {
+        call_span!(debug_span)
+    };
+    crate::telemetry::join_trace(&span, request.headers());
+    span
 }

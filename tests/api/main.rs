@@ -25,4 +25,5 @@ mod production;
 mod record;
 mod request_ids;
 mod streams;
+mod telemetry;
 mod tls_reload;

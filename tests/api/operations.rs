@@ -202,10 +202,23 @@ async fn start_binary(database_url: &str) -> (tokio::process::Child, String) {
     start_binary_with(database_url, &[]).await
 }
 
-async fn start_binary_with(
+pub(crate) async fn start_binary_with(
     database_url: &str,
     env: &[(&str, &str)],
 ) -> (tokio::process::Child, String) {
+    let (child, address, _) = start_binary_logging(database_url, env).await;
+    (child, address)
+}
+
+/// Like [`start_binary_with`], and hands over every JSON log line written after serving.
+pub(crate) async fn start_binary_logging(
+    database_url: &str,
+    env: &[(&str, &str)],
+) -> (
+    tokio::process::Child,
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+) {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_observer-registry"))
         .envs(env.iter().copied())
         .env("DATABASE_URL", database_url)
@@ -234,8 +247,15 @@ async fn start_binary_with(
     });
     let address = serving.await.expect("the binary did not serve within 30 s");
     // Keep draining the log so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, address)
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Ok(log) = serde_json::from_str(&line) {
+                let _ = sender.send(log);
+            }
+        }
+    });
+    (child, address, receiver)
 }
 
 #[sqlx::test]
@@ -566,92 +586,5 @@ async fn sigterm_under_load_completes_or_refuses_every_call_and_loses_nothing(po
     assert_eq!(
         stored, acknowledged,
         "acknowledged and stored organizations differ"
-    );
-}
-
-/// A stand-in OTLP collector: keeps the bodies of the trace exports it receives.
-#[derive(Clone, Default)]
-struct Collector(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl tonic::server::NamedService for Collector {
-    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
-}
-
-impl tower::Service<http::Request<tonic::body::Body>> for Collector {
-    type Response = http::Response<tonic::body::Body>;
-    type Error = std::convert::Infallible;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
-    >;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
-        let received = self.0.clone();
-        Box::pin(async move {
-            let body = axum::body::to_bytes(axum::body::Body::new(request.into_body()), 1 << 24)
-                .await
-                .unwrap_or_default();
-            received.lock().unwrap().extend_from_slice(&body);
-            // An empty ExportTraceServiceResponse.
-            Ok(tonic::Status::ok("").into_http())
-        })
-    }
-}
-
-#[sqlx::test]
-async fn calls_are_exported_as_traces_when_an_otlp_endpoint_is_set(pool: PgPool) {
-    let collector = Collector::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(collector.clone())
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-    );
-    let options = pool.connect_options();
-    let url = format!(
-        "postgres://postgres:postgres@127.0.0.1:{}/{}",
-        options.get_port(),
-        options.get_database().unwrap()
-    );
-    let (mut child, address) =
-        start_binary_with(&url, &[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)]).await;
-    let channel = Channel::from_shared(format!("http://{address}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    pb::election_service_client::ElectionServiceClient::new(channel)
-        .get_election(pb::GetElectionRequest {
-            name: "elections/traced".into(),
-        })
-        .await
-        .unwrap_err();
-    // Spans leave in batches; the last batch is flushed at exit.
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success());
-    let exported = collector.0.lock().unwrap().clone();
-    let method = b"/observer_registry.v1.ElectionService/GetElection";
-    assert!(
-        exported.windows(method.len()).any(|w| w == method),
-        "no span of the call reached the collector ({} bytes received)",
-        exported.len()
     );
 }
