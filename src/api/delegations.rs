@@ -58,7 +58,8 @@ impl DelegationApi {
                             check_organization(tx, &fields.organization_id).await?;
                             let delegation =
                                 store::delegations::insert(tx, election_id, id, fields).await?;
-                            tracing::info!(delegation = %delegation.name(), "delegation created");
+                            let delegation_ = delegation.name().to_string();
+                            tx.after_commit(move || tracing::info!(delegation = %delegation_, "delegation created"));
                             Ok(to_proto(&delegation))
                         })
                     })
@@ -133,7 +134,8 @@ impl DelegationApi {
                     entry_changed(Some(election_id), &to_proto(&current), &delegation)
                         .record(tx, caller)
                         .await?;
-                    tracing::info!(delegation = %delegation.name, fields = ?masked, "delegation updated");
+                    let (delegation_, fields_) = (delegation.name.to_string(), format!("{:?}", masked));
+                    tx.after_commit(move || tracing::info!(delegation = %delegation_, fields = %fields_, "delegation updated"));
                     Ok(delegation)
                 })
             })
@@ -165,7 +167,8 @@ impl DelegationApi {
                     entry_changed(Some(election_id), &to_proto(&current), &delegation)
                         .record(tx, caller)
                         .await?;
-                    tracing::info!(delegation = %delegation.name, deleted = deletion.delete, "delegation deletion changed");
+                    let (delegation_, deleted_) = (delegation.name.to_string(), deletion.delete);
+                    tx.after_commit(move || tracing::info!(delegation = %delegation_, deleted = deleted_, "delegation deletion changed"));
                     Ok(delegation)
                 })
             })

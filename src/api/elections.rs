@@ -70,7 +70,10 @@ impl ElectionApi {
                         Box::pin(async move {
                             let inserted = store::elections::insert(tx, id, fields).await?;
                             let election = to_proto(&inserted);
-                            tracing::info!(election = %election.name, "election created");
+                            let election_ = election.name.to_string();
+                            tx.after_commit(
+                                move || tracing::info!(election = %election_, "election created"),
+                            );
                             Ok(election)
                         })
                     })

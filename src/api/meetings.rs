@@ -60,7 +60,10 @@ impl MeetingApi {
                             let meeting = self
                                 .name_conflict(inserted, election_id, id, fields)
                                 .await?;
-                            tracing::info!(meeting = %meeting.name(), "meeting scheduled");
+                            let meeting_ = meeting.name().to_string();
+                            tx.after_commit(
+                                move || tracing::info!(meeting = %meeting_, "meeting scheduled"),
+                            );
                             Ok(to_proto(&meeting))
                         })
                     })
@@ -156,7 +159,8 @@ impl MeetingApi {
                     entry_changed(Some(election_id), &to_proto(&current), &meeting)
                         .record(tx, caller)
                         .await?;
-                    tracing::info!(meeting = %meeting.name, fields = ?masked, "meeting updated");
+                    let (meeting_, fields_) = (meeting.name.to_string(), format!("{:?}", masked));
+                    tx.after_commit(move || tracing::info!(meeting = %meeting_, fields = %fields_, "meeting updated"));
                     Ok(meeting)
                 })
             })
@@ -191,7 +195,8 @@ impl MeetingApi {
                     entry_changed(Some(election_id), &to_proto(&current), &meeting)
                         .record(tx, caller)
                         .await?;
-                    tracing::info!(meeting = %meeting.name, deleted = deletion.delete, "meeting deletion changed");
+                    let (meeting_, deleted_) = (meeting.name.to_string(), deletion.delete);
+                    tx.after_commit(move || tracing::info!(meeting = %meeting_, deleted = deleted_, "meeting deletion changed"));
                     Ok(meeting)
                 })
             })
@@ -222,7 +227,8 @@ impl MeetingApi {
                     entry_changed(Some(election_id), &to_proto(&current), &concluded)
                         .record(tx, caller)
                         .await?;
-                    tracing::info!(meeting = %name, state = conclusion.state.as_str(), "meeting concluded");
+                    let (meeting_, state_) = (name.to_string(), conclusion.state.as_str());
+                    tx.after_commit(move || tracing::info!(meeting = %meeting_, state = state_, "meeting concluded"));
                     Ok(concluded)
                 })
             })

@@ -52,7 +52,8 @@ impl OrganizationApi {
                     skeleton::create_once(tx, caller, creation, |tx| {
                         Box::pin(async move {
                             let organization = store::organizations::insert(tx, id, fields).await?;
-                            tracing::info!(organization = %organization.name(), "organization created");
+                            let organization_ = organization.name().to_string();
+                            tx.after_commit(move || tracing::info!(organization = %organization_, "organization created"));
                             Ok(to_proto(&organization))
                         })
                     })
@@ -120,7 +121,8 @@ impl OrganizationApi {
                     entry_changed(None, &to_proto(&current), &updated)
                         .record(tx, caller)
                         .await?;
-                    tracing::info!(organization = %updated.name, fields = ?masked, "organization updated");
+                    let (organization_, fields_) = (updated.name.to_string(), format!("{:?}", masked));
+                    tx.after_commit(move || tracing::info!(organization = %organization_, fields = %fields_, "organization updated"));
                     Ok(updated)
                 })
             })
@@ -152,7 +154,8 @@ impl OrganizationApi {
                     entry_removed(None, &to_proto(&current))
                         .record(tx, caller)
                         .await?;
-                    tracing::info!(organization = %request.name, "organization deleted");
+                    let organization_ = request.name.to_string();
+                    tx.after_commit(move || tracing::info!(organization = %organization_, "organization deleted"));
                     Ok(())
                 })
             })

@@ -38,7 +38,18 @@ pub type Attempt<'t, T> =
 /// request instead of cloning it.
 pub struct Tx<'a> {
     transaction: Transaction<'static, Postgres>,
+    /// What to do once the attempt has committed: the lines that say a change was made.
+    /// Dropped with an attempt that rolls back, so a line never claims what did not happen.
+    after_commit: Vec<Box<dyn FnOnce() + Send>>,
     borrows: std::marker::PhantomData<&'a ()>,
+}
+
+impl Tx<'_> {
+    /// Runs `then` (e.g. a success log line) after this transaction commits; never if it
+    /// rolls back, whether by an error, a lost race that is retried, or a failed commit.
+    pub fn after_commit(&mut self, then: impl FnOnce() + Send + 'static) {
+        self.after_commit.push(Box::new(then));
+    }
 }
 
 impl std::ops::Deref for Tx<'_> {
@@ -66,15 +77,17 @@ impl Database {
         loop {
             let mut tx = Tx {
                 transaction: self.begin().await?,
+                after_commit: Vec::new(),
                 borrows: std::marker::PhantomData,
             };
             let result = match work(&mut tx).await {
-                Ok(value) => tx
-                    .transaction
-                    .commit()
-                    .await
-                    .map(|()| value)
-                    .map_err(Error::from_sqlx),
+                Ok(value) => match tx.transaction.commit().await {
+                    Ok(()) => {
+                        tx.after_commit.into_iter().for_each(|then| then());
+                        Ok(value)
+                    }
+                    Err(error) => Err(Error::from_sqlx(error)),
+                },
                 Err(error) => Err(error),
             };
             if let Some(done) = self.settle(result, attempt).await {

@@ -361,3 +361,46 @@ async fn the_per_call_log_line_names_trace_and_agency_and_times_the_whole_call(p
         "latency_ms {latency_ms} is less than the {held_ms} ms the call waited: {line}"
     );
 }
+
+/// A create whose commit fails (a deferred constraint trigger refuses it at COMMIT) must not
+/// have said "election created"; the same create that commits says it once.
+#[sqlx::test]
+async fn a_success_line_is_written_only_once_the_change_is_committed(pool: PgPool) {
+    sqlx::query(
+        "CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "CREATE CONSTRAINT TRIGGER elections_refused_at_commit AFTER INSERT ON elections \
+         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (app, logs) = spawn_app_logging(pool.clone(), test_options()).await;
+    let create = || pb::CreateElectionRequest {
+        election_id: "kz-2023".into(),
+        election: Some(kz_election("Early parliamentary election")),
+        request_id: String::new(),
+    };
+    let created_lines = || {
+        logs.lines()
+            .iter()
+            .filter(|line| line.contains("election created"))
+            .count()
+    };
+
+    app.elections().create_election(create()).await.unwrap_err();
+    assert_eq!(app.count("elections").await, 0);
+    assert_eq!(created_lines(), 0, "{:#?}", logs.lines());
+
+    sqlx::query("DROP TRIGGER elections_refused_at_commit ON elections")
+        .execute(&pool)
+        .await
+        .unwrap();
+    app.elections().create_election(create()).await.unwrap();
+    assert_eq!(created_lines(), 1, "{:#?}", logs.lines());
+}

@@ -1,7 +1,7 @@
 //! UpdateElection and DeleteElection: parse → load the election (locked) and what the rules
 //! need of its observers → decide (`domain::election`) → store and audit.
 
-use sqlx::PgConnection;
+use crate::database::Tx;
 
 use super::ElectionApi;
 use super::convert::{OUTPUT_ONLY, merge, parse, to_proto};
@@ -55,7 +55,8 @@ impl ElectionApi {
                     entry_changed(Some(id), &to_proto(&current), &updated)
                         .record(tx, caller)
                         .await?;
-                    tracing::info!(election = %changes.name, fields = ?mask, "election updated");
+                    let (election_, fields_) = (changes.name.to_string(), format!("{:?}", mask));
+                    tx.after_commit(move || tracing::info!(election = %election_, fields = %fields_, "election updated"));
                     Ok(updated)
                 })
             })
@@ -98,7 +99,8 @@ impl ElectionApi {
                     entry_removed(Some(id), &to_proto(&current))
                         .record(tx, caller)
                         .await?;
-                    tracing::info!(election = %request.name, force = request.force, "election deleted");
+                    let (election_, force_) = (request.name.to_string(), request.force);
+                    tx.after_commit(move || tracing::info!(election = %election_, force = force_, "election deleted"));
                     Ok(())
                 })
             })
@@ -108,7 +110,7 @@ impl ElectionApi {
 
 /// Removes every child of the election for good, each with its own audit event (PostgreSQL's
 /// triggers feed each as DELETED).
-async fn remove_children(conn: &mut PgConnection, caller: &Caller, id: &str) -> Result<()> {
+async fn remove_children(conn: &mut Tx<'_>, caller: &Caller, id: &str) -> Result<()> {
     let children = store::elections::children(conn, id).await?;
     let meetings: Vec<pb::Meeting> = children
         .meetings
@@ -141,12 +143,20 @@ async fn remove_children(conn: &mut PgConnection, caller: &Caller, id: &str) -> 
             .record(conn, caller)
             .await?;
     }
-    tracing::info!(
-        election = id,
-        meetings = children.meetings.len(),
-        observers = children.observers.len(),
-        delegations = children.delegations.len(),
-        "children of a deleted election removed"
+    let (election_, meetings_, observers_, delegations_) = (
+        id.to_owned(),
+        children.meetings.len(),
+        children.observers.len(),
+        children.delegations.len(),
     );
+    conn.after_commit(move || {
+        tracing::info!(
+            election = election_,
+            meetings = meetings_,
+            observers = observers_,
+            delegations = delegations_,
+            "children of a deleted election removed"
+        )
+    });
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! UndeleteObserver. Parse → load the observer (locked) and the facts → decide (domain:
 //! `observer::record`, `observer::registration`) → store and audit.
 
+use crate::database::Tx;
 use sqlx::PgConnection;
 
 use super::ObserverApi;
@@ -144,7 +145,8 @@ impl ObserverApi {
                         store::observers::update(tx, change.election_id, change.id, &parsed.fields).await?;
                     audit_change(tx, caller, &current, &observer, change.correction.unwrap_or("")).await?;
                     audit_cleared_heads(tx, caller, change.election_id, change.id, &heads).await?;
-                    tracing::info!(observer = %change.name, fields = ?changed, corrected = change.correction.is_some(), "observer changed");
+                    let (observer_, fields_, corrected_) = (change.name.to_string(), format!("{:?}", changed), change.correction.is_some());
+                    tx.after_commit(move || tracing::info!(observer = %observer_, fields = %fields_, corrected = corrected_, "observer changed"));
                     Ok(to_proto(&observer))
                 })
             })
@@ -186,7 +188,8 @@ impl ObserverApi {
                         store::observers::set_deleted(tx, election_id, id, deleted).await?;
                     audit_change(tx, caller, &current, &observer, "").await?;
                     audit_cleared_heads(tx, caller, election_id, id, &heads).await?;
-                    tracing::info!(observer = %name, deleted, "observer deletion changed");
+                    let (observer_, deleted_) = (name.to_string(), deleted);
+                    tx.after_commit(move || tracing::info!(observer = %observer_, deleted = deleted_, "observer deletion changed"));
                     Ok(to_proto(&observer))
                 })
             })
@@ -244,7 +247,7 @@ async fn audit_change(
 /// A rule changed other records too: the delegations whose head this observer was, and no
 /// longer is, are audited as updated (the change feed has them from PostgreSQL).
 async fn audit_cleared_heads(
-    conn: &mut PgConnection,
+    conn: &mut Tx<'_>,
     caller: &Caller,
     election_id: &str,
     observer_id: &str,
@@ -267,7 +270,10 @@ async fn audit_cleared_heads(
             ..entry_changed(Some(election_id), &before, &after)
         };
         entry.record(conn, caller).await?;
-        tracing::info!(delegation = %after.name, "head of delegation cleared");
+        let delegation_ = after.name.to_string();
+        conn.after_commit(
+            move || tracing::info!(delegation = %delegation_, "head of delegation cleared"),
+        );
     }
     Ok(())
 }

@@ -94,7 +94,8 @@ impl ObserverApi {
                         ..entry_changed(Some(election_id), &to_proto(&current), &after)
                     };
                     entry.record(tx, caller).await?;
-                    tracing::info!(observer = %name, from = from.as_str(), to = to.as_str(), "accreditation decided");
+                    let (observer_, from_, to_) = (name.to_string(), from.as_str(), to.as_str());
+                    tx.after_commit(move || tracing::info!(observer = %observer_, from = from_, to = to_, "accreditation decided"));
                     Ok(for_caller(caller, after))
                 })
             })

@@ -83,7 +83,8 @@ impl ObserverApi {
                             let observer = created.first().map(to_proto).ok_or_else(|| {
                                 Error::internal(anyhow::anyhow!("insert returned no observer"))
                             })?;
-                            tracing::info!(observer = %observer.name, "observer registered");
+                            let observer_ = observer.name.to_string();
+                            tx.after_commit(move || tracing::info!(observer = %observer_, "observer registered"));
                             Ok(observer)
                         })
                     })
@@ -139,7 +140,8 @@ impl ObserverApi {
                         ..Default::default()
                     };
                     entry.record(tx, caller).await?;
-                    tracing::info!(election = %request.parent, count = response.observers.len(), "observers registered in a batch");
+                    let (election_, count_) = (request.parent.to_string(), response.observers.len());
+                    tx.after_commit(move || tracing::info!(election = %election_, count = count_, "observers registered in a batch"));
                     Ok(response)
                 })
             })
