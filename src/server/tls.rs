@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -31,6 +31,10 @@ use certificate::ReloadingCertificate;
 /// A client that opens a connection and sends nothing holds a task and a socket; this long
 /// is plenty for a handshake across the world.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Failed handshakes are written one line this often at most: anyone who can reach the port
+/// can fail a handshake as often as they connect.
+const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Where the server's TLS material lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +106,7 @@ impl ServerTls {
             acceptor: TlsAcceptor::from(self.config.clone()),
             handshakes: JoinSet::new(),
             accepting: true,
+            failures: HandshakeFailures::default(),
         }
     }
 }
@@ -115,6 +120,29 @@ pub struct TlsIncoming<S, IO> {
     handshakes: JoinSet<io::Result<TlsStream<IO>>>,
     /// Whether `incoming` may still yield connections.
     accepting: bool,
+    failures: HandshakeFailures,
+}
+
+/// Counts failed handshakes between log lines.
+#[derive(Debug, Default)]
+struct HandshakeFailures {
+    last_line: Option<Instant>,
+    unreported: u64,
+}
+
+impl HandshakeFailures {
+    /// Notes a failure at `now`: the number of failures a line written now stands for
+    /// (this one and those since the last line), or `None` within a second of the last line.
+    fn note(&mut self, now: Instant) -> Option<u64> {
+        self.unreported += 1;
+        match self.last_line {
+            Some(last) if now.saturating_duration_since(last) < FAILURE_LOG_INTERVAL => None,
+            _ => {
+                self.last_line = Some(now);
+                Some(std::mem::take(&mut self.unreported))
+            }
+        }
+    }
 }
 
 impl<S, IO> Stream for TlsIncoming<S, IO>
@@ -147,9 +175,17 @@ where
             match this.handshakes.poll_join_next(cx) {
                 Poll::Ready(Some(Ok(Ok(stream)))) => return Poll::Ready(Some(Ok(stream))),
                 // A client that failed its handshake (a certificate of an unknown CA, plain
-                // HTTP, a port scan) is the client's problem, not the server's.
+                // HTTP, a port scan) is mostly the client's problem, but an operator helping
+                // a partner connect needs the cause; the connection is simply dropped.
                 Poll::Ready(Some(Ok(Err(error)))) => {
-                    tracing::debug!(%error, "TLS handshake failed");
+                    if let Some(failed) = this.failures.note(Instant::now()) {
+                        tracing::warn!(
+                            cause = %error,
+                            // This failure and those held back since the last line.
+                            failed,
+                            "TLS handshake failed"
+                        );
+                    }
                 }
                 Poll::Ready(Some(Err(error))) => {
                     tracing::warn!(%error, "TLS handshake task failed");
@@ -159,5 +195,23 @@ where
                 Poll::Pending => return Poll::Pending,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_handshakes_are_written_once_a_second_with_a_count() {
+        let mut failures = HandshakeFailures::default();
+        let start = Instant::now();
+        assert_eq!(failures.note(start), Some(1));
+        assert_eq!(failures.note(start + Duration::from_millis(10)), None);
+        assert_eq!(failures.note(start + Duration::from_millis(900)), None);
+        // The next line counts the two it held back and itself.
+        assert_eq!(failures.note(start + Duration::from_millis(1000)), Some(3));
+        assert_eq!(failures.note(start + Duration::from_millis(1500)), None);
+        assert_eq!(failures.note(start + Duration::from_secs(5)), Some(2));
     }
 }
