@@ -15,6 +15,10 @@
 //! # Ok(()) }
 //! ```
 
+mod tls_failure;
+
+pub use tls_failure::TlsFailure;
+
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -75,13 +79,24 @@ pub enum ClientError {
 impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ClientError::Transport(error) => write!(f, "cannot connect: {error}"),
+            // "transport error" alone does not tell a partner which certificate to fix.
+            ClientError::Transport(error) => match TlsFailure::find(error) {
+                Some(failure) => write!(f, "cannot connect: {failure}"),
+                None => write!(f, "cannot connect: {error}"),
+            },
             ClientError::InvalidToken => f.write_str("the token is not a valid header value"),
         }
     }
 }
 
-impl std::error::Error for ClientError {}
+impl std::error::Error for ClientError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ClientError::Transport(error) => Some(error),
+            ClientError::InvalidToken => None,
+        }
+    }
+}
 
 impl From<tonic::transport::Error> for ClientError {
     fn from(error: tonic::transport::Error) -> Self {

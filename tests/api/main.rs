@@ -26,4 +26,5 @@ mod record;
 mod request_ids;
 mod streams;
 mod telemetry;
+mod tls_failures;
 mod tls_reload;
