@@ -50,7 +50,7 @@ impl Refusal {
 }
 
 /// Put in the extensions of a response that a layer refused, so that the outer layers count
-/// it (`observe`) and leave it out of the per-call log (the router's trace layer).
+/// it (`observe`) and leave it out of the per-call log (also `observe`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Refused(pub Refusal);
 
