@@ -132,6 +132,11 @@ pub struct LimitSettings {
     /// credentials); more are RESOURCE_EXHAUSTED / WATCH_LIMIT.
     #[arg(long, env = "MAX_INFRA_STREAMS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub max_infra_streams: u32,
+
+    /// Of those, how many one peer address may hold, so that one outsider cannot take them
+    /// all; more are RESOURCE_EXHAUSTED / WATCH_LIMIT.
+    #[arg(long, env = "MAX_INFRA_STREAMS_PER_PEER", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_infra_streams_per_peer: u32,
 }
 
 /// How the service reaches PostgreSQL (`--database-url`, `--db-*`).
@@ -330,6 +335,7 @@ impl Settings {
             max_stream_age = %duration(limits.max_stream_age),
             max_watches_per_agency = limits.max_watches_per_agency,
             max_infra_streams = limits.max_infra_streams,
+            max_infra_streams_per_peer = limits.max_infra_streams_per_peer,
             otlp_endpoint = ?self.telemetry.otlp_endpoint,
             database_url = %mask_password(&database.url),
             db_pool_size = database.pool_size,

@@ -1,11 +1,14 @@
 //! Health Watch and reflection streams need no credentials and are never shed, so nothing
-//! else bounds them: at most `limit` are open at once across the server (more are refused
-//! with RESOURCE_EXHAUSTED / WATCH_LIMIT), and each ends after the maximum stream age with
-//! UNAVAILABLE / STREAM_MAX_AGE. Health Check, a unary call, is left alone.
+//! else bounds them: at most `limit` are open at once across the server, and at most
+//! `per_peer` of those from one peer address, so that one outsider cannot hold them all
+//! (more are refused with RESOURCE_EXHAUSTED / WATCH_LIMIT); each ends after the maximum
+//! stream age with UNAVAILABLE / STREAM_MAX_AGE. Health Check, a unary call, is left alone.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -14,6 +17,7 @@ use http_body::Frame;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 use tonic::body::Body;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 use crate::error::{Error, Reason};
 
@@ -21,17 +25,113 @@ use crate::error::{Error, Reason};
 pub struct InfraStreamsLayer {
     permits: Arc<Semaphore>,
     limit: usize,
+    peers: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    per_peer: usize,
     max_age: Duration,
 }
 
 impl InfraStreamsLayer {
-    pub fn new(limit: usize, max_age: Duration) -> Self {
+    pub fn new(limit: usize, per_peer: usize, max_age: Duration) -> Self {
         InfraStreamsLayer {
             permits: Arc::new(Semaphore::new(limit)),
             limit,
+            peers: Arc::default(),
+            per_peer,
             max_age,
         }
     }
+
+    /// A place for one more stream of `peer`, or the error that refuses it.
+    fn admit(&self, peer: Option<IpAddr>) -> Result<Admitted, Error> {
+        let refused = |message: String, limit: usize| {
+            Error::new(Reason::WatchLimit, message).with_metadata("limit", limit.to_string())
+        };
+        let peer = match peer {
+            Some(ip) => Some(PeerSlot::take(&self.peers, ip, self.per_peer).ok_or_else(|| {
+                refused(
+                    format!(
+                        "this address has its limit of {} health Watch and reflection streams open",
+                        self.per_peer
+                    ),
+                    self.per_peer,
+                )
+            })?),
+            // A Unix socket's peers are local processes: the server-wide bound is enough.
+            None => None,
+        };
+        let permit = self.permits.clone().try_acquire_owned().map_err(|_| {
+            refused(
+                format!(
+                    "the server has its limit of {} health Watch and reflection streams open",
+                    self.limit
+                ),
+                self.limit,
+            )
+        })?;
+        Ok(Admitted {
+            _permit: permit,
+            _peer: peer,
+        })
+    }
+}
+
+/// The places one admitted stream holds until its body is dropped.
+struct Admitted {
+    _permit: OwnedSemaphorePermit,
+    _peer: Option<PeerSlot>,
+}
+
+/// One stream counted against its peer's address; the count is forgotten at zero, so the map
+/// is as small as the open streams.
+struct PeerSlot {
+    peers: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl PeerSlot {
+    fn take(peers: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, limit: usize) -> Option<Self> {
+        let mut counts = peers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(PeerSlot {
+            peers: peers.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut counts = self
+            .peers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// The caller's IP address, over plain TCP or TLS; `None` on a Unix socket.
+fn peer_ip<B>(request: &http::Request<B>) -> Option<IpAddr> {
+    let extensions = request.extensions();
+    extensions
+        .get::<TcpConnectInfo>()
+        .or_else(|| {
+            extensions
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .map(TlsConnectInfo::get_ref)
+        })
+        .and_then(TcpConnectInfo::remote_addr)
+        .map(|address| address.ip())
 }
 
 /// The server-streaming methods of health and reflection (reflection has no other kind).
@@ -77,16 +177,9 @@ where
         if !is_infra_stream(request.uri().path()) {
             return Box::pin(inner.call(request));
         }
-        let Ok(permit) = self.layer.permits.clone().try_acquire_owned() else {
-            let error = Error::new(
-                Reason::WatchLimit,
-                format!(
-                    "the server has its limit of {} health Watch and reflection streams open",
-                    self.layer.limit
-                ),
-            )
-            .with_metadata("limit", self.layer.limit.to_string());
-            return Box::pin(std::future::ready(Ok(super::error_response(error))));
+        let admitted = match self.layer.admit(peer_ip(&request)) {
+            Ok(admitted) => admitted,
+            Err(error) => return Box::pin(std::future::ready(Ok(super::error_response(error)))),
         };
         let max_age = self.layer.max_age;
         Box::pin(async move {
@@ -94,7 +187,7 @@ where
             Ok(response.map(|body| {
                 Body::new(Aged {
                     body,
-                    _permit: permit,
+                    _admitted: admitted,
                     ends: Box::pin(tokio::time::sleep(max_age)),
                     done: false,
                 })
@@ -103,10 +196,10 @@ where
     }
 }
 
-/// A stream's body that holds its permit until dropped and ends at the maximum age.
+/// A stream's body that holds its places until dropped and ends at the maximum age.
 struct Aged {
     body: Body,
-    _permit: OwnedSemaphorePermit,
+    _admitted: Admitted,
     ends: Pin<Box<tokio::time::Sleep>>,
     /// Trailers were sent: nothing may follow them.
     done: bool,

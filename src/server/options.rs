@@ -50,6 +50,8 @@ pub struct Limits {
     pub max_watches_per_agency: usize,
     /// Health Watch and reflection streams open at once, server-wide.
     pub max_infra_streams: usize,
+    /// Of those, how many one peer address may hold.
+    pub max_infra_streams_per_peer: usize,
     /// Coalesced GetObserver batches running at once (see `api::point_reads`).
     pub point_read_batches: usize,
 }
@@ -85,6 +87,8 @@ impl Limits {
             max_watches_per_agency: usize::try_from(settings.max_watches_per_agency)
                 .unwrap_or(usize::MAX),
             max_infra_streams: usize::try_from(settings.max_infra_streams).unwrap_or(usize::MAX),
+            max_infra_streams_per_peer: usize::try_from(settings.max_infra_streams_per_peer)
+                .unwrap_or(usize::MAX),
             point_read_batches: settings
                 .point_read_batches
                 .map_or_else(default_point_read_batches, |n| n.max(1)),

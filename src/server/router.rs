@@ -103,6 +103,7 @@ where
         ))
         .layer(InfraStreamsLayer::new(
             limits.max_infra_streams,
+            limits.max_infra_streams_per_peer,
             limits.max_stream_age,
         ))
         .layer(AuthLayer::new(

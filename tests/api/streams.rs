@@ -461,6 +461,51 @@ async fn health_watch_and_reflection_streams_are_capped_and_end_at_their_maximum
 }
 
 #[sqlx::test]
+async fn one_peer_cannot_take_every_health_watch_and_reflection_place(pool: PgPool) {
+    use tonic_health::pb::HealthCheckRequest;
+
+    let options = ServeOptions {
+        limits: Limits {
+            max_infra_streams: 4,
+            max_infra_streams_per_peer: 2,
+            ..Limits::default()
+        },
+        ..test_options()
+    };
+    let app = spawn_app_with_options(pool.clone(), pool, options).await;
+    let watch = || {
+        let mut health = app.health();
+        async move {
+            health
+                .watch(HealthCheckRequest {
+                    service: "liveness".into(),
+                })
+                .await
+        }
+    };
+    let first = watch().await.unwrap().into_inner();
+    let mut second = watch().await.unwrap().into_inner();
+    assert_eq!(second.message().await.unwrap().unwrap().status, SERVING);
+
+    // The server has places left, but not for this address.
+    let refused = watch().await.unwrap_err();
+    assert_error(&refused, Code::ResourceExhausted, "WATCH_LIMIT");
+    assert!(refused.message().contains("this address"), "{refused:?}");
+
+    // A place of this peer's frees with its stream.
+    drop(first);
+    wait_until(
+        Duration::from_secs(10),
+        "a free place for this address",
+        || {
+            let attempt = watch();
+            async move { attempt.await.is_ok() }
+        },
+    )
+    .await;
+}
+
+#[sqlx::test]
 async fn an_aged_connection_is_closed_after_its_grace_even_with_a_stream_open(pool: PgPool) {
     let app = spawn_with_limits(
         pool,
