@@ -46,9 +46,17 @@ pub mod pb {
     }
 }
 
+mod error_reason;
 mod tls_failure;
 
+pub use error_reason::{ERROR_DOMAIN, ErrorDetails, ErrorReason};
 pub use tls_failure::TlsFailure;
+
+// The versions this client is built with: a partner matches on `tonic::Code`, builds a
+// `prost_types::Timestamp` or reads `tonic_types` details without pinning them by hand.
+pub use prost_types;
+pub use tonic;
+pub use tonic_types;
 
 use std::fmt;
 use std::future::Future;
