@@ -9,8 +9,9 @@ COPY .cargo .cargo
 COPY proto proto
 COPY migrations migrations
 COPY src src
-# Cargo.toml declares the example: without its file the manifest does not load.
-COPY examples examples
+# The workspace's other member: the service builds on the client crate's generated messages,
+# and without its manifest the workspace does not load.
+COPY client client
 # .git stays out of the build context: the commit for observer_registry_build_info comes as
 # a build argument (`docker build --build-arg OBSERVER_REGISTRY_COMMIT=$(git rev-parse HEAD)`).
 ARG OBSERVER_REGISTRY_COMMIT=unknown

@@ -1,5 +1,7 @@
-//! Generates the server and client code and the descriptor set for reflection from `proto/`,
-//! in pure Rust (protox), so building needs no `protoc` on the machine.
+//! Generates the server stubs and the descriptor set for reflection from `proto/`, in pure
+//! Rust (protox), so building needs no `protoc` on the machine. The messages and client stubs
+//! come from the client crate (client/build.rs): generated twice, they would be two sets of
+//! types that do not convert into each other.
 
 use std::{env, fs, io, path::PathBuf};
 
@@ -25,13 +27,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
 
     let descriptor_set = prost_types::FileDescriptorSet::decode(descriptor_bytes.as_slice())?;
-    // A partner's client-only build (`--no-default-features --features client`) compiles
-    // no server code.
-    let server = env::var_os("CARGO_FEATURE_SERVER").is_some();
-    tonic_prost_build::configure()
-        .build_server(server)
-        .build_client(true)
-        .compile_fds(descriptor_set)?;
+    // A client-only build (`--no-default-features --features client`) compiles no server
+    // code (src/pb.rs includes none).
+    if env::var_os("CARGO_FEATURE_SERVER").is_some() {
+        tonic_prost_build::configure()
+            .build_server(true)
+            .build_client(false)
+            .extern_path(
+                ".observer_registry.v1",
+                "::observer_registry_client::pb::v1",
+            )
+            .compile_fds(descriptor_set)?;
+    }
 
     println!("cargo:rerun-if-changed=proto");
     println!("cargo:rerun-if-changed=migrations");

@@ -390,3 +390,95 @@ impl Violations {
         Err(error)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use observer_registry_client::ErrorReason;
+
+    use super::Reason;
+
+    /// Every reason, listed through a `match` so that a new one does not compile until it is
+    /// listed here too.
+    fn every_reason() -> Vec<Reason> {
+        use Reason::*;
+        let all = vec![
+            InvalidArgument,
+            InvalidPageToken,
+            InvalidFilter,
+            InvalidResumeToken,
+            NotFound,
+            AlreadyExists,
+            EtagMismatch,
+            HostCountryCitizen,
+            DuplicateObserver,
+            DelegationOrganizationMismatch,
+            HeadNotMember,
+            InvalidStateTransition,
+            AccreditationClosed,
+            MeetingConflict,
+            OutsideDelegationStay,
+            HasChildren,
+            ObserverDecided,
+            ObserverAccredited,
+            HasDecidedObservers,
+            DelegationDeleted,
+            Unauthenticated,
+            PermissionDenied,
+            Unavailable,
+            Overloaded,
+            WatchLimit,
+            StreamMaxAge,
+            Aborted,
+            DeadlineExceeded,
+            Unimplemented,
+            Internal,
+        ];
+        for reason in &all {
+            match reason {
+                InvalidArgument
+                | InvalidPageToken
+                | InvalidFilter
+                | InvalidResumeToken
+                | NotFound
+                | AlreadyExists
+                | EtagMismatch
+                | HostCountryCitizen
+                | DuplicateObserver
+                | DelegationOrganizationMismatch
+                | HeadNotMember
+                | InvalidStateTransition
+                | AccreditationClosed
+                | MeetingConflict
+                | OutsideDelegationStay
+                | HasChildren
+                | ObserverDecided
+                | ObserverAccredited
+                | HasDecidedObservers
+                | DelegationDeleted
+                | Unauthenticated
+                | PermissionDenied
+                | Unavailable
+                | Overloaded
+                | WatchLimit
+                | StreamMaxAge
+                | Aborted
+                | DeadlineExceeded
+                | Unimplemented
+                | Internal => {}
+            }
+        }
+        all
+    }
+
+    /// A partner matching on the client's `ErrorReason` would see a new reason as `Other`.
+    #[test]
+    fn the_client_crate_knows_every_reason_the_server_sends() {
+        for reason in every_reason() {
+            assert!(
+                !matches!(ErrorReason::parse(reason.as_str()), ErrorReason::Other(_)),
+                "{reason:?} ({}) is missing from observer_registry_client::ErrorReason",
+                reason.as_str()
+            );
+        }
+    }
+}

@@ -3,11 +3,12 @@
 //!
 //! Data flows one way: wire (`pb`) → `api` → `domain` → `store` → PostgreSQL, and back.
 
-/// The generated gRPC contract: messages, server traits and the shipped client.
+/// The generated gRPC contract: the client crate's messages and stubs, and the server traits.
 pub mod pb;
 
-/// Connecting to the service as a partner: TLS, client certificates, bearer tokens.
-pub mod client;
+/// Connecting to the service as a partner: TLS, client certificates, bearer tokens. The crate
+/// `observer-registry-client`, under the name it had before it became a crate of its own.
+pub use observer_registry_client as client;
 
 /// The admin HTTP port: metrics and probes.
 #[cfg(feature = "server")]

@@ -1,8 +1,13 @@
 //! The generated contract. Prost types stop at the `api` layer.
 
-/// `observer_registry.v1`: every service, message and the generated client.
+/// `observer_registry.v1`: every message and client stub, from the client crate (generated
+/// once, there), and the server traits generated here against them.
 pub mod v1 {
     #![allow(clippy::doc_lazy_continuation, clippy::large_enum_variant)]
+
+    pub use observer_registry_client::pb::v1::*;
+
+    #[cfg(feature = "server")]
     tonic::include_proto!("observer_registry.v1");
 }
 

@@ -11,6 +11,7 @@ mod database;
 mod delegations;
 mod demo;
 mod elections;
+mod error_reasons;
 mod feeds;
 mod figures;
 mod health_command;

@@ -26,7 +26,7 @@ pub enum TlsFailure {
 }
 
 impl TlsFailure {
-    /// The TLS failure behind `error` (a [`crate::client::ClientError`], a `tonic::Status` of
+    /// The TLS failure behind `error` (a [`crate::ClientError`], a `tonic::Status` of
     /// a failed call, a `tonic::transport::Error`), found by walking its sources.
     pub fn find(error: &(dyn Error + 'static)) -> Option<TlsFailure> {
         let mut next = Some(error);

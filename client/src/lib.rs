@@ -1,10 +1,11 @@
-//! The shipped client for partner systems: one connection, optional TLS with a client
+//! The client for partner systems of the Observer Registry: the generated messages and
+//! stubs of `observer_registry.v1`, one connection with optional TLS and a client
 //! certificate (mTLS), and a bearer token sent with every call.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! use observer_registry::client::{Client, ClientOptions};
-//! use observer_registry::pb::v1::ListObserversRequest;
+//! use observer_registry_client::pb::v1::ListObserversRequest;
+//! use observer_registry_client::{Client, ClientOptions};
 //!
 //! let options = ClientOptions { token: Some("the agency's token".into()), ..Default::default() };
 //! let client = Client::connect("https://registry.cec.example:50051", options).await?;
@@ -14,10 +15,48 @@
 //!     .await?;
 //! # Ok(()) }
 //! ```
+//!
+//! Features choose the TLS backend (`tls-ring`, the default, or `tls-aws-lc`) and the roots
+//! a server certificate is checked against when no CA certificate is given
+//! (`tls-native-roots`, the default, or `tls-webpki-roots`).
 
+#![deny(missing_docs)]
+
+// Without a backend tonic has no TLS at all, and the error would point into tonic.
+#[cfg(not(any(feature = "tls-ring", feature = "tls-aws-lc")))]
+compile_error!("observer-registry-client needs a TLS backend: the feature tls-ring or tls-aws-lc");
+
+// The README's examples compile as doctests, so the quick start cannot drift from the API.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+struct ReadmeDoctests;
+
+/// The generated contract.
+pub mod pb {
+    /// `observer_registry.v1`: every message and enum, and a client per service.
+    // The contract's comments document most items; prost adds some (oneof modules, enum
+    // helpers) without a comment.
+    #[allow(
+        missing_docs,
+        clippy::doc_lazy_continuation,
+        clippy::large_enum_variant
+    )]
+    pub mod v1 {
+        tonic::include_proto!("observer_registry.v1");
+    }
+}
+
+mod error_reason;
 mod tls_failure;
 
+pub use error_reason::{ERROR_DOMAIN, ErrorDetails, ErrorReason};
 pub use tls_failure::TlsFailure;
+
+// The versions this client is built with: a partner matches on `tonic::Code`, builds a
+// `prost_types::Timestamp` or reads `tonic_types` details without pinning them by hand.
+pub use prost_types;
+pub use tonic;
+pub use tonic_types;
 
 use std::fmt;
 use std::future::Future;
@@ -109,6 +148,7 @@ impl From<tonic::transport::Error> for ClientError {
 pub struct BearerToken(Option<MetadataValue<Ascii>>);
 
 impl BearerToken {
+    /// The interceptor for `token` (none: calls go without `authorization`).
     pub fn new(token: Option<&str>) -> Result<Self, ClientError> {
         token
             .map(|token| {
@@ -154,7 +194,7 @@ impl Client {
             let mut tls = ClientTlsConfig::new();
             tls = match &options.ca_certificate_pem {
                 Some(pem) => tls.ca_certificate(Certificate::from_pem(pem)),
-                None => tls.with_native_roots(),
+                None => with_roots(tls),
             };
             if let Some((cert, key)) = &options.client_identity_pem {
                 tls = tls.identity(Identity::from_pem(cert, key));
@@ -187,26 +227,32 @@ impl Client {
         InterceptedService::new(self.channel.clone(), self.token.clone())
     }
 
+    /// `observer_registry.v1.ElectionService` on this connection.
     pub fn elections(&self) -> ElectionServiceClient<AuthenticatedChannel> {
         ElectionServiceClient::new(self.authenticated())
     }
 
+    /// `observer_registry.v1.OrganizationService` on this connection.
     pub fn organizations(&self) -> OrganizationServiceClient<AuthenticatedChannel> {
         OrganizationServiceClient::new(self.authenticated())
     }
 
+    /// `observer_registry.v1.DelegationService` on this connection.
     pub fn delegations(&self) -> DelegationServiceClient<AuthenticatedChannel> {
         DelegationServiceClient::new(self.authenticated())
     }
 
+    /// `observer_registry.v1.ObserverService` on this connection.
     pub fn observers(&self) -> ObserverServiceClient<AuthenticatedChannel> {
         ObserverServiceClient::new(self.authenticated())
     }
 
+    /// `observer_registry.v1.MeetingService` on this connection.
     pub fn meetings(&self) -> MeetingServiceClient<AuthenticatedChannel> {
         MeetingServiceClient::new(self.authenticated())
     }
 
+    /// `observer_registry.v1.AuditService` on this connection.
     pub fn audit(&self) -> AuditServiceClient<AuthenticatedChannel> {
         AuditServiceClient::new(self.authenticated())
     }
@@ -268,6 +314,16 @@ impl Client {
             resume_token,
         )
     }
+}
+
+/// The roots a server certificate is checked against when no CA certificate is given, as the
+/// features chose them; with neither, only a given CA certificate is trusted.
+fn with_roots(tls: ClientTlsConfig) -> ClientTlsConfig {
+    #[cfg(feature = "tls-native-roots")]
+    let tls = tls.with_native_roots();
+    #[cfg(feature = "tls-webpki-roots")]
+    let tls = tls.with_webpki_roots();
+    tls
 }
 
 /// Opens a feed's stream after a resume token.

@@ -2,12 +2,12 @@
 //! accredited observers of an election.
 //!
 //! ```sh
-//! OBSERVER_REGISTRY_TOKEN=… cargo run --example accredited_observers --no-default-features \
-//!     --features client -- http://127.0.0.1:50051 elections/kz-2023
+//! OBSERVER_REGISTRY_TOKEN=… cargo run -p observer-registry-client --example accredited_observers \
+//!     -- http://127.0.0.1:50051 elections/kz-2023
 //! ```
 
-use observer_registry::client::{Client, ClientOptions};
-use observer_registry::pb::v1::ListObserversRequest;
+use observer_registry_client::pb::v1::ListObserversRequest;
+use observer_registry_client::{Client, ClientOptions};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
