@@ -93,7 +93,12 @@ pub async fn connect(args: &ClientArgs) -> anyhow::Result<AuthenticatedChannel> 
         token: args.token.clone(),
         ca_certificate_pem: read(&args.ca_cert)?,
         client_identity_pem,
-        tls_domain_name: None,
+        // The commission's operators can tell these calls from partners' in the logs.
+        user_agent: format!(
+            "observer-registry/{} (operator command)",
+            env!("CARGO_PKG_VERSION")
+        ),
+        ..Default::default()
     };
     let server = if args.server.contains("://") {
         args.server.clone()

@@ -46,10 +46,19 @@ pub mod pb {
     }
 }
 
+mod channel;
 mod error_reason;
+mod feed;
+mod methods;
+mod options;
+mod request_id;
 mod tls_failure;
+mod trace_context;
 
+pub use channel::RegistryChannel;
 pub use error_reason::{ERROR_DOMAIN, ErrorDetails, ErrorReason};
+pub use feed::Feed;
+pub use options::{ClientOptions, Keepalive, RetryPolicy};
 pub use tls_failure::TlsFailure;
 
 // The versions this client is built with: a partner matches on `tonic::Code`, builds a
@@ -59,16 +68,11 @@ pub use tonic;
 pub use tonic_types;
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::time::Duration;
 
-use tonic::codec::Streaming;
+use http::header::HeaderValue;
 use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
-use tonic::{Code, Request, Status};
-use tonic_types::StatusExt;
+use tonic::{Request, Status};
 
 use crate::pb::v1::audit_service_client::AuditServiceClient;
 use crate::pb::v1::delegation_service_client::DelegationServiceClient;
@@ -80,31 +84,6 @@ use crate::pb::v1::{
     DelegationEvent, MeetingEvent, ObserverEvent, WatchDelegationsRequest, WatchMeetingsRequest,
     WatchObserversRequest,
 };
-
-/// How to reach the service.
-#[derive(Clone, Default)]
-pub struct ClientOptions {
-    /// The agency's bearer token, sent as `authorization: Bearer …`.
-    pub token: Option<String>,
-    /// PEM of the CA that signed the server's certificate; the system roots when unset.
-    pub ca_certificate_pem: Option<Vec<u8>>,
-    /// PEM certificate and key of the agency, for mutual TLS.
-    pub client_identity_pem: Option<(Vec<u8>, Vec<u8>)>,
-    /// The name the server's certificate is checked against, when not the URL's host.
-    pub tls_domain_name: Option<String>,
-}
-
-impl fmt::Debug for ClientOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Never print the token or the key.
-        f.debug_struct("ClientOptions")
-            .field("token", &self.token.as_ref().map(|_| "****"))
-            .field("ca_certificate_pem", &self.ca_certificate_pem.is_some())
-            .field("client_identity_pem", &self.client_identity_pem.is_some())
-            .field("tls_domain_name", &self.tls_domain_name)
-            .finish()
-    }
-}
 
 /// Why a connection could not be made.
 #[derive(Debug)]
@@ -171,25 +150,33 @@ impl tonic::service::Interceptor for BearerToken {
     }
 }
 
-/// A channel that authenticates every call.
-pub type AuthenticatedChannel = InterceptedService<Channel, BearerToken>;
+/// The channel the service clients of a [`Client`] run over (the name it had before it
+/// retried).
+pub type AuthenticatedChannel = RegistryChannel;
 
-/// A connection to the service with a client per service.
+/// A connection to the service with a client per service, over a [`RegistryChannel`].
 #[derive(Clone)]
 pub struct Client {
-    channel: Channel,
-    token: BearerToken,
+    channel: RegistryChannel,
 }
 
 impl Client {
-    /// Connects to `endpoint` (`http://…` or `https://…`).
+    /// Connects to `endpoint` (`http://…` or `https://…`), or only prepares to with
+    /// [`ClientOptions::lazy_connect`].
     pub async fn connect(
         endpoint: impl Into<String>,
         options: ClientOptions,
     ) -> Result<Self, ClientError> {
-        let token = BearerToken::new(options.token.as_deref())?;
         let endpoint: String = endpoint.into();
-        let mut builder = Endpoint::from_shared(endpoint.clone())?;
+        let mut builder = Endpoint::from_shared(endpoint.clone())?
+            .connect_timeout(options.connect_timeout)
+            .user_agent(options.user_agent.clone())?;
+        if let Some(keepalive) = options.keepalive {
+            builder = builder
+                .http2_keep_alive_interval(keepalive.interval)
+                .keep_alive_timeout(keepalive.timeout)
+                .keep_alive_while_idle(keepalive.while_idle);
+        }
         if endpoint.starts_with("https://") {
             let mut tls = ClientTlsConfig::new();
             tls = match &options.ca_certificate_pem {
@@ -204,56 +191,76 @@ impl Client {
             }
             builder = builder.tls_config(tls)?;
         }
-        Ok(Client {
-            channel: builder.connect().await?,
-            token,
-        })
+        let channel = if options.lazy_connect {
+            builder.connect_lazy()
+        } else {
+            builder.connect().await?
+        };
+        Self::with_options(channel, &options)
     }
 
-    /// Wraps an existing channel (e.g. one a test built).
+    /// Wraps an existing channel (e.g. one a test built) with the token and the default
+    /// timeout and retries.
     pub fn from_channel(channel: Channel, token: Option<&str>) -> Result<Self, ClientError> {
+        let options = ClientOptions {
+            token: token.map(str::to_owned),
+            ..Default::default()
+        };
+        Self::with_options(channel, &options)
+    }
+
+    /// Wraps an existing channel with `options`' token, timeout and retries (its connection
+    /// settings are the channel's own).
+    pub fn with_options(channel: Channel, options: &ClientOptions) -> Result<Self, ClientError> {
+        let authorization = options
+            .token
+            .as_deref()
+            .map(|token| {
+                HeaderValue::try_from(format!("Bearer {token}"))
+                    .map_err(|_| ClientError::InvalidToken)
+            })
+            .transpose()?;
         Ok(Client {
-            channel,
-            token: BearerToken::new(token)?,
+            channel: RegistryChannel::new(channel, authorization, options.timeout, options.retry),
         })
     }
 
     /// The channel every service client of this connection uses.
-    pub fn channel(&self) -> AuthenticatedChannel {
+    pub fn channel(&self) -> RegistryChannel {
         self.authenticated()
     }
 
-    fn authenticated(&self) -> AuthenticatedChannel {
-        InterceptedService::new(self.channel.clone(), self.token.clone())
+    fn authenticated(&self) -> RegistryChannel {
+        self.channel.clone()
     }
 
     /// `observer_registry.v1.ElectionService` on this connection.
-    pub fn elections(&self) -> ElectionServiceClient<AuthenticatedChannel> {
+    pub fn elections(&self) -> ElectionServiceClient<RegistryChannel> {
         ElectionServiceClient::new(self.authenticated())
     }
 
     /// `observer_registry.v1.OrganizationService` on this connection.
-    pub fn organizations(&self) -> OrganizationServiceClient<AuthenticatedChannel> {
+    pub fn organizations(&self) -> OrganizationServiceClient<RegistryChannel> {
         OrganizationServiceClient::new(self.authenticated())
     }
 
     /// `observer_registry.v1.DelegationService` on this connection.
-    pub fn delegations(&self) -> DelegationServiceClient<AuthenticatedChannel> {
+    pub fn delegations(&self) -> DelegationServiceClient<RegistryChannel> {
         DelegationServiceClient::new(self.authenticated())
     }
 
     /// `observer_registry.v1.ObserverService` on this connection.
-    pub fn observers(&self) -> ObserverServiceClient<AuthenticatedChannel> {
+    pub fn observers(&self) -> ObserverServiceClient<RegistryChannel> {
         ObserverServiceClient::new(self.authenticated())
     }
 
     /// `observer_registry.v1.MeetingService` on this connection.
-    pub fn meetings(&self) -> MeetingServiceClient<AuthenticatedChannel> {
+    pub fn meetings(&self) -> MeetingServiceClient<RegistryChannel> {
         MeetingServiceClient::new(self.authenticated())
     }
 
     /// `observer_registry.v1.AuditService` on this connection.
-    pub fn audit(&self) -> AuditServiceClient<AuthenticatedChannel> {
+    pub fn audit(&self) -> AuditServiceClient<RegistryChannel> {
         AuditServiceClient::new(self.authenticated())
     }
 
@@ -324,118 +331,4 @@ fn with_roots(tls: ClientTlsConfig) -> ClientTlsConfig {
     #[cfg(feature = "tls-webpki-roots")]
     let tls = tls.with_webpki_roots();
     tls
-}
-
-/// Opens a feed's stream after a resume token.
-type OpenFeed<E> = Box<
-    dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<Streaming<E>, Status>> + Send>>
-        + Send
-        + Sync,
->;
-
-/// The longest wait between two reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
-
-/// A change feed followed across disconnections, server restarts and shutdowns: when the
-/// stream breaks or ends, [`Feed::next`] reconnects with the last event's resume token
-/// (backing off up to 5 s; at once when the stream reached the server's maximum age), so
-/// every change arrives exactly once and in commit order.
-/// Errors that a reconnection cannot fix (an invalid or expired token, a missing election,
-/// missing credentials) are returned.
-pub struct Feed<E> {
-    open: OpenFeed<E>,
-    token_of: fn(&E) -> &str,
-    resume_token: String,
-    stream: Option<Streaming<E>>,
-    backoff: Duration,
-}
-
-impl<E> Feed<E> {
-    fn new(open: OpenFeed<E>, token_of: fn(&E) -> &str, resume_token: &str) -> Self {
-        Feed {
-            open,
-            token_of,
-            resume_token: resume_token.to_owned(),
-            stream: None,
-            backoff: Duration::from_millis(100),
-        }
-    }
-
-    /// The token of the last event returned: keep it to resume after a restart of your own.
-    pub fn resume_token(&self) -> &str {
-        &self.resume_token
-    }
-
-    /// Opens the stream now rather than at the first [`Feed::next`]: a feed without a resume
-    /// token reports the changes committed after it opened, so open it before taking a
-    /// snapshot with List.
-    pub async fn open(&mut self) -> Result<(), Status> {
-        if self.stream.is_none() {
-            self.stream = Some((self.open)(self.resume_token.clone()).await?);
-        }
-        Ok(())
-    }
-
-    /// The next change.
-    pub async fn next(&mut self) -> Result<E, Status> {
-        loop {
-            let stream = match &mut self.stream {
-                Some(stream) => stream,
-                None => match (self.open)(self.resume_token.clone()).await {
-                    Ok(stream) => self.stream.insert(stream),
-                    Err(status) if transient(&status) => {
-                        self.wait().await;
-                        continue;
-                    }
-                    Err(status) => return Err(status),
-                },
-            };
-            match stream.message().await {
-                Ok(Some(event)) => {
-                    self.resume_token = (self.token_of)(&event).to_owned();
-                    self.backoff = Duration::from_millis(100);
-                    return Ok(event);
-                }
-                // The server ended the stream (it is shutting down) or it broke: resume.
-                Ok(None) => {
-                    self.stream = None;
-                    self.wait().await;
-                }
-                // The stream reached the server's maximum age: nothing is wrong, so resume
-                // at once.
-                Err(status) if reached_max_age(&status) => self.stream = None,
-                Err(status) if transient(&status) => {
-                    self.stream = None;
-                    self.wait().await;
-                }
-                Err(status) => return Err(status),
-            }
-        }
-    }
-
-    async fn wait(&mut self) {
-        tokio::time::sleep(self.backoff).await;
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-    }
-}
-
-/// The server ended a stream at its maximum age (UNAVAILABLE / STREAM_MAX_AGE).
-fn reached_max_age(status: &Status) -> bool {
-    status.code() == Code::Unavailable
-        && status
-            .get_details_error_info()
-            .is_some_and(|info| info.reason == "STREAM_MAX_AGE")
-}
-
-/// Failures a reconnection can fix.
-fn transient(status: &Status) -> bool {
-    matches!(
-        status.code(),
-        Code::Unavailable
-            | Code::Unknown
-            | Code::Cancelled
-            | Code::DeadlineExceeded
-            | Code::Aborted
-            | Code::ResourceExhausted
-    )
 }

@@ -874,6 +874,7 @@ async fn agencies_are_known_by_their_client_certificates(pool: PgPool) {
             ca_certificate_pem: Some(ca.pem.clone().into_bytes()),
             client_identity_pem: identity,
             tls_domain_name: Some("localhost".into()),
+            ..Default::default()
         };
         Client::connect(url.clone(), options)
     };

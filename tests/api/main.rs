@@ -7,6 +7,7 @@ mod common;
 mod agencies_file;
 mod audit;
 mod auth;
+mod client_retries;
 mod database;
 mod delegations;
 mod demo;

@@ -21,7 +21,7 @@ use tonic::codec::Streaming;
 const ELECTION: &str = "elections/kz-2023";
 
 fn anonymous(app: &TestApp) -> Client {
-    Client::from_channel(app.channel.clone(), None).unwrap()
+    client_without_retries(app, None)
 }
 
 /// A server with these limits, anonymous callers, and an open election.

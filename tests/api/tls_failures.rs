@@ -77,6 +77,7 @@ fn options(ca_pem: &str, identity: Option<(Vec<u8>, Vec<u8>)>, domain: &str) -> 
         ca_certificate_pem: Some(ca_pem.as_bytes().to_vec()),
         client_identity_pem: identity,
         tls_domain_name: Some(domain.into()),
+        ..Default::default()
     }
 }
 

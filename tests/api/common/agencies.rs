@@ -181,9 +181,10 @@ impl Agencies {
         }
     }
 
-    /// A client of `app` that authenticates as agency `name`.
+    /// A client of `app` that authenticates as agency `name`, and makes each call once, so
+    /// that a test sees the service's own answer.
     pub fn client(&self, app: &TestApp, name: &str) -> Client {
-        Client::from_channel(app.channel.clone(), Some(self.token(name))).unwrap()
+        crate::common::client_without_retries(app, Some(self.token(name)))
     }
 }
 

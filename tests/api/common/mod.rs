@@ -378,3 +378,19 @@ pub async fn create_election(app: &TestApp, id: &str) -> pb::Election {
 pub fn new_request_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
+
+/// The shipped client over `app`'s channel that makes each call once and sets no deadline of
+/// its own: tests of the service's answers see them as they are, not after retries.
+pub fn client_without_retries(
+    app: &TestApp,
+    token: Option<&str>,
+) -> observer_registry::client::Client {
+    use observer_registry::client::{Client, ClientOptions, RetryPolicy};
+    let options = ClientOptions {
+        token: token.map(str::to_owned),
+        timeout: None,
+        retry: RetryPolicy::never(),
+        ..Default::default()
+    };
+    Client::with_options(app.channel.clone(), &options).unwrap()
+}
