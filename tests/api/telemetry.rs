@@ -240,6 +240,58 @@ async fn a_partners_trace_id_is_on_the_servers_exported_span_named_after_the_rpc
     );
 }
 
+/// A partner program as the check builds one: its own OpenTelemetry tracer under
+/// `tracing`, and the shipped client with nothing set by hand. Its span's trace goes on.
+#[sqlx::test]
+async fn the_shipped_client_continues_the_partners_tracing_span_in_the_service(pool: PgPool) {
+    use observer_registry::client::{Client, ClientOptions};
+    use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+    use tracing::Instrument;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let collector = Collector::default();
+    let endpoint = collector.start().await;
+    let (child, address) = start_binary_with(
+        &database_url(&pool),
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)],
+    )
+    .await;
+
+    // This test's runtime has one thread, so the partner's subscriber holds for every poll.
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("partner")));
+    let _partner = tracing::subscriber::set_default(subscriber);
+    let client = Client::connect(format!("http://{address}"), ClientOptions::default())
+        .await
+        .unwrap();
+    let span = tracing::info_span!("partner checks an election");
+    let partner = span.context().span().span_context().clone();
+    assert!(partner.is_valid());
+    let status = client
+        .elections()
+        .get_election(pb::GetElectionRequest {
+            name: "elections/traced".into(),
+        })
+        .instrument(span)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound);
+    stop(child).await;
+
+    let exports = collector.exports();
+    let span = exports
+        .iter()
+        .flat_map(|export| &export.resource_spans)
+        .flat_map(|rs| &rs.scope_spans)
+        .flat_map(|ss| &ss.spans)
+        .find(|span| span.name == "observer_registry.v1.ElectionService/GetElection")
+        .unwrap_or_else(|| panic!("no span named after the RPC among {exports:?}"));
+    assert_eq!(hex(&span.trace_id), partner.trace_id().to_string());
+    assert_eq!(hex(&span.parent_span_id), partner.span_id().to_string());
+}
+
 #[sqlx::test]
 async fn without_otel_service_name_the_exported_service_is_observer_registry(pool: PgPool) {
     let collector = Collector::default();
