@@ -99,7 +99,7 @@ impl ServerTls {
     pub fn incoming<S, IO>(&self, incoming: S) -> TlsIncoming<S, IO>
     where
         S: Stream<Item = io::Result<IO>> + Unpin,
-        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        IO: AsyncRead + AsyncWrite + Peer + Unpin + Send + 'static,
     {
         TlsIncoming {
             incoming,
@@ -117,10 +117,40 @@ impl ServerTls {
 pub struct TlsIncoming<S, IO> {
     incoming: S,
     acceptor: TlsAcceptor,
-    handshakes: JoinSet<io::Result<TlsStream<IO>>>,
+    handshakes: JoinSet<Result<TlsStream<IO>, FailedHandshake>>,
     /// Whether `incoming` may still yield connections.
     accepting: bool,
     failures: HandshakeFailures,
+}
+
+/// A handshake that failed, and the client that tried it.
+struct FailedHandshake {
+    error: io::Error,
+    peer: Option<String>,
+}
+
+/// The other end of a connection, as a log line names it.
+pub trait Peer {
+    /// Its address, when the socket knows one.
+    fn peer(&self) -> Option<String>;
+}
+
+impl Peer for tokio::net::TcpStream {
+    fn peer(&self) -> Option<String> {
+        self.peer_addr().ok().map(|address| address.to_string())
+    }
+}
+
+#[cfg(unix)]
+impl Peer for tokio::net::UnixStream {
+    fn peer(&self) -> Option<String> {
+        // Clients of a Unix socket are mostly unnamed: say which socket it was.
+        let address = self.peer_addr().ok()?;
+        Some(match address.as_pathname() {
+            Some(path) => path.display().to_string(),
+            None => "a Unix socket client".to_owned(),
+        })
+    }
 }
 
 /// Counts failed handshakes between log lines.
@@ -148,7 +178,7 @@ impl HandshakeFailures {
 impl<S, IO> Stream for TlsIncoming<S, IO>
 where
     S: Stream<Item = io::Result<IO>> + Unpin,
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    IO: AsyncRead + AsyncWrite + Peer + Unpin + Send + 'static,
 {
     type Item = io::Result<TlsStream<IO>>;
 
@@ -158,11 +188,15 @@ where
         while this.accepting {
             match Pin::new(&mut this.incoming).poll_next(cx) {
                 Poll::Ready(Some(Ok(io))) => {
+                    let peer = io.peer();
                     let accept = this.acceptor.accept(io);
                     this.handshakes.spawn(async move {
                         tokio::time::timeout(HANDSHAKE_TIMEOUT, accept)
                             .await
-                            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake"))?
+                            .unwrap_or_else(|_| {
+                                Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake"))
+                            })
+                            .map_err(|error| FailedHandshake { error, peer })
                     });
                 }
                 // tonic logs it and polls again, as for plain TCP.
@@ -177,10 +211,13 @@ where
                 // A client that failed its handshake (a certificate of an unknown CA, plain
                 // HTTP, a port scan) is mostly the client's problem, but an operator helping
                 // a partner connect needs the cause; the connection is simply dropped.
-                Poll::Ready(Some(Ok(Err(error)))) => {
+                Poll::Ready(Some(Ok(Err(FailedHandshake { error, peer })))) => {
                     if let Some(failed) = this.failures.note(Instant::now()) {
                         tracing::warn!(
                             cause = %error,
+                            // The client this line is about (the first of the count), so an
+                            // operator can tell a partner's misconfiguration from a scan.
+                            peer,
                             // This failure and those held back since the last line.
                             failed,
                             "TLS handshake failed"

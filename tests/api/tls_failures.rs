@@ -208,4 +208,6 @@ async fn failed_handshakes_are_logged_once_a_second_at_most(pool: PgPool) {
         lines.len()
     );
     assert!(lines[0].contains("cause="), "{}", lines[0]);
+    // The client is named, so an operator can tell a partner from a scanner.
+    assert!(lines[0].contains("peer=\"127.0.0.1:"), "{}", lines[0]);
 }
