@@ -10,12 +10,14 @@ pub mod export;
 pub mod health;
 pub mod import;
 mod progress;
-mod retrying;
+
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use tonic::Status;
 
-use crate::client::{AuthenticatedChannel, Client, ClientOptions};
+use crate::client::{AuthenticatedChannel, Client, ClientOptions, ErrorDetails, RetryPolicy};
 use crate::config::Settings;
 
 /// Observer Registry: international election observation over gRPC.
@@ -74,6 +76,20 @@ pub struct ClientArgs {
     /// PEM private key of the client certificate.
     #[arg(long, env = "OBSERVER_REGISTRY_CLIENT_KEY")]
     pub client_key: Option<std::path::PathBuf>,
+    /// Deadline of each call, its retries included (the service caps it at its
+    /// DEFAULT_DEADLINE); default 30s, for `health` 5s, connecting included.
+    #[arg(long, env = "OBSERVER_REGISTRY_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Attempts per call, the first included (1: no retries). Reads, and creates and batches
+    /// under their request_id, are sent again after UNAVAILABLE, RESOURCE_EXHAUSTED or a
+    /// broken connection, with growing waits, within `--timeout`.
+    #[arg(
+        long,
+        env = "OBSERVER_REGISTRY_RETRIES",
+        default_value_t = RetryPolicy::default().max_attempts,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub retries: u32,
 }
 
 /// Connects to the service named by `--server`, with the agency's token and TLS material
@@ -93,6 +109,11 @@ pub async fn connect(args: &ClientArgs) -> anyhow::Result<AuthenticatedChannel> 
         token: args.token.clone(),
         ca_certificate_pem: read(&args.ca_cert)?,
         client_identity_pem,
+        timeout: args.timeout.or(ClientOptions::default().timeout),
+        retry: RetryPolicy {
+            max_attempts: args.retries,
+            ..Default::default()
+        },
         // The commission's operators can tell these calls from partners' in the logs.
         user_agent: format!(
             "observer-registry/{} (operator command)",
@@ -109,6 +130,15 @@ pub async fn connect(args: &ClientArgs) -> anyhow::Result<AuthenticatedChannel> 
         .await
         .with_context(|| format!("cannot connect to {}", args.server))?;
     Ok(client.channel())
+}
+
+/// The service's reason for refusing a call (e.g. `HOST_COUNTRY_CITIZEN`), else its gRPC code
+/// (a status the transport or a proxy made has no reason).
+fn reason(status: &Status) -> String {
+    status.reason().map_or_else(
+        || format!("{:?}", status.code()),
+        |reason| reason.to_string(),
+    )
 }
 
 #[cfg(test)]
@@ -149,5 +179,27 @@ mod tests {
             let cli = Cli::try_parse_from(args).unwrap();
             assert!(!cli.settings.database.migrates_at_start(), "{args:?}");
         }
+    }
+
+    #[test]
+    fn operator_commands_take_a_call_timeout_and_attempts() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["observer-registry"], args].concat());
+        let cli = parse(&["demo", "--timeout", "1m 30s", "--retries", "2"]).unwrap();
+        let Some(Command::Demo(demo)) = cli.command else {
+            panic!("{:?}", cli.command)
+        };
+        assert_eq!(demo.client.timeout, Some(Duration::from_secs(90)));
+        assert_eq!(demo.client.retries, 2);
+
+        let cli = parse(&["export-observers", "--election", "elections/a"]).unwrap();
+        let Some(Command::ExportObservers(export)) = cli.command else {
+            panic!("{:?}", cli.command)
+        };
+        assert_eq!(export.client.timeout, None, "the client's default");
+        assert_eq!(export.client.retries, RetryPolicy::default().max_attempts);
+
+        // At least the first attempt; `health` takes the same --timeout.
+        assert!(parse(&["demo", "--retries", "0"]).is_err());
+        assert!(parse(&["health", "--timeout", "3s"]).is_ok());
     }
 }

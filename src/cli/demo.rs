@@ -4,7 +4,8 @@
 //! Idempotent: every resource is "get or create" under a stable id, creates carry a
 //! `request_id` derived from their content (a retried create is answered, not repeated),
 //! only PENDING observers are accredited and only SCHEDULED meetings completed, so a second
-//! run changes nothing.
+//! run changes nothing. The client repeats reads and those creates when the service is
+//! unreachable for a moment (`--retries`, `--timeout`); other writes run once.
 
 mod calls;
 mod observers;

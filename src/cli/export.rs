@@ -4,10 +4,8 @@
 //!
 //! Nothing is written on stdout unless every page was read: a failed export never leaves a
 //! file that looks complete. Exit code: 0 written, 2 the service refused or could not be
-//! reached (the server's message on stderr).
-//!
-//! Also home to what both observer commands need as clients of the service: retries,
-//! progress on stderr and reading an error's reason.
+//! reached (the server's message on stderr). A page that cannot be read for the moment is
+//! read again by the client (`--retries`, `--timeout`); page tokens stay valid meanwhile.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -15,7 +13,7 @@ use std::process::ExitCode;
 use crate::cli::ClientArgs;
 use crate::cli::csv_format::{self, Column};
 use crate::cli::progress::Progress;
-use crate::cli::retrying::{reason, retrying};
+use crate::cli::reason;
 use crate::client::AuthenticatedChannel;
 use crate::pb::v1 as pb;
 use pb::observer_service_client::ObserverServiceClient;
@@ -107,13 +105,7 @@ async fn write_csv(
             filter: filter.to_owned(),
             ..Default::default()
         };
-        // Reads are safe to repeat; page tokens stay valid.
-        let page = retrying(progress, "export", || {
-            let (mut client, request) = (client.clone(), request.clone());
-            async move { client.list_observers(request).await }
-        })
-        .await;
-        let page = match page {
+        let page = match client.clone().list_observers(request).await {
             Ok(page) => page.into_inner(),
             Err(status) => {
                 let message = status.message();

@@ -6,24 +6,26 @@
 //! A refused batch writes nothing; its bad rows are all named (line and column), found by
 //! re-checking the rest of the batch with `validate_only` until it passes.
 //!
+//! Calls the service cannot take for the moment (UNAVAILABLE, a broken connection) are
+//! repeated by the client, under the same request id (`--retries`, `--timeout`); a batch
+//! that lost a race (ABORTED) is sent again here.
+//!
 //! Exit code: 0 all imported (or already present), 1 some rows refused, 2 the file or the
 //! service could not be used.
 
 use std::collections::BTreeSet;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use crate::client::AuthenticatedChannel;
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 use uuid::Uuid;
 
-use crate::cli::ClientArgs;
 use crate::cli::csv_format::{self, Column, Row, line_range, report};
 use crate::cli::progress::Progress;
-use crate::cli::retrying::{reason, retrying};
+use crate::cli::{ClientArgs, reason};
+use crate::client::{AuthenticatedChannel, ErrorDetails, ErrorReason};
 use crate::pb::v1 as pb;
 use pb::observer_service_client::ObserverServiceClient;
 
@@ -49,8 +51,6 @@ const REQUEST_ID_NAMESPACE: Uuid = Uuid::from_u128(0x5d1c_8e0a_4f3b_4b7e_9a21_c6
 const ALONE_AFTER_ROUNDS: usize = 4;
 /// Rows checked at the same time when checking rows one by one.
 const ALONE_IN_FLIGHT: usize = 8;
-/// Upper bound on one call, above the server's statement timeout.
-const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub async fn run(args: &ImportArgs) -> anyhow::Result<ExitCode> {
     // Usage, file and connection problems: exit 2, distinct from refused rows (1).
@@ -77,6 +77,7 @@ async fn import(args: &ImportArgs) -> anyhow::Result<ExitCode> {
         client: ObserverServiceClient::new(channel),
         election,
         progress: progress.clone(),
+        attempts: args.client.retries,
     };
     let mut tally = Tally {
         batches: batches.len(),
@@ -192,6 +193,8 @@ struct Importer {
     client: ObserverServiceClient<AuthenticatedChannel>,
     election: String,
     progress: Progress,
+    /// Sends of a batch that lost a race, the first included (`--retries`).
+    attempts: u32,
 }
 
 impl Importer {
@@ -335,24 +338,56 @@ impl Importer {
             request_id: request_id.map(|id| id.to_string()).unwrap_or_default(),
             validate_only: request_id.is_none(),
         };
-        // Safe to repeat: a dry run writes nothing and a real one carries its request_id,
-        // so a batch that did commit before its answer was lost is replayed, not doubled.
-        let result = retrying(&self.progress, label, || {
-            let (mut client, mut request) =
-                (self.client.clone(), tonic::Request::new(message.clone()));
-            request.set_timeout(CALL_TIMEOUT);
-            async move { client.batch_create_observers(request).await }
-        })
-        .await;
+        // The client repeats the call after UNAVAILABLE or a broken connection, but not after
+        // ABORTED: the batch lost a race with a concurrent change, wrote nothing, and the
+        // service already ran it again a few times with jittered waits. Sending it once more
+        // is safe: a dry run writes nothing and a real one carries its request_id, so a batch
+        // that did commit before its answer was lost is replayed, not doubled.
+        let mut attempt = 1;
+        let result = loop {
+            match self.client.batch_create_observers(message.clone()).await {
+                Err(status) if lost_a_race(&status) && attempt < self.attempts => {
+                    let (text, reason) = (status.message(), reason(&status));
+                    self.progress
+                        .line(&format!("{label}: {text} ({reason}); sending it again"));
+                    attempt += 1;
+                }
+                result => break result,
+            }
+        };
         match result {
             Ok(_) => Ok(Ok(())),
             Err(status) => match status.code() {
                 Code::InvalidArgument | Code::FailedPrecondition | Code::AlreadyExists => {
                     Ok(Err(status))
                 }
-                _ => anyhow::bail!("{}", describe(&status, None, &[], &[])),
+                _ => anyhow::bail!("{}", stopped(&status)),
             },
         }
+    }
+}
+
+/// ABORTED because of a concurrent change (not a stale etag, which a create never sends).
+fn lost_a_race(status: &Status) -> bool {
+    status.code() == Code::Aborted && status.reason() == Some(ErrorReason::Aborted)
+}
+
+/// Why the import stopped, and, when the service or the connection failed for longer than
+/// the retries lasted (a status without the service's reason is the transport's), that
+/// running the command again is how to go on.
+fn stopped(status: &Status) -> String {
+    let text = describe(status, None, &[], &[]);
+    let for_the_moment = matches!(
+        status.code(),
+        Code::Unavailable | Code::ResourceExhausted | Code::DeadlineExceeded | Code::Aborted
+    );
+    if for_the_moment || status.reason().is_none() {
+        format!(
+            "{text}; run the same command again to go on: the batches already imported are \
+             replayed, not registered twice"
+        )
+    } else {
+        text
     }
 }
 
@@ -379,10 +414,7 @@ fn attribute(
     rows: &[Row],
 ) -> (Vec<(u64, String)>, BTreeSet<usize>) {
     let (mut found, mut named) = (Vec::new(), BTreeSet::new());
-    let violations = status
-        .get_details_bad_request()
-        .map(|b| b.field_violations)
-        .unwrap_or_default();
+    let violations = status.field_violations();
     // One broken rule (not a malformed field): the status message says more than the
     // violation, e.g. which other line is the same person.
     let single_rule = status.code() != Code::InvalidArgument && violations.len() == 1;
@@ -453,5 +485,33 @@ mod tests {
         assert_ne!(id, request_id("elections/a", &[row(2, "N1"), row(3, "N3")]));
         assert_ne!(id, request_id("elections/b", &[row(2, "N1"), row(3, "N2")]));
         assert_eq!(id.get_version_num(), 5);
+    }
+
+    fn refusal(code: Code, reason: &str) -> Status {
+        let details = tonic_types::ErrorDetails::with_error_info(
+            reason,
+            crate::client::ERROR_DOMAIN,
+            std::collections::HashMap::new(),
+        );
+        Status::with_error_details(code, "refused", details)
+    }
+
+    #[test]
+    fn only_a_lost_race_is_sent_again() {
+        assert!(lost_a_race(&refusal(Code::Aborted, "ABORTED")));
+        assert!(!lost_a_race(&refusal(Code::Aborted, "ETAG_MISMATCH")));
+        assert!(!lost_a_race(&Status::aborted("from a proxy")));
+        assert!(!lost_a_race(&refusal(Code::Unavailable, "UNAVAILABLE")));
+    }
+
+    #[test]
+    fn a_stop_says_to_run_again_when_the_service_was_only_away() {
+        let again = "run the same command again";
+        let unreachable = stopped(&Status::unavailable("no answer from the service"));
+        assert!(unreachable.contains("(Unavailable)") && unreachable.contains(again));
+        let transport = stopped(&Status::unknown("transport error"));
+        assert!(transport.contains(again), "{transport}");
+        let denied = stopped(&refusal(Code::PermissionDenied, "PERMISSION_DENIED"));
+        assert!(denied.contains("(PERMISSION_DENIED)") && !denied.contains(again));
     }
 }

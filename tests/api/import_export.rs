@@ -4,8 +4,11 @@
 use crate::common;
 
 use std::path::PathBuf;
-use std::process::Output;
+use std::process::{ExitStatus, Output};
+use std::sync::Arc;
+use std::time::Duration;
 
+use common::proxy::Proxy;
 use common::*;
 use observer_registry::cli::csv_format::{Column, FileError, Row, entries_as_lines, parse, record};
 use observer_registry::pb::v1 as pb;
@@ -495,6 +498,106 @@ async fn a_file_or_service_that_cannot_be_used_stops_the_import_before_anything_
 
 async fn run_import_of(app: &TestApp, path: &str) -> Run {
     run(app, &["import-observers", "--election", KZ, path]).await
+}
+
+/// An import of 600 people into kz-2023, five rows a batch, through a proxy that cuts the
+/// service off for `outage` once the first batch is done.
+struct OutageRun {
+    app: TestApp,
+    file: TempFile,
+    proxy: Arc<Proxy>,
+    status: ExitStatus,
+    log: String,
+}
+
+async fn import_through_an_outage(pool: PgPool, extra: &[&str], outage: Duration) -> OutageRun {
+    let app = spawn_app(pool).await;
+    election_with_delegations(&app, "kz-2023").await;
+    let rows: Vec<Vec<String>> = (0..600).map(person).collect();
+    let file = TempFile::new(&csv_file(HEADER, &rows));
+    let proxy = Arc::new(Proxy::start(app.addr).await);
+
+    let server = format!("http://{}", proxy.addr);
+    let mut args = vec!["import-observers", "--election", KZ, "--server", &server];
+    args.extend(["--batch-size", "5"]);
+    args.extend(extra);
+    args.push(file.path());
+    let mut running = operator::spawn(&args, &[("RUST_LOG", "warn")]);
+    while let Some(line) = running.lines.recv().await {
+        if line.starts_with("batch 1/") {
+            break;
+        }
+    }
+    proxy.cut();
+    let restore = proxy.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(outage).await;
+        restore.restore();
+    });
+    let (status, log) = running.finish().await;
+    OutageRun {
+        app,
+        file,
+        proxy,
+        status,
+        log,
+    }
+}
+
+/// Every observer of kz-2023 is one of the file's 600 people, each once.
+async fn assert_each_person_once(app: &TestApp) {
+    let mut registered = documents(&list_all(app, KZ).await);
+    registered.dedup();
+    assert_eq!(registered.len(), 600);
+    assert_eq!(app.count("observers").await, 600);
+}
+
+#[sqlx::test]
+async fn an_import_goes_on_when_the_service_is_unreachable_for_a_moment(pool: PgPool) {
+    // The client's retries (5 attempts by default) outlast half a second: calls cut off
+    // mid-way are sent again, batches under the same request_id.
+    let run = import_through_an_outage(pool, &[], Duration::from_millis(500)).await;
+    let log = &run.log;
+    assert_eq!(run.status.code(), Some(0), "{log}");
+    assert!(
+        run.proxy.connections() >= 2,
+        "the outage hit the import:\n{log}"
+    );
+    assert!(
+        log.contains(
+            "600 rows imported, 0 already present (replayed), 0 rows refused, 0 of 120 batches refused"
+        ),
+        "{log}"
+    );
+    assert_each_person_once(&run.app).await;
+}
+
+#[sqlx::test]
+async fn without_retries_an_outage_stops_the_import_and_running_it_again_completes_it(
+    pool: PgPool,
+) {
+    // One attempt per call: the command has no retries of its own for an outage.
+    let run = import_through_an_outage(pool, &["--retries", "1"], Duration::from_secs(1)).await;
+    let log = &run.log;
+    assert_eq!(run.status.code(), Some(2), "{log}");
+    assert!(
+        log.contains(": stopped: ") && log.contains("run the same command again to go on"),
+        "{log}"
+    );
+    assert!(run.app.count("observers").await < 600, "{log}");
+
+    // The batches imported before the outage are replayed, the rest imported.
+    let again = import(&run.app, KZ, &run.file, Some("5")).await;
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert!(
+        again
+            .stderr
+            .contains("already present (replayed), 0 rows refused")
+            && !again.stderr.contains(" 0 already present"),
+        "{}",
+        again.stderr
+    );
+    assert_each_person_once(&run.app).await;
 }
 
 // ---- the file format, without a server ----

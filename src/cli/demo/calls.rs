@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use prost::Message;
 use prost_types::Timestamp;
 use tonic::{Code, Response, Status};
-use tonic_types::StatusExt;
+
+use crate::client::ErrorDetails;
 
 /// Whether a resource was made by this run or found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,8 +57,8 @@ pub fn request_id(method: &str, request: &impl Message) -> String {
 /// A failed call as one line: what was being done, the gRPC code, the reason, the message.
 pub fn failed(what: &str, status: Status) -> anyhow::Error {
     let reason = status
-        .get_details_error_info()
-        .map(|info| format!(" / {}", info.reason))
+        .reason()
+        .map(|reason| format!(" / {reason}"))
         .unwrap_or_default();
     anyhow::anyhow!(
         "{what} failed: {:?}{reason}: {}",

@@ -53,11 +53,43 @@ fn collect_log(
     (log, lines_rx)
 }
 
+/// A started binary: its log so far, and each log line as it is written (for a test that
+/// acts at a point of the run).
+pub struct Running {
+    pub child: Child,
+    pub log: Arc<Mutex<Vec<String>>>,
+    pub lines: tokio::sync::mpsc::Receiver<String>,
+}
+
+/// Starts the binary, without waiting for anything.
+pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Running {
+    let mut child = command(args, env).spawn().unwrap();
+    let (log, lines) = collect_log(&mut child);
+    Running { child, log, lines }
+}
+
+impl Running {
+    /// Waits for the binary to end (60 s at most): its exit status and its log, stderr whole.
+    pub async fn finish(mut self) -> (ExitStatus, String) {
+        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .expect("the binary did not exit within 60 s")
+            .unwrap();
+        // The last lines may still be on their way through the pipe.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let log = self.log.lock().unwrap().join("\n");
+        (status, log)
+    }
+}
+
 impl Binary {
     /// Starts the binary and waits until it serves gRPC (30 s at most).
     pub async fn start(args: &[&str], env: &[(&str, &str)]) -> Binary {
-        let mut child = command(args, env).spawn().unwrap();
-        let (log, mut lines) = collect_log(&mut child);
+        let Running {
+            child,
+            log,
+            mut lines,
+        } = spawn(args, env);
         let serving = tokio::time::timeout(Duration::from_secs(30), async {
             while let Some(line) = lines.recv().await {
                 let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
@@ -107,14 +139,5 @@ impl Binary {
 
 /// Runs the binary to its end (60 s at most): its exit status and its log, stderr whole.
 pub async fn run(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String) {
-    let mut child = command(args, env).spawn().unwrap();
-    let (log, _lines) = collect_log(&mut child);
-    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
-        .await
-        .expect("the binary did not exit within 60 s")
-        .unwrap();
-    // The last lines may still be on their way through the pipe.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let log = log.lock().unwrap().join("\n");
-    (status, log)
+    spawn(args, env).finish().await
 }
