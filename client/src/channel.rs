@@ -153,6 +153,13 @@ async fn send(
         if deadline.is_some_and(|deadline| wait.deadline() >= deadline) {
             return outcome.into_result();
         }
+        tracing::debug!(
+            method = parts.uri.path(),
+            attempt,
+            failure = %outcome.describe(),
+            wait_ms = wait.deadline().saturating_duration_since(Instant::now()).as_millis() as u64,
+            "the call failed; trying again"
+        );
         wait.await;
         attempt += 1;
     }
@@ -170,6 +177,15 @@ enum Outcome {
 }
 
 impl Outcome {
+    /// What went wrong, for the retry's log event.
+    fn describe(&self) -> String {
+        match self {
+            Outcome::Answered(_) => "answered".to_owned(),
+            Outcome::Refused(_, code) => format!("{code:?}"),
+            Outcome::Broken(error) => error.to_string(),
+        }
+    }
+
     fn into_result(self) -> Result<http::Response<Body>, StdError> {
         match self {
             Outcome::Answered(response) | Outcome::Refused(response, _) => Ok(response),
@@ -187,7 +203,20 @@ fn connection_failed(error: StdError) -> StdError {
     if TlsFailure::find(error.as_ref()).is_some() || error.is::<Status>() {
         return error;
     }
-    let mut status = Status::unavailable(format!("no answer from the service: {error}"));
+    // The whole chain: "transport error" alone does not say that the connection was refused.
+    // (Layers that repeat their source's words are said once.)
+    let mut message = format!("no answer from the service: {error}");
+    let mut last = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if cause_text != last {
+            message.push_str(&format!(": {cause_text}"));
+        }
+        last = cause_text;
+        source = cause.source();
+    }
+    let mut status = Status::unavailable(message);
     status.set_source(std::sync::Arc::from(error));
     Box::new(status)
 }
