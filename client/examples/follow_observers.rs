@@ -1,6 +1,9 @@
 //! Follows the changes to an election's observers, and resumes where it stopped after a
 //! restart of its own: the last resume token is kept in a file.
 //!
+//! Against a local service (`cargo run` at the workspace root; `cargo run -- demo` in another
+//! terminal then makes changes to follow; no token needed on 127.0.0.1):
+//!
 //! ```sh
 //! OBSERVER_REGISTRY_TOKEN=… cargo run -p observer-registry-client --example follow_observers \
 //!     -- http://127.0.0.1:50051 elections/kz-2023 observers.resume

@@ -49,6 +49,7 @@ pub mod pb {
 mod channel;
 mod error_reason;
 mod feed;
+mod list_stream;
 mod methods;
 mod options;
 mod request_id;
@@ -58,6 +59,7 @@ mod trace_context;
 pub use channel::RegistryChannel;
 pub use error_reason::{ERROR_DOMAIN, ErrorDetails, ErrorReason};
 pub use feed::Feed;
+pub use list_stream::ListStream;
 pub use options::{ClientOptions, Keepalive, RetryPolicy};
 pub use tls_failure::TlsFailure;
 

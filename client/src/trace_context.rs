@@ -2,6 +2,7 @@
 //! partner's trace continues in the service's spans.
 
 use http::HeaderMap;
+#[cfg(feature = "opentelemetry")]
 use http::header::HeaderValue;
 #[cfg(feature = "opentelemetry")]
 use opentelemetry::trace::TraceContextExt;

@@ -19,7 +19,7 @@ use crate::common::*;
 const ELECTION: &str = "elections/kz-2023";
 
 /// A client of the service behind `proxy`, connecting lazily (the proxy may be cut).
-async fn client_through(proxy: &Proxy, options: ClientOptions) -> Client {
+pub(crate) async fn client_through(proxy: &Proxy, options: ClientOptions) -> Client {
     let options = ClientOptions {
         lazy_connect: true,
         ..options

@@ -8,6 +8,7 @@ mod agencies_file;
 mod audit;
 mod auth;
 mod client_retries;
+mod client_streams;
 mod database;
 mod delegations;
 mod demo;

@@ -40,7 +40,7 @@ fn ts(rfc3339: &str) -> Option<Timestamp> {
 }
 
 /// A meeting of `host` with `delegations` from `start` to `end` (RFC 3339).
-fn meeting(host: &str, delegations: &[&str], start: &str, end: &str) -> pb::Meeting {
+pub(crate) fn meeting(host: &str, delegations: &[&str], start: &str, end: &str) -> pb::Meeting {
     pb::Meeting {
         title: "Meeting with the international observers".into(),
         host: host.to_owned(),
@@ -86,7 +86,7 @@ async fn try_create_meeting(
         .map(|r| r.into_inner())
 }
 
-async fn create_meeting(app: &TestApp, id: &str, meeting: pb::Meeting) -> pb::Meeting {
+pub(crate) async fn create_meeting(app: &TestApp, id: &str, meeting: pb::Meeting) -> pb::Meeting {
     try_create_meeting(app, id, meeting)
         .await
         .unwrap_or_else(|e| panic!("creating meeting {id}: {e:?}"))

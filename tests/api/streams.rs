@@ -25,7 +25,7 @@ fn anonymous(app: &TestApp) -> Client {
 }
 
 /// A server with these limits, anonymous callers, and an open election.
-async fn spawn_with_limits(pool: PgPool, limits: Limits) -> TestApp {
+pub(crate) async fn spawn_with_limits(pool: PgPool, limits: Limits) -> TestApp {
     let options = ServeOptions {
         limits,
         ..test_options()
@@ -277,29 +277,7 @@ async fn a_stream_ends_at_its_maximum_age_and_the_client_resumes_it_without_loss
     let mut feed = client.follow_observers(ELECTION, "");
     feed.open().await.unwrap();
     let writes = 24;
-    let writer = {
-        let observers = app.observers();
-        tokio::spawn(async move {
-            for i in 0..writes {
-                observers
-                    .clone()
-                    .create_observer(create_observer_request(
-                        ELECTION,
-                        &format!("o{i:02}"),
-                        observer(
-                            "Ann",
-                            &format!("Writer {i}"),
-                            "CN",
-                            "sco",
-                            &format!("AG{i:07}"),
-                        ),
-                    ))
-                    .await
-                    .unwrap();
-                tokio::time::sleep(Duration::from_millis(75)).await;
-            }
-        })
-    };
+    let writer = register_slowly(&app, writes, Duration::from_millis(75));
     let mut seen = Vec::new();
     while seen.len() < writes {
         let event = tokio::time::timeout(Duration::from_secs(10), feed.next())
@@ -309,13 +287,46 @@ async fn a_stream_ends_at_its_maximum_age_and_the_client_resumes_it_without_loss
         seen.push(event.observer.unwrap().name);
     }
     writer.await.unwrap();
-    let expected: Vec<String> = (0..writes)
-        .map(|i| format!("{ELECTION}/observers/o{i:02}"))
-        .collect();
-    assert_eq!(seen, expected);
+    assert_eq!(seen, slowly_registered(writes));
     // Nothing more: no change was sent twice.
     let more = tokio::time::timeout(Duration::from_millis(600), feed.next()).await;
     assert!(more.is_err(), "an event after the last write: {more:?}");
+}
+
+/// Registers `count` observers `o00`, `o01`…, `pause` apart, on the server's own channel.
+pub(crate) fn register_slowly(
+    app: &TestApp,
+    count: usize,
+    pause: Duration,
+) -> tokio::task::JoinHandle<()> {
+    let observers = app.observers();
+    tokio::spawn(async move {
+        for i in 0..count {
+            observers
+                .clone()
+                .create_observer(create_observer_request(
+                    ELECTION,
+                    &format!("o{i:02}"),
+                    observer(
+                        "Ann",
+                        &format!("Writer {i}"),
+                        "CN",
+                        "sco",
+                        &format!("AG{i:07}"),
+                    ),
+                ))
+                .await
+                .unwrap();
+            tokio::time::sleep(pause).await;
+        }
+    })
+}
+
+/// The names of the observers [`register_slowly`] registers, in its order.
+pub(crate) fn slowly_registered(count: usize) -> Vec<String> {
+    (0..count)
+        .map(|i| format!("{ELECTION}/observers/o{i:02}"))
+        .collect()
 }
 
 /// The server's count of change-feed reads.
