@@ -9,9 +9,11 @@ COPY .cargo .cargo
 COPY proto proto
 COPY migrations migrations
 COPY src src
-# The workspace's other member: the service builds on the client crate's generated messages,
-# and without its manifest the workspace does not load.
+# The workspace's other members: the service builds on the client crate's generated messages;
+# the load generator is not built here (see below), but without its manifest and sources the
+# workspace does not load.
 COPY client client
+COPY loadgen loadgen
 # .git stays out of the build context: the commit for observer_registry_build_info comes as
 # a build argument (`docker build --build-arg OBSERVER_REGISTRY_COMMIT=$(git rev-parse HEAD)`).
 ARG OBSERVER_REGISTRY_COMMIT=unknown
@@ -19,11 +21,12 @@ ENV OBSERVER_REGISTRY_COMMIT=$OBSERVER_REGISTRY_COMMIT
 # The registry and target/ live in BuildKit cache mounts, kept between builds: a change to
 # src/ recompiles the crate, not its ~350 dependencies. A cache mount is not part of the
 # image, so the binary is copied out in the same step. The `dist` profile is `release`
-# with symbols stripped (Cargo.toml).
+# with symbols stripped (Cargo.toml). Only the service's package and binary: the production
+# image carries no load generator (loadgen/, run from bench/run on a bench machine).
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --profile dist --locked --bin observer-registry \
+    cargo build --profile dist --locked -p observer-registry --bin observer-registry \
  && cp target/dist/observer-registry /usr/local/bin/observer-registry
 
 FROM debian:bookworm-slim AS runtime

@@ -1,9 +1,8 @@
 //! The command line: the server's subcommands and the operator commands
-//! (`import-observers`, `export-observers`, `demo`, `bench`, `health`), which are clients of a running
+//! (`import-observers`, `export-observers`, `demo`, `health`), which are clients of a running
 //! service, built on the shipped generated client, never on the database. Each command's
 //! own arguments live in its module; the server's settings in `config`.
 
-pub mod bench;
 pub mod csv_format;
 pub mod demo;
 pub mod export;
@@ -46,8 +45,6 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Print the SHA-256 of a bearer token read from stdin, for the agencies file.
     HashToken,
-    /// Load generator against a running service (the shipped client); prints one JSON line.
-    Bench(bench::BenchArgs),
     /// Ask a running service's gRPC health check; exit 0 only if it is SERVING.
     Health(health::HealthArgs),
 }

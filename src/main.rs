@@ -18,21 +18,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    runtime(cli.command.as_ref())?.block_on(run(cli))
+    runtime()?.block_on(run(cli))
 }
 
-/// The load generator runs on one thread, as h2load does, so it takes as little of the
-/// machine it measures as it can. Everything else gets tokio's multi-threaded runtime,
-/// without the LIFO slot when tokio allows turning it off (`.cargo/config.toml`): with it,
-/// the task a finished call wakes, hyper's connection task, runs at once, and so writes
-/// each answer to its socket alone. Without it, the answers of one coalesced batch of
-/// point reads leave in one write (BENCHMARKS.md, "One write per batch").
-fn runtime(command: Option<&Command>) -> std::io::Result<tokio::runtime::Runtime> {
-    if matches!(command, Some(Command::Bench(_))) {
-        return tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build();
-    }
+/// tokio's multi-threaded runtime, without the LIFO slot when tokio allows turning it off
+/// (`.cargo/config.toml`): with it, the task a finished call wakes, hyper's connection task,
+/// runs at once, and so writes each answer to its socket alone. Without it, the answers of
+/// one coalesced batch of point reads leave in one write (BENCHMARKS.md, "One write per
+/// batch").
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
     #[cfg(tokio_unstable)]
@@ -61,7 +55,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ImportObservers(args) => cli::import::run(&args).await,
         Command::ExportObservers(args) => cli::export::run(&args).await,
         Command::Demo(args) => cli::demo::run(&args).await,
-        Command::Bench(args) => cli::bench::run(&args).await,
         Command::Health(args) => cli::health::run(&args).await,
         Command::HashToken => {
             let mut token = String::new();

@@ -1,33 +1,43 @@
-//! `bench`: a load generator built on the shipped client. Closed loop (`--concurrency`
-//! callers, each sending its next call when the last one answered) or open loop (`--rate`
-//! calls per second sent on schedule, latency measured from the intended send time so a
-//! stalled server cannot hide its queueing). Calls spread over `--connections` HTTP/2
-//! connections; latencies go into an HDR histogram; status codes are counted, and only OK
-//! calls count as throughput. Prints one JSON object on stdout for `bench/run`.
+//! `observer-registry-loadgen`: the load generator of `bench/run`, built on the shipped client.
+//! Closed loop (`--concurrency` callers, each sending its next call when the last one
+//! answered) or open loop (`--rate` calls per second sent on schedule, latency measured from
+//! the intended send time so a stalled server cannot hide its queueing). Calls spread over
+//! `--connections` HTTP/2 connections; latencies go into an HDR histogram; status codes are
+//! counted, and only OK calls count as throughput. Prints one JSON object on stdout for
+//! `bench/run`.
+//!
+//! A binary of its own, not a subcommand of the service, so that the production image
+//! carries no load generator.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use clap::Parser;
+use observer_registry_client::pb::v1 as pb;
+use pb::observer_service_client::ObserverServiceClient;
 use tokio::time::Instant;
 use tonic::Code;
+use tracing_subscriber::EnvFilter;
 
-use crate::cli::ClientArgs;
-use crate::pb::v1 as pb;
-use pb::observer_service_client::ObserverServiceClient;
 use report::{Report, RunShape, Totals};
-use transport::Transport;
-pub use transport::TransportKind;
+use transport::{Target, Transport, TransportKind};
 use workload::Workload;
 
 mod report;
 mod transport;
 mod workload;
 
-/// What `bench` calls.
+/// Its CPU per call is taken from what it measures; see Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// What the generator calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Scenario {
+enum Scenario {
     /// GetObserver of a random `o-N` of the loaded data set.
     GetObserver,
     /// ListObservers, first page of 100 with `citizenship = "CN"`.
@@ -47,52 +57,71 @@ pub enum Scenario {
     Watchers,
 }
 
-/// `bench`: what to call, how hard, and for how long.
-#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
-pub struct BenchArgs {
+/// Load generator for a running Observer Registry (the shipped client); prints one JSON line.
+#[derive(Debug, Clone, PartialEq, Eq, Parser)]
+#[command(name = "observer-registry-loadgen", version, about)]
+struct Args {
     #[command(flatten)]
-    pub client: ClientArgs,
+    target: Target,
     #[arg(long, value_enum)]
-    pub scenario: Scenario,
+    scenario: Scenario,
     /// The election of the data set.
     #[arg(long, default_value = "elections/bench")]
-    pub election: String,
+    election: String,
     /// Observers `o-1` … `o-KEYS` of the data set (for GetObserver).
     #[arg(long, default_value_t = 100_000)]
-    pub keys: u64,
+    keys: u64,
     /// Callers at once (closed loop).
     #[arg(long, default_value_t = 16)]
-    pub concurrency: usize,
+    concurrency: usize,
     /// HTTP/2 connections the calls spread over.
     #[arg(long, default_value_t = 4)]
-    pub connections: usize,
+    connections: usize,
     /// Open loop: calls per second sent on schedule, instead of a closed loop.
     #[arg(long)]
-    pub rate: Option<u32>,
+    rate: Option<u32>,
     /// How long to measure.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    pub duration: Duration,
+    duration: Duration,
     /// Unmeasured calls first, for as long as this.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-    pub warmup: Duration,
+    warmup: Duration,
     /// A fixed number of calls instead of a duration (closed loop), e.g. an import.
     #[arg(long)]
-    pub total: Option<u64>,
+    total: Option<u64>,
     /// Observers per BatchCreateObservers call.
     #[arg(long, default_value_t = 1000)]
-    pub batch_size: usize,
+    batch_size: usize,
     /// What carries the calls: one HTTP/2 connection each, driven directly (lightest, plain
-    /// text only), or tonic's `Channel` as `Client::connect` makes it.
+    /// text only), or the shipped client's channel without retries or a default deadline.
     #[arg(long, value_enum, default_value = "http2")]
-    pub transport: TransportKind,
+    transport: TransportKind,
+}
+
+/// One thread, as h2load runs, so the generator takes as little of the machine it measures
+/// as it can.
+fn main() -> anyhow::Result<ExitCode> {
+    let args = Args::parse();
+    // Logs on stderr, colored only on a terminal: stdout carries only the report.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .compact()
+        .init();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(&args))
 }
 
 /// Connects, warms up, measures in a closed or open loop, and prints the report.
-pub async fn run(args: &BenchArgs) -> anyhow::Result<std::process::ExitCode> {
+async fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let connections = args.connections.max(1);
     let mut channels = Vec::with_capacity(connections);
     for _ in 0..connections {
-        channels.push(Transport::connect(args.transport, &args.client).await?);
+        channels.push(Transport::connect(args.transport, &args.target).await?);
     }
     let mut workload = Workload::new(args);
     if matches!(args.scenario, Scenario::ListDeep) {
@@ -146,15 +175,12 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     };
     let report = totals.report(shape, started.elapsed().as_secs_f64())?;
     println!("{}", serde_json::to_string(&report)?);
-    Ok(std::process::ExitCode::SUCCESS)
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Opens `--concurrency` watches of the election's observers and holds them, idle, for
 /// `--duration`; `bench/run` reads the service's memory meanwhile.
-async fn hold_watchers(
-    args: &BenchArgs,
-    channels: &[Transport],
-) -> anyhow::Result<std::process::ExitCode> {
+async fn hold_watchers(args: &Args, channels: &[Transport]) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let mut streams = Vec::with_capacity(args.concurrency);
     let mut codes: BTreeMap<String, u64> = BTreeMap::new();
@@ -187,7 +213,7 @@ async fn hold_watchers(
     };
     let report = Report::opened(shape, opened_in, streams.len() as u64, codes);
     println!("{}", serde_json::to_string(&report)?);
-    Ok(std::process::ExitCode::SUCCESS)
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `concurrency` workers call back to back until `duration` passes (or `total` calls were

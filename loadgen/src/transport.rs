@@ -1,6 +1,7 @@
-//! What carries the load generator's calls under the shipped client's generated stubs and
-//! bearer token: tonic's `Channel`, exactly what `Client::connect` gives partners, or one
-//! HTTP/2 connection driven by h2 directly.
+//! Where the load generator's calls go and what carries them under the shipped client's
+//! generated stubs and bearer token: the channel `Client::connect` gives partners, with its
+//! retries and default deadline turned off so that each call is measured once as sent, or
+//! one HTTP/2 connection driven by h2 directly.
 //!
 //! The direct connection exists because the generator shares the machine's cores with the
 //! service and PostgreSQL: what it costs per call is taken from what it measures. hyper's
@@ -10,6 +11,7 @@
 //! one write and the generator's CPU per call comes near h2load's (BENCHMARKS.md).
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -19,15 +21,81 @@ use http_body::Body as _;
 use tonic::body::Body;
 use tonic::service::interceptor::InterceptedService;
 
-use crate::cli::ClientArgs;
-use crate::client::{AuthenticatedChannel, BearerToken};
+use observer_registry_client::{BearerToken, Client, ClientOptions, RegistryChannel, RetryPolicy};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The service under load and the agency's credentials.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct Target {
+    /// The running service, e.g. http://127.0.0.1:50051 (https:// for TLS, with
+    /// `--transport channel`); a bare host:port means http://.
+    #[arg(
+        long,
+        visible_alias = "addr",
+        env = "OBSERVER_REGISTRY_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    server: String,
+    /// The agency's bearer token.
+    #[arg(long, env = "OBSERVER_REGISTRY_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// PEM CA certificate of the server (https); the system roots when not given.
+    #[arg(long, env = "OBSERVER_REGISTRY_CA_CERT")]
+    ca_cert: Option<PathBuf>,
+    /// PEM client certificate of the agency (mutual TLS).
+    #[arg(long, env = "OBSERVER_REGISTRY_CLIENT_CERT")]
+    client_cert: Option<PathBuf>,
+    /// PEM private key of the client certificate.
+    #[arg(long, env = "OBSERVER_REGISTRY_CLIENT_KEY")]
+    client_key: Option<PathBuf>,
+}
+
+impl Target {
+    fn url(&self) -> String {
+        if self.server.contains("://") {
+            self.server.clone()
+        } else {
+            format!("http://{}", self.server)
+        }
+    }
+
+    /// The shipped client's channel, with TLS material when given. One attempt per call and
+    /// no deadline but the run's: a retried call would count twice in the latencies, and a
+    /// timed-out one would hide how slow the service got.
+    async fn channel(&self) -> anyhow::Result<RegistryChannel> {
+        let read = |path: &Option<PathBuf>| -> anyhow::Result<Option<Vec<u8>>> {
+            path.as_ref()
+                .map(|p| std::fs::read(p).with_context(|| format!("cannot read {}", p.display())))
+                .transpose()
+        };
+        let client_identity_pem = match (read(&self.client_cert)?, read(&self.client_key)?) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => anyhow::bail!("--client-cert and --client-key go together"),
+        };
+        let options = ClientOptions {
+            token: self.token.clone(),
+            ca_certificate_pem: read(&self.ca_cert)?,
+            client_identity_pem,
+            retry: RetryPolicy::never(),
+            timeout: None,
+            // The service's operators can tell load from partners' calls in the logs.
+            user_agent: format!("observer-registry-loadgen/{}", env!("CARGO_PKG_VERSION")),
+            ..Default::default()
+        };
+        let client = Client::connect(self.url(), options)
+            .await
+            .with_context(|| format!("cannot connect to {}", self.server))?;
+        Ok(client.channel())
+    }
+}
 
 /// How the calls travel; see the module's documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TransportKind {
-    /// tonic's `Channel`, as `Client::connect` makes it (TLS, reconnection).
+    /// The shipped client's channel (tonic's `Channel`: TLS, reconnection), without retries
+    /// or a default deadline.
     Channel,
     /// One plain-text HTTP/2 connection per `--connections`, driven by h2 directly.
     Http2,
@@ -36,17 +104,17 @@ pub enum TransportKind {
 /// One connection's transport, with the bearer token added to every call.
 #[derive(Clone)]
 pub enum Transport {
-    Channel(AuthenticatedChannel),
+    Channel(RegistryChannel),
     Http2(InterceptedService<Http2Connection, BearerToken>),
 }
 
 impl Transport {
-    pub async fn connect(kind: TransportKind, args: &ClientArgs) -> anyhow::Result<Self> {
+    pub async fn connect(kind: TransportKind, target: &Target) -> anyhow::Result<Self> {
         match kind {
-            TransportKind::Channel => Ok(Transport::Channel(crate::cli::connect(args).await?)),
+            TransportKind::Channel => Ok(Transport::Channel(target.channel().await?)),
             TransportKind::Http2 => {
-                let token = BearerToken::new(args.token.as_deref())?;
-                let connection = Http2Connection::connect(&args.server).await?;
+                let token = BearerToken::new(target.token.as_deref())?;
+                let connection = Http2Connection::connect(&target.url()).await?;
                 Ok(Transport::Http2(InterceptedService::new(connection, token)))
             }
         }

@@ -5,9 +5,9 @@ use anyhow::Context;
 use rand::Rng;
 use tonic::Code;
 
-use super::transport::Transport;
-use super::{BenchArgs, Scenario};
-use crate::pb::v1 as pb;
+use crate::pb;
+use crate::transport::Transport;
+use crate::{Args, Scenario};
 use pb::election_service_client::ElectionServiceClient;
 use pb::observer_service_client::ObserverServiceClient;
 
@@ -31,7 +31,7 @@ pub(super) struct Workload {
 }
 
 impl Workload {
-    pub(super) fn new(args: &BenchArgs) -> Self {
+    pub(super) fn new(args: &Args) -> Self {
         Workload {
             scenario: args.scenario,
             election: args.election.clone(),
