@@ -123,8 +123,13 @@ async fn send(
 
     let (parts, body) = request.into_parts();
     let mut message = body.collect().await?.to_bytes();
+    let mut max_attempts = settings.retry.max_attempts;
     if let Retry::WithRequestId { field } = retry {
-        message = ensure_request_id(message, field);
+        match ensure_request_id(message.clone(), field) {
+            Some(with_id) => message = with_id,
+            // A frame the client cannot read may lack an id: send it once.
+            None => max_attempts = 1,
+        }
     }
     let server_streaming = method.is_some_and(|m| m.server_streaming);
     let mut backoff = settings.backoff.clone().make_backoff();
@@ -146,7 +151,7 @@ async fn send(
             // A certificate the other side refuses stays refused.
             Outcome::Broken(error) => TlsFailure::find(error.as_ref()).is_none(),
         };
-        if !retryable || attempt >= settings.retry.max_attempts {
+        if !retryable || attempt >= max_attempts {
             return outcome.into_result();
         }
         let wait = backoff.next_backoff();

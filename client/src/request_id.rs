@@ -6,20 +6,20 @@ use bytes::{BufMut, Bytes, BytesMut};
 use prost::encoding::{WireType, decode_key, decode_varint, encode_key, encode_varint};
 
 /// The gRPC frame `frame` (flag byte, 4-byte length, message) with the string field `field`
-/// set to a new UUID if the message leaves it empty. Unchanged when it is set, when the
-/// frame is compressed, or when the message cannot be read (the service will say why).
-pub(crate) fn ensure_request_id(frame: Bytes, field: u32) -> Bytes {
+/// set to a new UUID if the message leaves it empty; unchanged when it is set. None when the
+/// frame cannot be read (compressed, or not valid protobuf): then nobody can tell whether a
+/// repeat would be answered once, so the call must not be repeated.
+pub(crate) fn ensure_request_id(frame: Bytes, field: u32) -> Option<Bytes> {
     const HEADER: usize = 5;
     if frame.len() < HEADER || frame[0] != 0 {
-        return frame;
+        return None;
     }
     let length = u32::from_be_bytes([frame[1], frame[2], frame[3], frame[4]]) as usize;
     if frame.len() != HEADER + length {
-        return frame;
+        return None;
     }
-    match string_field_is_set(&frame[HEADER..], field) {
-        Some(false) => {}
-        Some(true) | None => return frame,
+    if string_field_is_set(&frame[HEADER..], field)? {
+        return Some(frame);
     }
     let id = uuid::Uuid::new_v4().to_string();
     let mut message = BytesMut::with_capacity(length + id.len() + 8);
@@ -32,7 +32,7 @@ pub(crate) fn ensure_request_id(frame: Bytes, field: u32) -> Bytes {
     out.put_u8(0);
     out.put_u32(message.len() as u32);
     out.put_slice(&message);
-    out.freeze()
+    Some(out.freeze())
 }
 
 /// Whether the top-level string field `field` holds a non-empty value (the last occurrence
@@ -95,7 +95,7 @@ mod tests {
 
     #[test]
     fn an_empty_request_id_gets_a_uuid_and_nothing_else_changes() {
-        let filled = decode(&ensure_request_id(frame(&request("")), 4));
+        let filled = decode(&ensure_request_id(frame(&request("")), 4).unwrap());
         assert!(uuid::Uuid::parse_str(&filled.request_id).is_ok());
         assert_eq!(
             CreateObserverRequest {
@@ -110,23 +110,23 @@ mod tests {
     fn a_given_request_id_is_kept() {
         let given = "9f1c9f5e-3c5a-4a61-9e0b-0f4f0e6f8a11";
         let original = frame(&request(given));
-        assert_eq!(ensure_request_id(original.clone(), 4), original);
+        assert_eq!(ensure_request_id(original.clone(), 4), Some(original));
     }
 
     #[test]
     fn each_call_gets_its_own_id() {
-        let a = decode(&ensure_request_id(frame(&request("")), 4)).request_id;
-        let b = decode(&ensure_request_id(frame(&request("")), 4)).request_id;
+        let a = decode(&ensure_request_id(frame(&request("")), 4).unwrap()).request_id;
+        let b = decode(&ensure_request_id(frame(&request("")), 4).unwrap()).request_id;
         assert_ne!(a, b);
     }
 
     #[test]
-    fn compressed_or_unreadable_frames_pass_unchanged() {
+    fn compressed_or_unreadable_frames_cannot_be_made_safe_to_repeat() {
         let mut compressed = frame(&request("")).to_vec();
         compressed[0] = 1;
         let compressed = Bytes::from(compressed);
-        assert_eq!(ensure_request_id(compressed.clone(), 4), compressed);
+        assert_eq!(ensure_request_id(compressed, 4), None);
         let garbage = Bytes::from_static(&[0, 0, 0, 0, 2, 0x0a, 0x7f]);
-        assert_eq!(ensure_request_id(garbage.clone(), 4), garbage);
+        assert_eq!(ensure_request_id(garbage, 4), None);
     }
 }
