@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod client_retries;
 mod database;
+mod decisions;
 mod delegations;
 mod demo;
 mod elections;
