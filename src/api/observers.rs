@@ -1,7 +1,9 @@
 //! ObserverService: registration (one or a batch), reads, updates and corrections, soft
-//! deletion and the accreditation state machine. The rules live in `domain::observer`; each
-//! submodule reads parse → load facts → decide → store and audit → encode.
+//! deletion and the accreditation state machine (one observer or a batch). The rules live
+//! in `domain::observer`; each submodule reads parse → load facts → decide → store and
+//! audit → encode.
 
+mod batch_accredit;
 mod change;
 pub mod convert;
 mod decide;
@@ -17,7 +19,7 @@ use crate::domain::names;
 use crate::error::{Error, Result};
 use crate::pb::v1 as pb;
 use crate::pb::v1::observer_service_server::ObserverService;
-use convert::for_caller;
+use convert::{all_for_caller, for_caller};
 use decide::Decision;
 
 pub use convert::redact;
@@ -60,11 +62,7 @@ impl ObserverService for ObserverApi {
     ) -> Result<Response<pb::BatchCreateObserversResponse>, Status> {
         let caller = Caller::of(&request);
         let mut response = self.batch_create(&caller, request.into_inner()).await?;
-        response.observers = response
-            .observers
-            .into_iter()
-            .map(|o| for_caller(&caller, o))
-            .collect();
+        response.observers = all_for_caller(&caller, response.observers);
         Ok(Response::new(response))
     }
 
@@ -136,10 +134,21 @@ impl ObserverService for ObserverApi {
     ) -> Result<Response<pb::Observer>, Status> {
         let caller = Caller::of(&request);
         let request = request.into_inner();
+        let decision = Decision::accredit(&request.decision)?;
         let observer = self
-            .decide(&caller, &request.name, &request.etag, Decision::Accredit)
+            .decide(&caller, &request.name, &request.etag, decision)
             .await?;
         Ok(Response::new(observer))
+    }
+
+    async fn batch_accredit_observers(
+        &self,
+        request: Request<pb::BatchAccreditObserversRequest>,
+    ) -> Result<Response<pb::BatchAccreditObserversResponse>, Status> {
+        let caller = Caller::of(&request);
+        let mut response = self.batch_accredit(&caller, request.into_inner()).await?;
+        response.observers = all_for_caller(&caller, response.observers);
+        Ok(Response::new(response))
     }
 
     async fn reject_observer(
@@ -148,8 +157,7 @@ impl ObserverService for ObserverApi {
     ) -> Result<Response<pb::Observer>, Status> {
         let caller = Caller::of(&request);
         let request = request.into_inner();
-        let decision =
-            Decision::with_reason(|reason| Decision::Reject { reason }, &request.reason)?;
+        let decision = Decision::reject(&request.reason, &request.decision)?;
         let observer = self
             .decide(&caller, &request.name, &request.etag, decision)
             .await?;
@@ -162,8 +170,7 @@ impl ObserverService for ObserverApi {
     ) -> Result<Response<pb::Observer>, Status> {
         let caller = Caller::of(&request);
         let request = request.into_inner();
-        let decision =
-            Decision::with_reason(|reason| Decision::Revoke { reason }, &request.reason)?;
+        let decision = Decision::revoke(&request.reason, &request.decision)?;
         let observer = self
             .decide(&caller, &request.name, &request.etag, decision)
             .await?;

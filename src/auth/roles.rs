@@ -97,7 +97,11 @@ pub fn required_access(path: &str) -> Option<Access> {
         ("ObserverService", "UndeleteObserver") => Admin,
         (
             "ObserverService",
-            "AccreditObserver" | "RejectObserver" | "RevokeAccreditation" | "CorrectObserver",
+            "AccreditObserver"
+            | "BatchAccreditObservers"
+            | "RejectObserver"
+            | "RevokeAccreditation"
+            | "CorrectObserver",
         ) => Accreditor,
         ("MeetingService", "GetMeeting" | "ListMeetings" | "WatchMeetings") => Reader,
         (

@@ -157,7 +157,7 @@ pub fn check_organization_change(has_members: bool) -> Result<(), Refusal> {
 mod tests {
     use super::*;
     use crate::domain::country::CountryCode;
-    use crate::domain::observer::{Accreditation, AccreditationState, ObserverFields};
+    use crate::domain::observer::{Accreditation, ObserverFields};
 
     fn day(text: &str) -> Option<NaiveDate> {
         NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
@@ -207,12 +207,7 @@ mod tests {
                 phone: None,
                 deployment_region: String::new(),
             },
-            accreditation: Accreditation {
-                state: AccreditationState::Pending,
-                number: None,
-                decide_time: None,
-                reason: String::new(),
-            },
+            accreditation: Accreditation::pending(),
             create_time: at("2023-01-01T00:00:00Z"),
             update_time: at("2023-01-01T00:00:00Z"),
             etag: Uuid::nil(),

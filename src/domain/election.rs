@@ -15,6 +15,43 @@ pub struct ElectionFields {
     /// When `None`, accreditation closes at the start of voting day, UTC.
     pub accreditation_deadline: Option<DateTime<Utc>>,
     pub description: String,
+    /// Whether every accreditation decision must name the commission's act behind it.
+    pub decision_required: bool,
+    /// Days after voting day until badges expire ([`BadgeValidity`]).
+    pub badge_validity_days: BadgeValidity,
+}
+
+/// How many days after voting day an observer's badge stays valid: 1 to 3650 (ten years
+/// covers any runoff or repeat vote; more is a typo), 30 when the caller leaves it unset.
+/// PostgreSQL holds the same range (`elections_badge_validity_days_range`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadgeValidity(i32);
+
+impl BadgeValidity {
+    pub const DEFAULT_DAYS: i32 = 30;
+    pub const MAX_DAYS: i32 = 3650;
+
+    /// The contract's value: 0 is unset (proto3), which means the default.
+    pub fn parse(days: i32) -> Result<Self, String> {
+        match days {
+            0 => Ok(BadgeValidity(Self::DEFAULT_DAYS)),
+            1..=Self::MAX_DAYS => Ok(BadgeValidity(days)),
+            _ => Err(format!(
+                "must be 1 to {} days (0 or unset for {}), not {days}",
+                Self::MAX_DAYS,
+                Self::DEFAULT_DAYS
+            )),
+        }
+    }
+
+    /// A stored value, which PostgreSQL's CHECK keeps in range.
+    pub fn from_stored(days: i32) -> Self {
+        BadgeValidity(days)
+    }
+
+    pub fn days(self) -> i32 {
+        self.0
+    }
 }
 
 impl ElectionFields {
@@ -49,15 +86,19 @@ pub enum ElectionField {
     VotingDay,
     AccreditationDeadline,
     Description,
+    DecisionRequired,
+    BadgeValidityDays,
 }
 
 impl ElectionField {
-    pub const ALL: [ElectionField; 5] = [
+    pub const ALL: [ElectionField; 7] = [
         ElectionField::DisplayName,
         ElectionField::HostCountry,
         ElectionField::VotingDay,
         ElectionField::AccreditationDeadline,
         ElectionField::Description,
+        ElectionField::DecisionRequired,
+        ElectionField::BadgeValidityDays,
     ];
 
     pub fn path(self) -> &'static str {
@@ -67,6 +108,8 @@ impl ElectionField {
             ElectionField::VotingDay => "voting_day",
             ElectionField::AccreditationDeadline => "accreditation_deadline",
             ElectionField::Description => "description",
+            ElectionField::DecisionRequired => "decision_required",
+            ElectionField::BadgeValidityDays => "badge_validity_days",
         }
     }
 }
@@ -159,6 +202,18 @@ mod tests {
             voting_day: NaiveDate::from_ymd_opt(2023, 3, 19).unwrap(),
             accreditation_deadline: None,
             description: String::new(),
+            decision_required: false,
+            badge_validity_days: BadgeValidity::from_stored(30),
+        }
+    }
+
+    #[test]
+    fn badges_are_valid_30_days_unless_set_within_ten_years() {
+        assert_eq!(BadgeValidity::parse(0).unwrap().days(), 30);
+        assert_eq!(BadgeValidity::parse(1).unwrap().days(), 1);
+        assert_eq!(BadgeValidity::parse(3650).unwrap().days(), 3650);
+        for bad in [-1, 3651, i32::MAX, i32::MIN] {
+            assert!(BadgeValidity::parse(bad).is_err(), "{bad}");
         }
     }
 
@@ -214,13 +269,7 @@ mod tests {
 
     #[test]
     fn accreditation_closes_at_the_start_of_voting_day_by_default() {
-        let fields = ElectionFields {
-            display_name: "Early parliamentary election".into(),
-            host_country: CountryCode::parse("KZ").unwrap(),
-            voting_day: NaiveDate::from_ymd_opt(2023, 3, 19).unwrap(),
-            accreditation_deadline: None,
-            description: String::new(),
-        };
+        let fields = kz_2023();
         assert_eq!(
             fields.accreditation_closes_at().to_rfc3339(),
             "2023-03-19T00:00:00+00:00"

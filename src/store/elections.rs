@@ -8,7 +8,7 @@ use crate::aip::filter::{FieldType, FilterField};
 use crate::aip::paging::{KeyValue, Keyed, ListQuery, ListSpec, SortField};
 use crate::domain::country::CountryCode;
 use crate::domain::delegation::Delegation;
-use crate::domain::election::{Election, ElectionFields, ObserverFacts};
+use crate::domain::election::{BadgeValidity, Election, ElectionFields, ObserverFacts};
 use crate::domain::meeting::Meeting;
 use crate::domain::observer::Observer;
 use crate::error::{Error, Result};
@@ -93,6 +93,8 @@ struct ElectionRow {
     voting_day: NaiveDate,
     accreditation_deadline: Option<DateTime<Utc>>,
     description: String,
+    decision_required: bool,
+    badge_validity_days: i32,
     create_time: DateTime<Utc>,
     update_time: DateTime<Utc>,
     etag: Uuid,
@@ -111,6 +113,8 @@ impl TryFrom<ElectionRow> for Election {
                 voting_day: row.voting_day,
                 accreditation_deadline: row.accreditation_deadline,
                 description: row.description,
+                decision_required: row.decision_required,
+                badge_validity_days: BadgeValidity::from_stored(row.badge_validity_days),
             },
             id: row.id,
             create_time: row.create_time,
@@ -134,7 +138,8 @@ impl Keyed for Election {
 }
 
 const COLUMNS: &str = "id, display_name, host_country, voting_day, accreditation_deadline, \
-                       description, create_time, update_time, etag";
+                       description, decision_required, badge_validity_days, create_time, \
+                       update_time, etag";
 
 pub async fn insert(
     conn: &mut PgConnection,
@@ -143,7 +148,8 @@ pub async fn insert(
 ) -> Result<Election> {
     let row: ElectionRow = sqlx::query_as(trusted_sql!(
         "INSERT INTO elections (id, display_name, host_country, voting_day, \
-         accreditation_deadline, description) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+         accreditation_deadline, description, decision_required, badge_validity_days) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
     ))
     .bind(id)
     .bind(&fields.display_name)
@@ -151,6 +157,8 @@ pub async fn insert(
     .bind(fields.voting_day)
     .bind(fields.accreditation_deadline)
     .bind(&fields.description)
+    .bind(fields.decision_required)
+    .bind(fields.badge_validity_days.days())
     .fetch_one(conn)
     .await
     .map_err(Error::on_insert(|| format!("elections/{id}")))?;
@@ -177,8 +185,9 @@ pub async fn update(
 ) -> Result<Election> {
     let row: ElectionRow = sqlx::query_as(trusted_sql!(
         "UPDATE elections SET display_name = $2, host_country = $3, voting_day = $4, \
-         accreditation_deadline = $5, description = $6, update_time = now(), \
-         etag = gen_random_uuid() WHERE id = $1 RETURNING {COLUMNS}"
+         accreditation_deadline = $5, description = $6, decision_required = $7, \
+         badge_validity_days = $8, update_time = now(), etag = gen_random_uuid() \
+         WHERE id = $1 RETURNING {COLUMNS}"
     ))
     .bind(id)
     .bind(&fields.display_name)
@@ -186,6 +195,8 @@ pub async fn update(
     .bind(fields.voting_day)
     .bind(fields.accreditation_deadline)
     .bind(&fields.description)
+    .bind(fields.decision_required)
+    .bind(fields.badge_validity_days.days())
     .fetch_one(conn)
     .await?;
     row.try_into()

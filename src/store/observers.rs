@@ -42,6 +42,8 @@ struct ObserverRow {
     update_time: DateTime<Utc>,
     etag: Uuid,
     delete_time: Option<DateTime<Utc>>,
+    /// `None` only in change-feed rows written before the column existed.
+    decision: Option<String>,
 }
 
 /// By position and without sqlx's check of each value's type against the column's: reading
@@ -74,6 +76,7 @@ impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for ObserverRow {
             update_time: row.try_get_unchecked(18)?,
             etag: row.try_get_unchecked(19)?,
             delete_time: row.try_get_unchecked(20)?,
+            decision: row.try_get_unchecked(21)?,
         })
     }
 }
@@ -119,6 +122,7 @@ impl TryFrom<ObserverRow> for Observer {
                 number: row.accreditation_number,
                 decide_time: row.decide_time,
                 reason: row.decision_reason,
+                decision: row.decision.unwrap_or_default(),
             },
             election_id: row.election_id,
             id: row.id,
@@ -146,7 +150,7 @@ impl Keyed for Observer {
 const COLUMNS: &str = "election_id, id, given_name, family_name, citizenship, organization_id, \
                        delegation_id, role, travel_document_number, date_of_birth, email, phone, \
                        deployment_region, accreditation_state, accreditation_number, decide_time, \
-                       decision_reason, create_time, update_time, etag, delete_time";
+                       decision_reason, create_time, update_time, etag, delete_time, decision";
 
 /// The observers' change feed.
 pub const FEED: crate::store::changes::Feed = crate::store::changes::Feed {
@@ -274,6 +278,25 @@ pub async fn get_many(
     into_observers(rows)
 }
 
+/// The live (not deleted) observers of an election with these ids, locked for the rest of
+/// the transaction in the order of their ids, so that two batches over the same observers
+/// wait for each other instead of deadlocking.
+pub async fn lock_live(
+    conn: &mut PgConnection,
+    election_id: &str,
+    ids: &[&str],
+) -> Result<Vec<Observer>> {
+    let rows: Vec<ObserverRow> = sqlx::query_as(trusted_sql!(
+        "SELECT {COLUMNS} FROM observers WHERE election_id = $1 AND id = ANY($2) \
+         AND delete_time IS NULL ORDER BY id FOR UPDATE"
+    ))
+    .bind(election_id)
+    .bind(ids)
+    .fetch_all(conn)
+    .await?;
+    into_observers(rows)
+}
+
 /// Which of these existing ids are taken in the election.
 pub async fn existing_ids(
     conn: &mut PgConnection,
@@ -349,8 +372,8 @@ pub async fn set_accreditation(
 ) -> Result<Observer> {
     let row: ObserverRow = sqlx::query_as(trusted_sql!(
         "UPDATE observers SET accreditation_state = $3, accreditation_number = $4, \
-         decide_time = $5, decision_reason = $6, update_time = now(), etag = gen_random_uuid() \
-         WHERE election_id = $1 AND id = $2 RETURNING {COLUMNS}"
+         decide_time = $5, decision_reason = $6, decision = $7, update_time = now(), \
+         etag = gen_random_uuid() WHERE election_id = $1 AND id = $2 RETURNING {COLUMNS}"
     ))
     .bind(election_id)
     .bind(id)
@@ -358,6 +381,7 @@ pub async fn set_accreditation(
     .bind(&accreditation.number)
     .bind(accreditation.decide_time)
     .bind(&accreditation.reason)
+    .bind(&accreditation.decision)
     .fetch_one(conn)
     .await?;
     row.try_into()

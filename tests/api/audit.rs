@@ -778,6 +778,7 @@ async fn every_successful_mutation_writes_one_event_without_personal_data(pool: 
             .accredit_observer(pb::AccreditObserverRequest {
                 name: o1.into(),
                 etag: String::new(),
+                decision: String::new(),
             }),
     )
     .await;
@@ -825,6 +826,7 @@ async fn every_successful_mutation_writes_one_event_without_personal_data(pool: 
                 name: "elections/kz-2023/observers/b-1".into(),
                 reason: "Incomplete application".into(),
                 etag: String::new(),
+                decision: String::new(),
             }),
     )
     .await;
@@ -851,6 +853,7 @@ async fn every_successful_mutation_writes_one_event_without_personal_data(pool: 
                 name: o1.into(),
                 reason: "Left the country".into(),
                 etag: String::new(),
+                decision: String::new(),
             }),
     )
     .await;
@@ -859,6 +862,38 @@ async fn every_successful_mutation_writes_one_event_without_personal_data(pool: 
         Some("REVOKED")
     );
     assert_eq!(event.reason, "Left the country");
+    // A batch of one: the observer's own event, as AccreditObserver writes it, under the
+    // batch's request id.
+    let batch_id = new_request_id();
+    let (_, event) = one_event(
+        &app,
+        &admin,
+        KZ,
+        expect(
+            ACCREDITOR_PD,
+            "ObserverService",
+            "BatchAccreditObservers",
+            "elections/kz-2023/observers/b-2",
+            &batch_id,
+            true,
+            true,
+        ),
+        accreditor
+            .observers()
+            .batch_accredit_observers(pb::BatchAccreditObserversRequest {
+                parent: KZ.into(),
+                names: vec!["elections/kz-2023/observers/b-2".into()],
+                decision: "Resolution No. 25/312 of 2023-03-14".into(),
+                request_id: batch_id.clone(),
+            }),
+    )
+    .await;
+    let after = accreditation(event.after.as_ref());
+    assert_eq!(text(Some(&after), "state"), Some("ACCREDITED"));
+    assert_eq!(
+        text(Some(&after), "decision"),
+        Some("Resolution No. 25/312 of 2023-03-14")
+    );
     let (_, event) = one_event(
         &app,
         &admin,
@@ -1058,7 +1093,7 @@ async fn every_successful_mutation_writes_one_event_without_personal_data(pool: 
     // ---- what the trail holds ----
     let election_events = events(&admin, KZ, "").await;
     let organization_events = events(&admin, ORGANIZATIONS, "").await;
-    assert_eq!(election_events.len(), 23);
+    assert_eq!(election_events.len(), 24);
     assert_eq!(organization_events.len(), 4);
     assert_eq!(
         election_events[0].method,
@@ -1137,7 +1172,7 @@ async fn every_successful_mutation_writes_one_event_without_personal_data(pool: 
     assert_eq!(updates.len(), 1);
     assert_eq!(updates[0].changed_fields, ["description"]);
     let by_accreditor = events(&admin, KZ, &format!("actor = {ACCREDITOR_PD:?}")).await;
-    assert_eq!(by_accreditor.len(), 4);
+    assert_eq!(by_accreditor.len(), 5);
     let about_o1 = events(&admin, KZ, &format!("resource = {o1:?}")).await;
     assert_eq!(about_o1.len(), 8, "{about_o1:#?}");
     let none = events(&admin, KZ, "event_time < \"2000-01-01T00:00:00Z\"").await;
@@ -1166,7 +1201,7 @@ async fn every_successful_mutation_writes_one_event_without_personal_data(pool: 
             .unwrap()
             .into_inner();
         assert!(page.audit_events.len() <= 5);
-        assert_eq!(page.total_size, 23);
+        assert_eq!(page.total_size, 24);
         paged.extend(page.audit_events);
         if page.next_page_token.is_empty() {
             break;
@@ -1325,6 +1360,7 @@ async fn a_refused_mutation_writes_no_event(pool: PgPool) {
         .accredit_observer(pb::AccreditObserverRequest {
             name: o1.into(),
             etag: String::new(),
+            decision: String::new(),
         })
         .await
         .unwrap();
@@ -1387,6 +1423,7 @@ async fn a_refused_mutation_writes_no_event(pool: PgPool) {
                     name: o1.into(),
                     reason: "No".into(),
                     etag: String::new(),
+                    decision: String::new(),
                 })
                 .await
                 .unwrap_err(),
@@ -1451,6 +1488,7 @@ async fn a_refused_mutation_writes_no_event(pool: PgPool) {
                     name: o1.into(),
                     reason: "Too late".into(),
                     etag: String::new(),
+                    decision: String::new(),
                 })
                 .await
                 .unwrap_err(),

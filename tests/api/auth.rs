@@ -83,7 +83,11 @@ fn role_by_contract(service: &str, method: &str) -> Role {
         "ObserverService"
             if matches!(
                 method,
-                "AccreditObserver" | "RejectObserver" | "RevokeAccreditation" | "CorrectObserver"
+                "AccreditObserver"
+                    | "BatchAccreditObservers"
+                    | "RejectObserver"
+                    | "RevokeAccreditation"
+                    | "CorrectObserver"
             ) =>
         {
             Role::Accreditor
@@ -338,6 +342,7 @@ async fn permission_is_checked_before_existence(pool: PgPool) {
         .accredit_observer(pb::AccreditObserverRequest {
             name: "elections/nowhere/observers/nobody".into(),
             etag: String::new(),
+            decision: String::new(),
         })
         .await
         .unwrap_err();
@@ -745,16 +750,19 @@ async fn personal_data_is_shown_only_to_personal_data_readers_whatever_the_call(
     let accredit = |id: &str| pb::AccreditObserverRequest {
         name: observer_name(id),
         etag: String::new(),
+        decision: String::new(),
     };
     let reject = |id: &str| pb::RejectObserverRequest {
         name: observer_name(id),
         reason: "Incomplete application".into(),
         etag: String::new(),
+        decision: String::new(),
     };
     let revoke = |id: &str| pb::RevokeAccreditationRequest {
         name: observer_name(id),
         reason: "Left the country".into(),
         etag: String::new(),
+        decision: String::new(),
     };
     let accredited = accreditor
         .clone()

@@ -10,6 +10,7 @@ mod auth;
 mod client_retries;
 mod client_streams;
 mod database;
+mod decisions;
 mod delegations;
 mod demo;
 mod elections;

@@ -629,6 +629,7 @@ async fn only_the_transitions_of_the_state_machine_are_allowed(pool: PgPool) {
         .accredit_observer(pb::AccreditObserverRequest {
             name: pending.clone(),
             etag: read.etag.clone(),
+            decision: String::new(),
         })
         .await
         .unwrap_err();
@@ -640,6 +641,7 @@ async fn only_the_transitions_of_the_state_machine_are_allowed(pool: PgPool) {
         .accredit_observer(pb::AccreditObserverRequest {
             name: pending.clone(),
             etag: current.etag.clone(),
+            decision: String::new(),
         })
         .await
         .unwrap()
@@ -711,6 +713,7 @@ async fn fifty_concurrent_accreditations_get_numbers_one_to_fifty_in_decision_or
                 .accredit_observer(pb::AccreditObserverRequest {
                     name,
                     etag: String::new(),
+                    decision: String::new(),
                 })
                 .await
                 .map(|r| r.into_inner())
@@ -1058,6 +1061,7 @@ async fn a_stale_etag_on_reject_or_revoke_is_aborted_and_changes_nothing(pool: P
             name: read.name.clone(),
             reason: "incomplete file".into(),
             etag: etag.to_owned(),
+            decision: String::new(),
         };
         async move { observers.reject_observer(request).await }
     };
@@ -1082,6 +1086,7 @@ async fn a_stale_etag_on_reject_or_revoke_is_aborted_and_changes_nothing(pool: P
             name: registered.name.clone(),
             reason: "left the mission".into(),
             etag: etag.to_owned(),
+            decision: String::new(),
         };
         async move { observers.revoke_accreditation(request).await }
     };

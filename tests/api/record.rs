@@ -558,18 +558,6 @@ async fn a_duplicate_names_the_existing_observer_only_to_personal_data_readers(p
 
 // ---- PostgreSQL holds the rules for every code path ----
 
-/// Runs `sql` and returns the constraint PostgreSQL names in its refusal.
-async fn refused(pool: &PgPool, sql: &str) -> String {
-    let error = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-        .execute(pool)
-        .await
-        .expect_err(sql);
-    error
-        .as_database_error()
-        .and_then(|e| e.constraint().map(str::to_owned))
-        .unwrap_or_else(|| error.to_string())
-}
-
 #[sqlx::test]
 async fn postgresql_refuses_what_the_rules_forbid_when_it_comes_as_sql(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;

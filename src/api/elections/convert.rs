@@ -7,7 +7,7 @@ use crate::api::skeleton::Resource;
 use crate::api::{from_timestamp, to_timestamp};
 use crate::domain::country::CountryCode;
 use crate::domain::date::{format_date, parse_date};
-use crate::domain::election::{Election, ElectionField, ElectionFields};
+use crate::domain::election::{BadgeValidity, Election, ElectionField, ElectionFields};
 use crate::domain::text;
 use crate::error::Violations;
 use crate::pb::v1 as pb;
@@ -54,12 +54,18 @@ pub fn parse(election: &pb::Election, violations: &mut Violations) -> Option<Ele
         }
         None => None,
     };
+    let badge_validity_days = violations.check(
+        "election.badge_validity_days",
+        BadgeValidity::parse(election.badge_validity_days),
+    );
     Some(ElectionFields {
         display_name: display_name?,
         host_country: host_country?,
         voting_day: voting_day?,
         accreditation_deadline,
         description: description?,
+        decision_required: election.decision_required,
+        badge_validity_days: badge_validity_days?,
     })
 }
 
@@ -80,6 +86,10 @@ pub fn merge(
                 merged.accreditation_deadline = changes.accreditation_deadline
             }
             ElectionField::Description => merged.description.clone_from(&changes.description),
+            ElectionField::DecisionRequired => merged.decision_required = changes.decision_required,
+            ElectionField::BadgeValidityDays => {
+                merged.badge_validity_days = changes.badge_validity_days
+            }
         }
     }
     merged
@@ -96,6 +106,8 @@ pub fn to_proto(election: &Election) -> pb::Election {
         create_time: Some(to_timestamp(election.create_time)),
         update_time: Some(to_timestamp(election.update_time)),
         etag: etag::format(election.etag),
+        decision_required: election.fields.decision_required,
+        badge_validity_days: election.fields.badge_validity_days.days(),
     }
 }
 

@@ -56,6 +56,7 @@ pub const OUTPUT_ONLY: &[&str] = &[
     "accreditation.number",
     "accreditation.decide_time",
     "accreditation.reason",
+    "accreditation.decision",
     "create_time",
     "update_time",
     "etag",
@@ -262,6 +263,7 @@ pub fn into_proto(observer: Observer) -> pb::Observer {
             number: observer.accreditation.number.unwrap_or_default(),
             decide_time: observer.accreditation.decide_time.map(to_timestamp),
             reason: observer.accreditation.reason,
+            decision: observer.accreditation.decision,
         }),
         create_time: Some(to_timestamp(observer.create_time)),
         update_time: Some(to_timestamp(observer.update_time)),
@@ -284,6 +286,14 @@ pub fn for_caller(caller: &Caller, mut observer: pb::Observer) -> pb::Observer {
         redact(&mut observer);
     }
     observer
+}
+
+/// The observers of a batch's response as this caller may see them.
+pub fn all_for_caller(caller: &Caller, observers: Vec<pb::Observer>) -> Vec<pb::Observer> {
+    observers
+        .into_iter()
+        .map(|o| for_caller(caller, o))
+        .collect()
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use crate::store::{self, request_ids};
 const CREATE_METHOD: &str = "/observer_registry.v1.ObserverService/CreateObserver";
 const BATCH_CREATE_METHOD: &str = "/observer_registry.v1.ObserverService/BatchCreateObservers";
 /// AIP-233: a batch is bounded so that one request cannot hold the database for long.
-const MAX_BATCH: usize = 1000;
+pub(super) const MAX_BATCH: usize = 1000;
 
 /// One observer of a create request, parsed.
 pub struct Entry {

@@ -228,6 +228,8 @@ async fn accredit(
             let request = pb::AccreditObserverRequest {
                 name: name.clone(),
                 etag,
+                // The demo's elections do not require the commission's decision.
+                decision: String::new(),
             };
             client
                 .accredit_observer(request)

@@ -2,7 +2,9 @@
 //! `ACCREDITED → REVOKED`; rejection and revocation need a reason; accreditation closes at
 //! the election's deadline and takes the next number of the host country's sequence for the
 //! voting year. PostgreSQL holds the same machine (`observers_accreditation_transition`) and
-//! issues the numbers, so no other path can skip a state or a number.
+//! issues the numbers, so no other path can skip a state or a number. An election may
+//! require the commission's decision (its act, e.g. a resolution) behind every decision
+//! (`observers_decision_required`).
 
 use chrono::{DateTime, Utc};
 
@@ -55,6 +57,8 @@ pub struct Accreditation {
     pub number: Option<String>,
     pub decide_time: Option<DateTime<Utc>>,
     pub reason: String,
+    /// The commission's act behind the last decision (`text::LABEL`), empty when none.
+    pub decision: String,
 }
 
 impl Accreditation {
@@ -65,20 +69,25 @@ impl Accreditation {
             number: None,
             decide_time: None,
             reason: String::new(),
+            decision: String::new(),
         }
     }
 }
 
-/// What the accreditation office decides.
+/// What the accreditation office decides, and the commission's act behind it (already
+/// parsed as text; empty when none was given).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Accredit with `next_sequence`, the next number of the host country's sequence for the
     /// voting year, which the store read under the sequence's lock.
-    Accredit { next_sequence: i32 },
+    Accredit {
+        next_sequence: i32,
+        decision: String,
+    },
     /// Reject, with the reason (already parsed as text).
-    Reject { reason: String },
+    Reject { reason: String, decision: String },
     /// Revoke, with the reason.
-    Revoke { reason: String },
+    Revoke { reason: String, decision: String },
 }
 
 impl Command {
@@ -87,6 +96,14 @@ impl Command {
             Command::Accredit { .. } => AccreditationState::Accredited,
             Command::Reject { .. } => AccreditationState::Rejected,
             Command::Revoke { .. } => AccreditationState::Revoked,
+        }
+    }
+
+    pub fn decision(&self) -> &str {
+        match self {
+            Command::Accredit { decision, .. }
+            | Command::Reject { decision, .. }
+            | Command::Revoke { decision, .. } => decision,
         }
     }
 }
@@ -98,6 +115,26 @@ pub struct ElectionTerms {
     pub voting_year: i32,
     /// When accreditation closes (the deadline, or the start of voting day).
     pub closes_at: DateTime<Utc>,
+    /// Whether every decision must name the commission's act behind it.
+    pub decision_required: bool,
+}
+
+/// An election with `decision_required` takes no decision without the commission's act
+/// behind it: the official record must say on what authority an observer was accredited,
+/// rejected or revoked.
+pub fn check_decision(election: &ElectionTerms, decision: &str) -> Result<(), Refusal> {
+    if election.decision_required && decision.trim().is_empty() {
+        return Err(Refusal::new(
+            Rule::InvalidArgument,
+            "this election requires the commission's decision behind every accreditation, \
+             rejection and revocation",
+        )
+        .field(
+            "decision",
+            "is required: the election's decision_required is set",
+        ));
+    }
+    Ok(())
 }
 
 /// Whether `from` may become `to`: only the transitions of API.md.
@@ -117,6 +154,8 @@ pub fn decide(
     election: &ElectionTerms,
     now: DateTime<Utc>,
 ) -> Result<Accreditation, Refusal> {
+    // A malformed request is refused before the observer's state is looked at.
+    check_decision(election, command.decision())?;
     let (from, to) = (current.state, command.target());
     if !can_become(from, to) {
         return Err(Refusal::new(
@@ -130,7 +169,10 @@ pub fn decide(
         .metadata("state", from.as_str()));
     }
     match command {
-        Command::Accredit { next_sequence } => {
+        Command::Accredit {
+            next_sequence,
+            decision,
+        } => {
             if now > election.closes_at {
                 let deadline = election.closes_at.to_rfc3339();
                 return Err(Refusal::new(
@@ -148,16 +190,105 @@ pub fn decide(
                 )),
                 decide_time: Some(now),
                 reason: String::new(),
+                decision,
             })
         }
-        Command::Reject { reason } | Command::Revoke { reason } => Ok(Accreditation {
-            state: to,
-            // A revoked observer keeps its number: it is never issued again.
-            number: current.number.clone(),
-            decide_time: Some(now),
-            reason,
-        }),
+        Command::Reject { reason, decision } | Command::Revoke { reason, decision } => {
+            Ok(Accreditation {
+                state: to,
+                // A revoked observer keeps its number: it is never issued again.
+                number: current.number.clone(),
+                decide_time: Some(now),
+                reason,
+                decision,
+            })
+        }
     }
+}
+
+/// One observer of a BatchAccreditObservers request, as loaded.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchEntry<'a> {
+    /// Where it sits in the request, e.g. `names[3]`.
+    pub at: &'a str,
+    pub name: &'a str,
+    /// `None` when there is no such live observer.
+    pub current: Option<&'a Accreditation>,
+}
+
+/// BatchAccreditObservers, before anything is decided: the refusal naming every bad entry
+/// (missing ones first, NOT_FOUND; then those not PENDING), so that a batch is accredited
+/// whole or not at all.
+pub fn check_batch(
+    entries: &[BatchEntry<'_>],
+    decision: &str,
+    election: &ElectionTerms,
+) -> Result<(), Refusal> {
+    check_decision(election, decision)?;
+    let missing: Vec<_> = entries.iter().filter(|e| e.current.is_none()).collect();
+    if !missing.is_empty() {
+        return Err(missing.iter().fold(
+            Refusal::new(
+                Rule::NotFound,
+                format!(
+                    "{} of the observers do not exist or are deleted; nothing was accredited",
+                    missing.len()
+                ),
+            ),
+            |refusal, e| refusal.field(e.at, format!("{} does not exist or is deleted", e.name)),
+        ));
+    }
+    let not_pending: Vec<_> = entries
+        .iter()
+        .filter_map(|e| Some((e, e.current?.state)))
+        .filter(|(_, state)| !can_become(*state, AccreditationState::Accredited))
+        .collect();
+    if !not_pending.is_empty() {
+        return Err(not_pending.iter().fold(
+            Refusal::new(
+                Rule::InvalidStateTransition,
+                format!(
+                    "{} of the observers are not PENDING; nothing was accredited",
+                    not_pending.len()
+                ),
+            ),
+            |refusal, (e, state)| {
+                refusal.field(
+                    e.at,
+                    format!(
+                        "{} is {}; only PENDING observers are accredited",
+                        e.name,
+                        state.as_str()
+                    ),
+                )
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// BatchAccreditObservers, all or none: the accreditations in the order of `entries`,
+/// numbered from `first_sequence` on (read under the sequence's lock), or the refusal.
+pub fn accredit_all(
+    entries: &[BatchEntry<'_>],
+    decision: &str,
+    first_sequence: i32,
+    election: &ElectionTerms,
+    now: DateTime<Utc>,
+) -> Result<Vec<Accreditation>, Refusal> {
+    check_batch(entries, decision, election)?;
+    let mut accredited = Vec::with_capacity(entries.len());
+    for (next_sequence, entry) in (first_sequence..).zip(entries) {
+        let current = entry
+            .current
+            .ok_or_else(|| Refusal::new(Rule::NotFound, entry.name))?;
+        let command = Command::Accredit {
+            next_sequence,
+            decision: decision.to_owned(),
+        };
+        accredited.push(decide(entry.name, current, command, election, now)?);
+    }
+    Ok(accredited)
 }
 
 /// The accreditation number: `{host country}-{voting year}-{sequence, 6 digits}`.
@@ -166,138 +297,4 @@ pub fn accreditation_number(host_country: CountryCode, voting_year: i32, sequenc
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use AccreditationState::*;
-
-    fn terms(closes_at: &str) -> ElectionTerms {
-        ElectionTerms {
-            host_country: CountryCode::parse("KZ").unwrap(),
-            voting_year: 2023,
-            closes_at: closes_at.parse().unwrap(),
-        }
-    }
-
-    fn at(time: &str) -> DateTime<Utc> {
-        time.parse().unwrap()
-    }
-
-    fn in_state(state: AccreditationState) -> Accreditation {
-        Accreditation {
-            state,
-            number: matches!(state, Accredited | Revoked).then(|| "KZ-2023-000007".to_owned()),
-            decide_time: None,
-            reason: String::new(),
-        }
-    }
-
-    #[test]
-    fn only_the_contracts_transitions_are_allowed() {
-        let all = [Pending, Accredited, Rejected, Revoked];
-        let allowed: Vec<_> = all
-            .iter()
-            .flat_map(|from| all.iter().map(move |to| (*from, *to)))
-            .filter(|(from, to)| can_become(*from, *to))
-            .collect();
-        assert_eq!(
-            allowed,
-            vec![
-                (Pending, Accredited),
-                (Pending, Rejected),
-                (Accredited, Revoked)
-            ]
-        );
-    }
-
-    #[test]
-    fn accrediting_issues_the_next_number_and_records_the_time() {
-        let now = at("2023-03-10T09:00:00Z");
-        let decided = decide(
-            "o",
-            &in_state(Pending),
-            Command::Accredit { next_sequence: 793 },
-            &terms("2023-03-19T00:00:00Z"),
-            now,
-        )
-        .unwrap();
-        assert_eq!(decided.state, Accredited);
-        assert_eq!(decided.number.as_deref(), Some("KZ-2023-000793"));
-        assert_eq!(decided.decide_time, Some(now));
-    }
-
-    #[test]
-    fn accrediting_after_the_deadline_is_refused() {
-        let refusal = decide(
-            "o",
-            &in_state(Pending),
-            Command::Accredit { next_sequence: 1 },
-            &terms("2023-03-19T00:00:00Z"),
-            at("2023-03-19T00:00:01Z"),
-        )
-        .unwrap_err();
-        assert_eq!(refusal.rule, Rule::AccreditationClosed);
-    }
-
-    #[test]
-    fn a_revoked_observer_keeps_its_number_and_the_reason() {
-        let decided = decide(
-            "o",
-            &in_state(Accredited),
-            Command::Revoke {
-                reason: "left the mission".to_owned(),
-            },
-            &terms("2023-03-19T00:00:00Z"),
-            at("2023-04-01T00:00:00Z"),
-        )
-        .unwrap();
-        assert_eq!(decided.state, Revoked);
-        assert_eq!(decided.number.as_deref(), Some("KZ-2023-000007"));
-        assert_eq!(decided.reason, "left the mission");
-    }
-
-    #[test]
-    fn any_other_transition_names_the_current_state() {
-        for (from, command) in [
-            (Rejected, Command::Accredit { next_sequence: 1 }),
-            (Revoked, Command::Accredit { next_sequence: 1 }),
-            (Accredited, Command::Accredit { next_sequence: 1 }),
-            (
-                Pending,
-                Command::Revoke {
-                    reason: "r".to_owned(),
-                },
-            ),
-            (
-                Revoked,
-                Command::Reject {
-                    reason: "r".to_owned(),
-                },
-            ),
-        ] {
-            let refusal = decide(
-                "o",
-                &in_state(from),
-                command,
-                &terms("2100-01-01T00:00:00Z"),
-                at("2023-01-01T00:00:00Z"),
-            )
-            .unwrap_err();
-            assert_eq!(refusal.rule, Rule::InvalidStateTransition);
-            assert_eq!(refusal.metadata, vec![("state", from.as_str().to_owned())]);
-        }
-    }
-
-    #[test]
-    fn numbers_are_padded_to_six_digits() {
-        let kz = CountryCode::parse("KZ").unwrap();
-        assert_eq!(accreditation_number(kz, 2023, 1), "KZ-2023-000001");
-        assert_eq!(accreditation_number(kz, 2023, 793), "KZ-2023-000793");
-    }
-
-    #[test]
-    fn state_names_round_trip() {
-        for name in AccreditationState::NAMES {
-            assert_eq!(AccreditationState::parse(name).unwrap().as_str(), *name);
-        }
-    }
-}
+mod tests;

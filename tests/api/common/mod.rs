@@ -375,6 +375,18 @@ pub async fn create_election(app: &TestApp, id: &str) -> pb::Election {
         .into_inner()
 }
 
+/// Runs `sql` and returns the constraint PostgreSQL names in its refusal.
+pub async fn refused(pool: &PgPool, sql: &str) -> String {
+    let error = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(pool)
+        .await
+        .expect_err(sql);
+    error
+        .as_database_error()
+        .and_then(|e| e.constraint().map(str::to_owned))
+        .unwrap_or_else(|| error.to_string())
+}
+
 pub fn new_request_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }

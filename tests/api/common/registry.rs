@@ -449,6 +449,7 @@ pub async fn accredit(app: &TestApp, name: &str) -> Result<pb::Observer, Status>
         .accredit_observer(pb::AccreditObserverRequest {
             name: name.to_owned(),
             etag: String::new(),
+            decision: String::new(),
         })
         .await
         .map(|r| r.into_inner())
@@ -460,6 +461,7 @@ pub async fn reject(app: &TestApp, name: &str, reason: &str) -> Result<pb::Obser
             name: name.to_owned(),
             reason: reason.to_owned(),
             etag: String::new(),
+            decision: String::new(),
         })
         .await
         .map(|r| r.into_inner())
@@ -471,6 +473,7 @@ pub async fn revoke(app: &TestApp, name: &str, reason: &str) -> Result<pb::Obser
             name: name.to_owned(),
             reason: reason.to_owned(),
             etag: String::new(),
+            decision: String::new(),
         })
         .await
         .map(|r| r.into_inner())
