@@ -35,7 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Every method of the contract with what a retry may do with it, sorted by path:
-/// - reads (Get, List, Watch) are always safe to repeat;
+/// - reads (Get, List, Watch, and Verify, which changes nothing) are always safe to repeat;
 /// - a call whose request has a string `request_id` is safe to repeat with one (the service
 ///   returns the first result), so the client fills it in when the caller left it empty;
 /// - anything else runs at most once.
@@ -49,7 +49,7 @@ fn method_table(set: &FileDescriptorSet) -> String {
         for service in &file.service {
             for method in &service.method {
                 let path = format!("/{}.{}/{}", file.package(), service.name(), method.name());
-                let read = ["Get", "List", "Watch"]
+                let read = ["Get", "List", "Watch", "Verify"]
                     .iter()
                     .any(|verb| method.name().starts_with(verb));
                 let retry = if read {

@@ -30,6 +30,8 @@ pub struct AppState {
     pub clock: Clock,
     /// List totals reused while their election is unchanged.
     pub list_counts: std::sync::Arc<crate::store::listing::ListCounts>,
+    /// Badge keys, the verification URL and the limits on verification.
+    pub badges: std::sync::Arc<crate::badge::Badges>,
 }
 
 /// An instant as the contract writes it.

@@ -3,6 +3,7 @@
 //! service, built on the shipped generated client, never on the database. Each command's
 //! own arguments live in its module; the server's settings in `config`.
 
+pub mod badge_key;
 pub mod csv_format;
 pub mod demo;
 pub mod export;
@@ -47,6 +48,9 @@ pub enum Command {
     HashToken,
     /// Ask a running service's gRPC health check; exit 0 only if it is SERVING.
     Health(health::HealthArgs),
+    /// Write a new Ed25519 badge signing key (PKCS#8 PEM) for --badge-signing-key; print
+    /// its public key and key id.
+    BadgeKey(badge_key::BadgeKeyArgs),
 }
 
 /// Where the operator commands find the service.

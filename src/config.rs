@@ -58,6 +58,9 @@ pub struct Settings {
     pub tls: TlsSettings,
 
     #[command(flatten)]
+    pub badges: BadgeSettings,
+
+    #[command(flatten)]
     pub telemetry: TelemetrySettings,
 }
 
@@ -257,6 +260,57 @@ pub struct TlsSettings {
     /// without a certificate may still present a bearer token.
     #[arg(long, env = "TLS_CLIENT_CA_FILE", requires = "tls_cert", global = true)]
     pub tls_client_ca: Option<PathBuf>,
+}
+
+/// Badges: the signing key, older keys that still verify, and verification by phones.
+#[derive(Debug, Clone, Args)]
+pub struct BadgeSettings {
+    /// Ed25519 private key (PKCS#8 PEM, from `observer-registry badge-key`) that badges are
+    /// signed with; without it GetObserverBadge is refused with BADGE_SIGNING_DISABLED.
+    #[arg(long, env = "BADGE_SIGNING_KEY", global = true)]
+    pub badge_signing_key: Option<PathBuf>,
+
+    /// Files of older keys (public keys, or the old private key files) that badges printed
+    /// before a rotation verify with; comma-separated.
+    #[arg(
+        long,
+        env = "BADGE_VERIFICATION_KEYS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub badge_verification_keys: Vec<PathBuf>,
+
+    /// The public verification page, e.g. `https://verify.cec.example/v`: the QR code then
+    /// holds this URL with the token after `#`, and the service serves the page at this
+    /// URL's path. Without it the QR code holds the bare token.
+    #[arg(long, env = "BADGE_VERIFY_URL", global = true)]
+    pub badge_verify_url: Option<String>,
+
+    /// Plain-HTTP port for the public verification page and `GET /v1/verify`, without
+    /// credentials. Unset: they are served on the admin port (--metrics-addr).
+    #[arg(long, env = "VERIFY_ADDR", global = true)]
+    pub verify_addr: Option<SocketAddr>,
+
+    /// VerifyAccreditation calls one agency may make per second, sustained (bursts up to
+    /// ten seconds' worth); more get RESOURCE_EXHAUSTED / RATE_LIMITED.
+    #[arg(long, env = "VERIFY_RATE_PER_AGENCY", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub verify_rate_per_agency: u32,
+
+    /// Verifications one client address may make per second over HTTP, sustained (bursts
+    /// up to ten seconds' worth); more get HTTP 429.
+    #[arg(long, env = "VERIFY_RATE_PER_ADDRESS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub verify_rate_per_address: u32,
+
+    /// Verifications of unknown numbers or forged tokens by one agency or address within a
+    /// minute above which it is logged as a possible enumeration and counted in metrics.
+    #[arg(long, env = "VERIFY_ENUMERATION_THRESHOLD", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub verify_enumeration_threshold: u32,
+}
+
+impl Default for BadgeSettings {
+    fn default() -> Self {
+        defaults()
+    }
 }
 
 /// Logs and traces.

@@ -1,5 +1,6 @@
 //! Validated domain types: once parsed, always valid. No prost types and no SQL here.
 
+pub mod badge;
 pub mod country;
 pub mod date;
 pub mod delegation;

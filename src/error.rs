@@ -44,6 +44,12 @@ pub enum Reason {
     HasDecidedObservers,
     /// A delegation a scheduled meeting needs was deleted.
     DelegationDeleted,
+    /// A badge is made only for an ACCREDITED observer.
+    NotAccredited,
+    /// The service has no badge signing key.
+    BadgeSigningDisabled,
+    /// An agency (or an address, over HTTP) made more verifications than its rate allows.
+    RateLimited,
     Unauthenticated,
     PermissionDenied,
     Unavailable,
@@ -82,11 +88,13 @@ impl Reason {
             | ObserverDecided
             | ObserverAccredited
             | HasDecidedObservers
-            | DelegationDeleted => Code::FailedPrecondition,
+            | DelegationDeleted
+            | NotAccredited
+            | BadgeSigningDisabled => Code::FailedPrecondition,
             Unauthenticated => Code::Unauthenticated,
             PermissionDenied => Code::PermissionDenied,
             Unavailable | StreamMaxAge => Code::Unavailable,
-            Overloaded | WatchLimit => Code::ResourceExhausted,
+            Overloaded | WatchLimit | RateLimited => Code::ResourceExhausted,
             DeadlineExceeded => Code::DeadlineExceeded,
             Unimplemented => Code::Unimplemented,
             Internal => Code::Internal,
@@ -117,6 +125,9 @@ impl Reason {
             ObserverAccredited => "OBSERVER_ACCREDITED",
             HasDecidedObservers => "HAS_DECIDED_OBSERVERS",
             DelegationDeleted => "DELEGATION_DELETED",
+            NotAccredited => "NOT_ACCREDITED",
+            BadgeSigningDisabled => "BADGE_SIGNING_DISABLED",
+            RateLimited => "RATE_LIMITED",
             Unauthenticated => "UNAUTHENTICATED",
             PermissionDenied => "PERMISSION_DENIED",
             Unavailable => "UNAVAILABLE",
@@ -422,6 +433,9 @@ mod tests {
             ObserverAccredited,
             HasDecidedObservers,
             DelegationDeleted,
+            NotAccredited,
+            BadgeSigningDisabled,
+            RateLimited,
             Unauthenticated,
             PermissionDenied,
             Unavailable,
@@ -455,6 +469,9 @@ mod tests {
                 | ObserverAccredited
                 | HasDecidedObservers
                 | DelegationDeleted
+                | NotAccredited
+                | BadgeSigningDisabled
+                | RateLimited
                 | Unauthenticated
                 | PermissionDenied
                 | Unavailable

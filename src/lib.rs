@@ -22,6 +22,9 @@ pub mod api;
 /// Who may call what: identities, roles, the authorizing layer.
 #[cfg(feature = "server")]
 pub mod auth;
+/// Badges: the keys they are signed and verified with.
+#[cfg(feature = "server")]
+pub mod badge;
 /// The command line; operator commands talk to a running service through the shipped client.
 #[cfg(feature = "server")]
 pub mod cli;

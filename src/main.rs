@@ -56,6 +56,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ExportObservers(args) => cli::export::run(&args).await,
         Command::Demo(args) => cli::demo::run(&args).await,
         Command::Health(args) => cli::health::run(&args).await,
+        Command::BadgeKey(args) => cli::badge_key::run(&args),
         Command::HashToken => {
             let mut token = String::new();
             std::io::stdin().read_line(&mut token)?;

@@ -108,6 +108,7 @@ async fn app_state(
         db,
         page_tokens,
         clock: options.clock.clone(),
+        badges: options.badges.clone(),
         list_counts: Default::default(),
     })
 }

@@ -105,6 +105,9 @@ reasons! {
     Unavailable => "UNAVAILABLE",
     /// The service sheds load: retry later, backing off.
     Overloaded => "OVERLOADED",
+    /// Too many verifications from this agency (or address): retry after the status's
+    /// RetryInfo delay.
+    RateLimited => "RATE_LIMITED",
     /// The caller has as many Watch streams open as it may.
     WatchLimit => "WATCH_LIMIT",
     /// The stream reached the service's maximum age: resume with the last token.

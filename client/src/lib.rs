@@ -46,6 +46,7 @@ pub mod pb {
     }
 }
 
+pub mod badge;
 mod channel;
 mod error_reason;
 mod feed;

@@ -151,6 +151,14 @@ impl ObserverService for ObserverApi {
         Ok(Response::new(response))
     }
 
+    async fn get_observer_badge(
+        &self,
+        _request: Request<pb::GetObserverBadgeRequest>,
+    ) -> Result<Response<pb::ObserverBadge>, Status> {
+        // Issue 18: written by the badge card's change.
+        Err(Status::unimplemented("GetObserverBadge"))
+    }
+
     async fn reject_observer(
         &self,
         request: Request<pb::RejectObserverRequest>,

@@ -16,17 +16,20 @@ pub enum Role {
     Accreditor,
     /// Meetings.
     Protocol,
+    /// VerifyAccreditation only: border posts and polling stations.
+    Verifier,
     /// Elections, organizations, undelete, audit.
     Admin,
 }
 
 impl Role {
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 7] = [
         Role::Reader,
         Role::PersonalDataReader,
         Role::Registrar,
         Role::Accreditor,
         Role::Protocol,
+        Role::Verifier,
         Role::Admin,
     ];
 
@@ -37,6 +40,7 @@ impl Role {
             Role::Registrar => "registrar",
             Role::Accreditor => "accreditor",
             Role::Protocol => "protocol",
+            Role::Verifier => "verifier",
             Role::Admin => "admin",
         }
     }
@@ -101,7 +105,8 @@ pub fn required_access(path: &str) -> Option<Access> {
             | "BatchAccreditObservers"
             | "RejectObserver"
             | "RevokeAccreditation"
-            | "CorrectObserver",
+            | "CorrectObserver"
+            | "GetObserverBadge",
         ) => Accreditor,
         ("MeetingService", "GetMeeting" | "ListMeetings" | "WatchMeetings") => Reader,
         (
@@ -111,14 +116,21 @@ pub fn required_access(path: &str) -> Option<Access> {
         ) => Protocol,
         ("MeetingService", "UndeleteMeeting") => Admin,
         ("AuditService", "ListAuditEvents") => Admin,
+        // The keys are public: anyone may verify a badge offline.
+        ("VerificationService", "ListBadgeKeys") => return Some(Access::Public),
+        ("VerificationService", "VerifyAccreditation") => Verifier,
         _ => return None,
     };
     Some(Access::Role(role))
 }
 
-/// Whether `roles` grant `needed`: `personal-data-reader` includes `reader`.
+/// Whether `roles` grant `needed`: `personal-data-reader` includes `reader`, and `reader`
+/// includes `verifier` (a verification shows nothing the public register does not).
 pub fn grants(roles: &[Role], needed: Role) -> bool {
-    roles.contains(&needed) || (needed == Role::Reader && roles.contains(&Role::PersonalDataReader))
+    let readers = [Role::Reader, Role::PersonalDataReader];
+    roles.contains(&needed)
+        || (needed == Role::Reader && roles.contains(&Role::PersonalDataReader))
+        || (needed == Role::Verifier && readers.iter().any(|role| roles.contains(role)))
 }
 
 #[cfg(test)]
@@ -140,8 +152,14 @@ mod tests {
                 for method in &service.method {
                     let path =
                         format!("/observer_registry.v1.{}/{}", service.name(), method.name());
+                    // Public keys are the contract's one public method.
+                    let public = path.ends_with("/ListBadgeKeys");
                     assert!(
-                        matches!(required_access(&path), Some(Access::Role(_))),
+                        match required_access(&path) {
+                            Some(Access::Role(_)) => !public,
+                            Some(Access::Public) => public,
+                            None => false,
+                        },
                         "{path} is missing from the role table"
                     );
                     methods += 1;
@@ -165,5 +183,9 @@ mod tests {
         );
         assert!(grants(&[Role::PersonalDataReader], Role::Reader));
         assert!(!grants(&[Role::Admin], Role::Reader));
+        assert!(grants(&[Role::Reader], Role::Verifier));
+        assert!(grants(&[Role::PersonalDataReader], Role::Verifier));
+        assert!(!grants(&[Role::Verifier], Role::Reader));
+        assert!(!grants(&[Role::Accreditor], Role::Verifier));
     }
 }

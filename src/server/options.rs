@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::tls::{ServerTls, TlsFiles};
 use crate::auth::IdentityStore;
+use crate::badge::Badges;
 use crate::clock::Clock;
 use crate::config::{LimitSettings, Settings, TlsSettings};
 use crate::health::Availability;
@@ -31,6 +32,8 @@ pub struct ServeOptions {
     pub metrics: Arc<Metrics>,
     /// Database reachability and shutdown, also read by the admin port's `/readyz`.
     pub availability: Arc<Availability>,
+    /// Badge keys, the verification URL and the limits on verification.
+    pub badges: Arc<Badges>,
 }
 
 /// What one caller or connection may ask of the server (see `config::LimitSettings` for each).
@@ -125,6 +128,7 @@ impl ServeOptions {
             limits: Limits::from_settings(&settings.limits),
             metrics: Arc::new(Metrics::new()),
             availability: Arc::new(Availability::new()),
+            badges: Badges::from_settings(&settings.badges)?,
         })
     }
 }

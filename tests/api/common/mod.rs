@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use observer_registry::auth::IdentityStore;
+use observer_registry::badge::Badges;
 use observer_registry::clock::Clock;
 use observer_registry::health::Availability;
 use observer_registry::metrics::Metrics;
@@ -73,6 +74,7 @@ pub fn test_options() -> ServeOptions {
         limits: Limits::default(),
         metrics: Arc::new(Metrics::new()),
         availability: Arc::new(Availability::new()),
+        badges: Arc::new(Badges::none()),
     }
 }
 

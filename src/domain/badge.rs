@@ -1,0 +1,167 @@
+//! Badges and their verification: when a badge expires, and what a check of a badge (or of
+//! an accreditation number) finds. Pure: the signature is checked by the caller with the
+//! badge keys, the record is read by the store.
+
+use chrono::{DateTime, Days, NaiveDate, Utc};
+
+use super::election::BadgeValidity;
+
+/// When an election's badges expire: at the start (UTC) of the day `badge_validity_days`
+/// after voting day, so a validity of 1 covers voting day itself, wherever it is.
+pub fn expire_time(voting_day: NaiveDate, validity: BadgeValidity) -> DateTime<Utc> {
+    let days = u64::try_from(validity.days()).unwrap_or(0);
+    voting_day
+        .checked_add_days(Days::new(days))
+        .unwrap_or(NaiveDate::MAX)
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or_default()
+        .and_utc()
+}
+
+/// The verdict of a verification (`AccreditationCheck.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Valid,
+    Revoked,
+    Expired,
+    Unknown,
+    BadSignature,
+}
+
+/// What the token's signature showed, when a token was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signature {
+    /// Verified with a listed key.
+    Verified,
+    /// Malformed, signed with an unknown key, or altered.
+    Failed,
+    /// Only a number was given.
+    NotGiven,
+}
+
+/// The accreditation as recorded now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// No observer holds the number (or, for a token, the token's number).
+    Missing,
+    Accredited,
+    Revoked,
+}
+
+/// What a verification finds. A forged badge says nothing more (it could name anyone); a
+/// revocation beats an expiry, since it is what a border post must act on; and an
+/// accreditation in force is valid only until the badge expires.
+pub fn verdict(
+    signature: Signature,
+    standing: Standing,
+    expire_time: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Verdict {
+    match (signature, standing) {
+        (Signature::Failed, _) => Verdict::BadSignature,
+        (_, Standing::Missing) => Verdict::Unknown,
+        (_, Standing::Revoked) => Verdict::Revoked,
+        (_, Standing::Accredited) if now >= expire_time => Verdict::Expired,
+        (_, Standing::Accredited) => Verdict::Valid,
+    }
+}
+
+/// Whether a verdict shows the record's details: not for a forgery or an unknown number.
+pub fn shows_record(verdict: Verdict) -> bool {
+    !matches!(verdict, Verdict::Unknown | Verdict::BadSignature)
+}
+
+/// Whether a verdict counts toward the suspicion of enumeration (guessing numbers, or
+/// forging tokens).
+pub fn looks_like_probing(verdict: Verdict) -> bool {
+    !shows_record(verdict)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(text: &str) -> NaiveDate {
+        text.parse().unwrap()
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn badges_expire_at_the_start_of_the_day_their_validity_runs_out() {
+        let validity = BadgeValidity::parse(30).unwrap();
+        assert_eq!(
+            expire_time(day("2023-03-19"), validity),
+            at("2023-04-18T00:00:00Z")
+        );
+        let one_day = BadgeValidity::parse(1).unwrap();
+        assert_eq!(
+            expire_time(day("2023-03-19"), one_day),
+            at("2023-03-20T00:00:00Z")
+        );
+        let default = BadgeValidity::parse(0).unwrap();
+        assert_eq!(
+            expire_time(day("2023-03-19"), default),
+            at("2023-04-18T00:00:00Z")
+        );
+    }
+
+    #[test]
+    fn a_forged_badge_is_a_bad_signature_whatever_the_record() {
+        let expiry = at("2030-01-01T00:00:00Z");
+        let now = at("2023-03-19T08:00:00Z");
+        for standing in [Standing::Missing, Standing::Accredited, Standing::Revoked] {
+            assert_eq!(
+                verdict(Signature::Failed, standing, expiry, now),
+                Verdict::BadSignature
+            );
+        }
+    }
+
+    #[test]
+    fn a_revoked_accreditation_is_revoked_even_with_an_authentic_unexpired_badge() {
+        let expiry = at("2030-01-01T00:00:00Z");
+        let now = at("2023-03-19T08:00:00Z");
+        assert_eq!(
+            verdict(Signature::Verified, Standing::Revoked, expiry, now),
+            Verdict::Revoked
+        );
+        // and also once expired: the revocation is what matters.
+        assert_eq!(
+            verdict(Signature::Verified, Standing::Revoked, now, expiry),
+            Verdict::Revoked
+        );
+    }
+
+    #[test]
+    fn an_accreditation_in_force_is_valid_until_the_badge_expires() {
+        let expiry = at("2023-04-18T00:00:00Z");
+        for signature in [Signature::Verified, Signature::NotGiven] {
+            assert_eq!(
+                verdict(
+                    signature,
+                    Standing::Accredited,
+                    expiry,
+                    at("2023-04-17T23:59:59Z")
+                ),
+                Verdict::Valid
+            );
+            assert_eq!(
+                verdict(signature, Standing::Accredited, expiry, expiry),
+                Verdict::Expired
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_number_is_unknown_and_shows_nothing() {
+        let expiry = at("2030-01-01T00:00:00Z");
+        let now = at("2023-03-19T08:00:00Z");
+        let found = verdict(Signature::NotGiven, Standing::Missing, expiry, now);
+        assert_eq!(found, Verdict::Unknown);
+        assert!(!shows_record(found) && looks_like_probing(found));
+        assert!(shows_record(Verdict::Revoked) && !looks_like_probing(Verdict::Expired));
+    }
+}
