@@ -50,6 +50,9 @@ enum Scenario {
     Import,
     /// GetElectionSummary.
     Summary,
+    /// VerifyAccreditation with the token of a random badge of the loaded set (badges
+    /// fetched first with GetObserverBadge: the service needs a signing key).
+    VerifyAccreditation,
     /// grpc.health.v1.Health/Check: the transport's own cost, no database.
     Health,
     /// `--concurrency` idle WatchObservers streams held open for `--duration` (what idle
@@ -126,6 +129,9 @@ async fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut workload = Workload::new(args);
     if matches!(args.scenario, Scenario::ListDeep) {
         workload.find_deep_token(channels[0].clone()).await?;
+    }
+    if matches!(args.scenario, Scenario::VerifyAccreditation) {
+        workload.fetch_badges(channels[0].clone()).await?;
     }
     if matches!(args.scenario, Scenario::Watchers) {
         return hold_watchers(args, &channels).await;

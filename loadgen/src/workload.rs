@@ -10,6 +10,11 @@ use crate::transport::Transport;
 use crate::{Args, Scenario};
 use pb::election_service_client::ElectionServiceClient;
 use pb::observer_service_client::ObserverServiceClient;
+use pb::verification_service_client::VerificationServiceClient;
+use pb::verify_accreditation_request::Subject;
+
+/// Badges fetched for `verify-accreditation`: enough that the calls do not repeat a few.
+const BADGES: usize = 1000;
 
 /// Citizenships of generated observers: never the host country.
 const CITIZENSHIPS: [&str; 41] = [
@@ -28,6 +33,8 @@ pub(super) struct Workload {
     /// Unique per run, so creates never collide with an earlier run.
     pub(super) run: String,
     pub(super) batch_size: usize,
+    /// Badge tokens of the data set, for `verify-accreditation`.
+    pub(super) badges: Vec<String>,
 }
 
 impl Workload {
@@ -39,6 +46,7 @@ impl Workload {
             deep_token: String::new(),
             run: format!("{:x}", rand::rng().random::<u32>()),
             batch_size: args.batch_size,
+            badges: Vec::new(),
         }
     }
 
@@ -91,6 +99,15 @@ impl Workload {
                     })
                     .await
                     .map(|created| created.into_inner().observers.len() as u64)
+            }
+            Scenario::VerifyAccreditation => {
+                let token = &self.badges[rand::rng().random_range(0..self.badges.len())];
+                VerificationServiceClient::new(channel.clone())
+                    .verify_accreditation(pb::VerifyAccreditationRequest {
+                        subject: Some(Subject::Token(token.clone())),
+                    })
+                    .await
+                    .map(|_| 1)
             }
             Scenario::Watchers => return Err(Code::Unimplemented),
             Scenario::Health => tonic_health::pb::health_client::HealthClient::new(channel.clone())
@@ -157,6 +174,33 @@ impl Workload {
         }
         self.deep_token = tokens[(tokens.len() * 9) / 10].clone();
         tracing::info!(pages = tokens.len(), "deep page found");
+        Ok(())
+    }
+
+    /// Fetches up to [`BADGES`] badges of accredited observers (the first page's worth of
+    /// the accredited, then GetObserverBadge each).
+    pub(super) async fn fetch_badges(&mut self, channel: Transport) -> anyhow::Result<()> {
+        let page = ObserverServiceClient::new(channel.clone())
+            .list_observers(pb::ListObserversRequest {
+                parent: self.election.clone(),
+                page_size: BADGES as i32,
+                filter: "accreditation.state = ACCREDITED".into(),
+                ..Default::default()
+            })
+            .await
+            .context("listing accredited observers for their badges")?
+            .into_inner();
+        for observer in page.observers {
+            let badge = ObserverServiceClient::new(channel.clone())
+                .get_observer_badge(pb::GetObserverBadgeRequest {
+                    name: observer.name,
+                })
+                .await
+                .context("GetObserverBadge (does the service have --badge-signing-key?)")?;
+            self.badges.push(badge.into_inner().token);
+        }
+        anyhow::ensure!(!self.badges.is_empty(), "no accredited observer to badge");
+        tracing::info!(badges = self.badges.len(), "badges fetched");
         Ok(())
     }
 }
