@@ -11,6 +11,7 @@ use std::time::SystemTime;
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
+use tonic::Code;
 
 use crate::cli::{ClientArgs, reason};
 use crate::client::badge::{self, BadgeError, VerifiedBadge};
@@ -178,11 +179,16 @@ async fn online(client: &ClientArgs, token: &str) -> anyhow::Result<Check> {
         .verify_accreditation(request)
         .await
         .map_err(|status| {
+            // An older service: the operator can still check the signature offline.
+            let hint = match status.code() {
+                Code::Unimplemented => " (this server has no VerificationService: use --keys)",
+                _ => "",
+            };
             anyhow::anyhow!(
-                "VerifyAccreditation at {} failed: {} ({})",
+                "VerifyAccreditation at {} failed ({}): {}{hint}",
                 client.server,
-                status.message(),
-                reason(&status)
+                reason(&status),
+                status.message()
             )
         })?
         .into_inner();

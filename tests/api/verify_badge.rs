@@ -86,6 +86,17 @@ impl Said {
     }
 }
 
+/// `badge` with one character in the middle of its claims changed: another name, number or
+/// expiry.
+fn tampered(badge: &str) -> String {
+    let (header, rest) = badge.split_once('.').unwrap();
+    let claims = rest.split_once('.').unwrap().0;
+    let at = header.len() + 1 + claims.len() / 2;
+    let mut bytes = badge.as_bytes().to_vec();
+    bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+    String::from_utf8(bytes).unwrap()
+}
+
 async fn verify_badge(token: &str, keys: Option<&Path>, extra: &[&str], stdin: &str) -> Said {
     let mut args = vec!["verify-badge", token];
     if let Some(keys) = keys {
@@ -171,15 +182,7 @@ async fn an_expired_badge_is_expired_and_not_valid() {
 #[tokio::test]
 async fn a_badge_changed_in_one_byte_is_not_valid() {
     let keys = Keys::made_by_badge_key().await;
-    let badge = keys.badge(86_400);
-    // A character in the middle of the claims: another name, number or expiry.
-    let (header, rest) = badge.split_once('.').unwrap();
-    let claims = rest.split_once('.').unwrap().0;
-    let at = header.len() + 1 + claims.len() / 2;
-    let mut bytes = badge.into_bytes();
-    bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
-    let tampered = String::from_utf8(bytes).unwrap();
-
+    let tampered = tampered(&keys.badge(86_400));
     let said = verify_badge(&tampered, Some(&keys.public()), &["--json"], "").await;
     said.exited(1);
     let check: serde_json::Value = serde_json::from_str(&said.stdout).unwrap();
