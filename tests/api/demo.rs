@@ -490,7 +490,12 @@ async fn the_demo_completes_a_story_loaded_in_part(pool: PgPool) {
         Some(VOTING_DAY_START)
     );
     assert_eq!(loaded.summary.headline, HEADLINE);
+    // The election made by hand did not require decisions; the story's does.
     assert!(loaded.election.decision_required);
+    assert!(
+        report.contains("elections/kz-2023 now requires the commission's decision"),
+        "{report}"
+    );
     assert_decisions(&observers(&app, "", false).await);
 }
 

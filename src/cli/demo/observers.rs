@@ -297,8 +297,8 @@ async fn accredit<'a>(
     Ok(accredited)
 }
 
-/// The first observer of the first decision, and its number, once accredited: the one the
-/// report shows how to verify.
+/// The accreditation number of the first observer of the first decision that is
+/// accredited: the one the report shows how to verify.
 fn first_accredited(
     plans: &[story::Observer],
     observers: &HashMap<String, pb::Observer>,
