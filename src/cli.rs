@@ -1,5 +1,5 @@
 //! The command line: the server's subcommands and the operator commands
-//! (`import-observers`, `export-observers`, `demo`, `health`), which are clients of a running
+//! (`import-observers`, `export-observers`, `demo`, `health`, `verify-badge`), which are clients of a running
 //! service, built on the shipped generated client, never on the database. Each command's
 //! own arguments live in its module; the server's settings in `config`.
 
@@ -10,6 +10,7 @@ pub mod export;
 pub mod health;
 pub mod import;
 mod progress;
+pub mod verify_badge;
 
 use std::time::Duration;
 
@@ -51,6 +52,9 @@ pub enum Command {
     /// Write a new Ed25519 badge signing key (PKCS#8 PEM) for --badge-signing-key; print
     /// its public key and key id.
     BadgeKey(badge_key::BadgeKeyArgs),
+    /// Verify a badge's token or verification URL: offline against a keys file (--keys),
+    /// else online with VerifyAccreditation; exit 0 only if it is VALID.
+    VerifyBadge(verify_badge::VerifyBadgeArgs),
 }
 
 /// Where the operator commands find the service.
@@ -182,9 +186,12 @@ mod tests {
         }
     }
 
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from([&["observer-registry"], args].concat())
+    }
+
     #[test]
     fn operator_commands_take_a_call_timeout_and_attempts() {
-        let parse = |args: &[&str]| Cli::try_parse_from([&["observer-registry"], args].concat());
         let cli = parse(&["demo", "--timeout", "1m 30s", "--retries", "2"]).unwrap();
         let Some(Command::Demo(demo)) = cli.command else {
             panic!("{:?}", cli.command)
@@ -202,5 +209,21 @@ mod tests {
         // At least the first attempt; `health` takes the same --timeout.
         assert!(parse(&["demo", "--retries", "0"]).is_err());
         assert!(parse(&["health", "--timeout", "3s"]).is_ok());
+    }
+
+    #[test]
+    fn verify_badge_is_offline_with_keys_and_online_without() {
+        let verify_badge = |args: &[&str]| match parse(args).map(|cli| cli.command) {
+            Ok(Some(Command::VerifyBadge(verify))) => verify,
+            other => panic!("{other:?}"),
+        };
+        let verify = verify_badge(&["verify-badge", "-", "--keys", "keys.pem", "--json"]);
+        assert_eq!((verify.badge.as_str(), verify.json), ("-", true));
+        assert_eq!(verify.keys, Some("keys.pem".into()));
+        let verify = verify_badge(&["verify-badge", "eyJ.e30.AA", "--token", "secret"]);
+        assert_eq!(verify.badge, "eyJ.e30.AA");
+        assert_eq!(verify.client.token.as_deref(), Some("secret"));
+        assert_eq!(verify.keys, None);
+        assert!(parse(&["verify-badge"]).is_err(), "the token is required");
     }
 }

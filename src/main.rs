@@ -57,6 +57,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => cli::demo::run(&args).await,
         Command::Health(args) => cli::health::run(&args).await,
         Command::BadgeKey(args) => cli::badge_key::run(&args),
+        Command::VerifyBadge(args) => cli::verify_badge::run(&args).await,
         Command::HashToken => {
             let mut token = String::new();
             std::io::stdin().read_line(&mut token)?;

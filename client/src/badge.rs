@@ -6,6 +6,12 @@
 //! is `{"alg":"EdDSA","kid":KEY_ID}`; the claims are short-keyed JSON (see [`BadgeClaims`]) to
 //! keep the QR code small enough to scan from a card.
 //!
+//! The keys come from [`Client::verification`](crate::Client::verification)`.list_badge_keys`
+//! (fetch them once and keep them; a badge signed with a newer key is
+//! [`BadgeError::UnknownKey`] until they are fetched again) or from a PEM file with
+//! [`keys_from_pem`]. Offline says whether a badge is authentic and unexpired, not whether
+//! its accreditation was revoked since: VerifyAccreditation says that.
+//!
 //! ```
 //! # fn example(token: &str, keys: &[observer_registry_client::pb::v1::BadgeKey]) {
 //! use observer_registry_client::badge::{verify_badge, BadgeError};

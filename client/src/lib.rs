@@ -83,6 +83,7 @@ use crate::pb::v1::election_service_client::ElectionServiceClient;
 use crate::pb::v1::meeting_service_client::MeetingServiceClient;
 use crate::pb::v1::observer_service_client::ObserverServiceClient;
 use crate::pb::v1::organization_service_client::OrganizationServiceClient;
+use crate::pb::v1::verification_service_client::VerificationServiceClient;
 use crate::pb::v1::{
     DelegationEvent, MeetingEvent, ObserverEvent, WatchDelegationsRequest, WatchMeetingsRequest,
     WatchObserversRequest,
@@ -265,6 +266,12 @@ impl Client {
     /// `observer_registry.v1.AuditService` on this connection.
     pub fn audit(&self) -> AuditServiceClient<RegistryChannel> {
         AuditServiceClient::new(self.authenticated())
+    }
+
+    /// `observer_registry.v1.VerificationService` on this connection: ListBadgeKeys for
+    /// [`badge::verify_badge`] offline, VerifyAccreditation for the record's current state.
+    pub fn verification(&self) -> VerificationServiceClient<RegistryChannel> {
+        VerificationServiceClient::new(self.authenticated())
     }
 
     /// Follows WatchObservers of `parent` (e.g. `elections/kz-2023`) after `resume_token`

@@ -2,9 +2,10 @@
 //! service through the shipped client, then prints what it did and the election's headline.
 //!
 //! Idempotent: every resource is "get or create" under a stable id, creates carry a
-//! `request_id` derived from their content (a retried create is answered, not repeated),
-//! only PENDING observers are accredited and only SCHEDULED meetings completed, so a second
-//! run changes nothing. The client repeats reads and those creates when the service is
+//! `request_id` derived from their content (a retried create or batch is answered, not
+//! repeated), only PENDING observers are accredited, the election's `decision_required` is
+//! set only when unset, and only SCHEDULED meetings completed, so a second run changes
+//! nothing. The client repeats reads and those creates when the service is
 //! unreachable for a moment (`--retries`, `--timeout`); other writes run once.
 
 mod calls;
@@ -79,7 +80,7 @@ impl Demo {
         }
         let observers = self.observers().await?;
         self.head().await?;
-        self.accreditation(election, &observers).await?;
+        self.accreditation(election, observers).await?;
         for meeting in story::MEETINGS {
             self.meeting(meeting).await?;
         }
@@ -97,6 +98,7 @@ impl Demo {
                 voting_day: story::VOTING_DAY.to_owned(),
                 accreditation_deadline: Some(timestamp(story::ACCREDITATION_DEADLINE)?),
                 description: story::ELECTION_DESCRIPTION.to_owned(),
+                decision_required: true,
                 ..Default::default()
             }),
             request_id: String::new(),

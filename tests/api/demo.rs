@@ -25,6 +25,81 @@ const MARCH_17_MEETING_START: i64 = 1_679_029_200;
 /// 2023-03-18T00:00:00+06:00: 18 March begins in Astana (UTC+6 in 2023).
 const MARCH_18_ASTANA: i64 = 1_679_076_000;
 
+/// The accreditation number of `observer`.
+fn number(observer: &pb::Observer) -> u32 {
+    let number = &observer.accreditation.as_ref().unwrap().number;
+    number.strip_prefix("KZ-2023-").unwrap().parse().unwrap()
+}
+
+/// The accredited observers by decision, each decision's in the order of their numbers;
+/// the decisions in the order of their dates (the decision's text ends with its date and
+/// "(illustrative)").
+fn by_decision(accredited: &[pb::Observer]) -> Vec<(String, Vec<&pb::Observer>)> {
+    let mut decisions: Vec<(String, Vec<&pb::Observer>)> = Vec::new();
+    for observer in accredited {
+        let decision = &observer.accreditation.as_ref().unwrap().decision;
+        match decisions.iter_mut().find(|(text, _)| text == decision) {
+            Some((_, observers)) => observers.push(observer),
+            None => decisions.push((decision.clone(), vec![observer])),
+        }
+    }
+    for (_, observers) in &mut decisions {
+        observers.sort_by_key(|o| number(o));
+    }
+    let date = |text: &str| text.split(" of ").nth(1).unwrap_or_default().to_owned();
+    decisions.sort_by_key(|(text, _)| date(text));
+    decisions
+}
+
+/// One decision a day behind every accreditation, marked illustrative (the article gives
+/// none); each decision's numbers follow one another in the order of the observers' ids (the
+/// roster's), and the days' numbers follow the days. An organization's observers share
+/// their decision.
+#[track_caller]
+fn assert_decisions(accredited: &[pb::Observer]) {
+    let decisions = by_decision(accredited);
+    assert_eq!(
+        decisions.len(),
+        3,
+        "{:?}",
+        decisions.iter().map(|d| &d.0).collect::<Vec<_>>()
+    );
+    let mut next = 1;
+    let mut decided = HashMap::new();
+    for (text, observers) in &decisions {
+        assert!(text.starts_with("Resolution No. "), "{text}");
+        assert!(text.ends_with(" (illustrative)"), "{text}");
+        let numbers: Vec<u32> = observers.iter().map(|o| number(o)).collect();
+        let consecutive: Vec<u32> = (next..next + observers.len() as u32).collect();
+        assert_eq!(numbers, consecutive, "{text}");
+        next += observers.len() as u32;
+        let ids: Vec<&str> = observers.iter().map(|o| o.name.as_str()).collect();
+        assert!(
+            ids.is_sorted(),
+            "{text}: numbered out of the roster's order"
+        );
+        for observer in observers {
+            let earlier = decided.insert(observer.organization.clone(), text.clone());
+            assert!(
+                earlier.is_none_or(|earlier| &earlier == text),
+                "{}",
+                observer.organization
+            );
+        }
+    }
+}
+
+/// The number of the first observer of the first day's decision.
+fn first_of_first_decision(accredited: &[pb::Observer]) -> String {
+    let decisions = by_decision(accredited);
+    decisions[0].1[0]
+        .accreditation
+        .as_ref()
+        .unwrap()
+        .number
+        .clone()
+}
+
 /// Runs the real binary against `app`; returns its stdout, failing on a non-zero exit.
 async fn run_demo(app: &TestApp) -> String {
     let output = demo_command(&format!("http://{}", app.addr))
@@ -222,6 +297,25 @@ async fn the_demo_loads_the_astana_story_and_a_second_run_changes_nothing(pool: 
         .collect();
     let expected: BTreeSet<_> = (1..=793).map(|n| format!("KZ-2023-{n:06}")).collect();
     assert_eq!(numbers, expected);
+    assert_decisions(&accredited);
+    assert!(
+        first.contains(&format!(
+            r#"-d '{{"accreditation_number":"{}"}}' 127.0.0.1:"#,
+            first_of_first_decision(&accredited)
+        )),
+        "{first}"
+    );
+    assert!(
+        first.contains("VerificationService/ListBadgeKeys"),
+        "{first}"
+    );
+    assert!(
+        first.contains(&format!(
+            "badges --server http://{} --election {KZ}",
+            app.addr
+        )),
+        "{first}"
+    );
     assert!(
         observers(&app, "", true).await.iter().all(|o| {
             o.accreditation.as_ref().unwrap().state() == AccreditationState::Accredited
@@ -319,6 +413,9 @@ async fn the_demo_loads_the_astana_story_and_a_second_run_changes_nothing(pool: 
     let delegations: BTreeSet<_> = loaded.delegations.iter().map(|d| &d.name).collect();
     assert_eq!(met, delegations);
 
+    // Every accreditation has its decision behind it from now on.
+    assert!(loaded.election.decision_required);
+
     // Accreditation is closed again, at the start of voting day.
     assert_eq!(
         loaded
@@ -393,6 +490,13 @@ async fn the_demo_completes_a_story_loaded_in_part(pool: PgPool) {
         Some(VOTING_DAY_START)
     );
     assert_eq!(loaded.summary.headline, HEADLINE);
+    // The election made by hand did not require decisions; the story's does.
+    assert!(loaded.election.decision_required);
+    assert!(
+        report.contains("elections/kz-2023 now requires the commission's decision"),
+        "{report}"
+    );
+    assert_decisions(&observers(&app, "", false).await);
 }
 
 #[tokio::test]

@@ -32,3 +32,4 @@ mod streams;
 mod telemetry;
 mod tls_failures;
 mod tls_reload;
+mod verify_badge;

@@ -1,24 +1,21 @@
 //! The observers: registration in atomic batches, the head of Tajikistan's delegation and
-//! accreditation, for which the election's long-closed accreditation is briefly reopened.
+//! accreditation by the commission's decisions, for which the election's long-closed
+//! accreditation is briefly reopened.
 
 use std::collections::HashMap;
 
 use crate::client::AuthenticatedChannel;
-use anyhow::Context;
 use chrono::Utc;
 use prost_types::{FieldMask, Timestamp};
-use tokio::task::JoinSet;
 
 use super::calls::{failed, id_of, request_id, timestamp, to_timestamp};
+use super::report::DecisionTaken;
 use super::{Demo, story};
 use crate::pb::v1 as pb;
 use pb::observer_service_client::ObserverServiceClient;
 
 /// Observers per BatchCreateObservers call (the API takes up to 1000).
 const BATCH_SIZE: usize = 500;
-/// AccreditObserver calls in flight. Numbers are handed out under one lock per election, so
-/// more would only queue in the database.
-const IN_FLIGHT: usize = 8;
 /// How long accreditation is reopened while the demo accredits.
 const REOPEN_FOR: chrono::Duration = chrono::Duration::hours(1);
 
@@ -136,29 +133,69 @@ impl Demo {
         Ok(())
     }
 
-    /// Accredits the story's PENDING observers. The election's accreditation closed when
-    /// voting began in 2023, so it is reopened for the run (the API allows any deadline, to
-    /// load the records of a past election) and closed again at the start of voting day,
-    /// also when accrediting fails.
+    /// Accredits the story's PENDING observers, one BatchAccreditObservers a decision (see
+    /// [`story::DECISIONS`]), so that each decision's numbers follow one another. The
+    /// election requires decisions first. Its accreditation closed when voting began in
+    /// 2023, so it is reopened for the run (the API allows any deadline, to load the records
+    /// of a past election) and closed again at the start of voting day, also when
+    /// accrediting fails.
     pub(super) async fn accreditation(
         &mut self,
         election: pb::Election,
-        observers: &HashMap<String, pb::Observer>,
+        mut observers: HashMap<String, pb::Observer>,
     ) -> anyhow::Result<()> {
-        let mut pending = Vec::new();
-        for plan in story::observers() {
+        let mut election = self.require_decisions(election).await?;
+        let plans = story::observers();
+        let mut batches = Vec::new();
+        for decision in story::DECISIONS {
+            let names = self.pending(decision, &plans, &observers);
+            if !names.is_empty() {
+                batches.push((decision, names));
+            }
+        }
+        let accredited = if batches.is_empty() {
+            Ok(Vec::new())
+        } else {
+            let until = Utc::now() + REOPEN_FOR;
+            election = self.set_deadline(election, to_timestamp(until)).await?;
+            self.report.reopened_until = Some(until);
+            accredit(&self.observers, batches).await
+        };
+        let closed = self
+            .set_deadline(election, timestamp(story::ACCREDITATION_DEADLINE)?)
+            .await;
+        for (decision, batch) in accredited? {
+            self.report.accredited.created += batch.len();
+            self.report
+                .decisions
+                .push(DecisionTaken::new(decision, &batch));
+            for observer in batch {
+                observers.insert(id_of(&observer.name).to_owned(), observer);
+            }
+        }
+        self.report.first_accredited = first_accredited(&plans, &observers);
+        closed.map(|_| ())
+    }
+
+    /// The names of `decision`'s observers that are PENDING, in the roster's order; the
+    /// others are counted or warned about.
+    fn pending(
+        &mut self,
+        decision: &story::Decision,
+        plans: &[story::Observer],
+        observers: &HashMap<String, pb::Observer>,
+    ) -> Vec<String> {
+        let mut names = Vec::new();
+        for plan in plans {
+            if !decision.organizations.contains(&plan.organization) {
+                continue;
+            }
             let Some(observer) = observers.get(&plan.id) else {
                 continue;
             };
-            let state = observer
-                .accreditation
-                .as_ref()
-                .map_or(pb::AccreditationState::Unspecified, |a| a.state());
-            match state {
+            match state(observer) {
                 _ if observer.delete_time.is_some() => {}
-                pb::AccreditationState::Pending => {
-                    pending.push((observer.name.clone(), observer.etag.clone()));
-                }
+                pb::AccreditationState::Pending => names.push(observer.name.clone()),
                 pb::AccreditationState::Accredited => self.report.accredited.present += 1,
                 other => self.report.warn(format!(
                     "{} is {}; left as it is",
@@ -167,20 +204,21 @@ impl Demo {
                 )),
             }
         }
-        let mut election = election;
-        let accredited = if pending.is_empty() {
-            Ok(0)
-        } else {
-            let until = Utc::now() + REOPEN_FOR;
-            election = self.set_deadline(election, to_timestamp(until)).await?;
-            self.report.reopened_until = Some(until);
-            accredit(&self.observers, pending).await
+        names
+    }
+
+    /// Makes the election require a decision behind each accreditation, unless it does.
+    async fn require_decisions(&mut self, election: pb::Election) -> anyhow::Result<pb::Election> {
+        if election.decision_required {
+            return Ok(election);
+        }
+        let changed = pb::Election {
+            decision_required: true,
+            ..election
         };
-        let closed = self
-            .set_deadline(election, timestamp(story::ACCREDITATION_DEADLINE)?)
-            .await;
-        self.report.accredited.created += accredited?;
-        closed.map(|_| ())
+        let updated = self.update_election(changed, "decision_required").await?;
+        self.report.decisions_required = true;
+        Ok(updated)
     }
 
     /// Sets the election's accreditation deadline unless it already is `deadline`.
@@ -192,65 +230,87 @@ impl Demo {
         if election.accreditation_deadline.as_ref() == Some(&deadline) {
             return Ok(election);
         }
+        let changed = pb::Election {
+            accreditation_deadline: Some(deadline),
+            ..election
+        };
+        let updated = self
+            .update_election(changed, "accreditation_deadline")
+            .await?;
+        self.report.deadline_changes += 1;
+        Ok(updated)
+    }
+
+    /// UpdateElection of the one field `path`.
+    async fn update_election(
+        &mut self,
+        election: pb::Election,
+        path: &str,
+    ) -> anyhow::Result<pb::Election> {
         let name = election.name.clone();
         let updated = self
             .elections
             .update_election(pb::UpdateElectionRequest {
-                election: Some(pb::Election {
-                    accreditation_deadline: Some(deadline),
-                    ..election
-                }),
+                election: Some(election),
                 update_mask: Some(FieldMask {
-                    paths: vec!["accreditation_deadline".to_owned()],
+                    paths: vec![path.to_owned()],
                 }),
             })
             .await
-            .map_err(|status| failed(&format!("setting the deadline of {name}"), status))?;
-        self.report.deadline_changes += 1;
+            .map_err(|status| failed(&format!("setting the {path} of {name}"), status))?;
         Ok(updated.into_inner())
     }
 }
 
-/// AccreditObserver for each `(name, etag)`, [`IN_FLIGHT`] at a time; the first failure
-/// stops the rest. Returns how many were accredited.
-async fn accredit(
+fn state(observer: &pb::Observer) -> pb::AccreditationState {
+    observer
+        .accreditation
+        .as_ref()
+        .map_or(pb::AccreditationState::Unspecified, |a| a.state())
+}
+
+/// One BatchAccreditObservers a decision, in the decisions' order; the first failure stops
+/// the rest. Each batch carries a `request_id` of its content, so a batch repeated after a
+/// lost answer is answered from the first call instead of failing as not PENDING.
+async fn accredit<'a>(
     client: &ObserverServiceClient<AuthenticatedChannel>,
-    pending: Vec<(String, String)>,
-) -> anyhow::Result<usize> {
-    let mut calls = JoinSet::new();
-    let mut accredited = 0;
-    for (name, etag) in pending {
-        if calls.len() >= IN_FLIGHT {
-            accredited += joined(calls.join_next().await)?;
-        }
-        let mut client = client.clone();
-        calls.spawn(async move {
-            let request = pb::AccreditObserverRequest {
-                name: name.clone(),
-                etag,
-                // The demo's elections do not require the commission's decision.
-                decision: String::new(),
-            };
-            client
-                .accredit_observer(request)
-                .await
-                .map_err(|status| failed(&format!("accrediting {name}"), status))
-        });
-    }
-    while !calls.is_empty() {
-        accredited += joined(calls.join_next().await)?;
+    batches: Vec<(&'a story::Decision, Vec<String>)>,
+) -> anyhow::Result<Vec<(&'a story::Decision, Vec<pb::Observer>)>> {
+    let mut accredited = Vec::new();
+    for (decision, names) in batches {
+        let mut request = pb::BatchAccreditObserversRequest {
+            parent: story::ELECTION.to_owned(),
+            names,
+            decision: decision.text.to_owned(),
+            request_id: String::new(),
+        };
+        request.request_id = request_id("BatchAccreditObservers", &request);
+        let observers = client
+            .clone()
+            .batch_accredit_observers(request)
+            .await
+            .map_err(|status| failed(&format!("accrediting by {}", decision.text), status))?
+            .into_inner()
+            .observers;
+        accredited.push((decision, observers));
     }
     Ok(accredited)
 }
 
-/// 1 for a finished accreditation call, its error otherwise.
-fn joined<T>(
-    result: Option<Result<anyhow::Result<T>, tokio::task::JoinError>>,
-) -> anyhow::Result<usize> {
-    match result {
-        Some(call) => call.context("an accreditation call stopped")?.map(|_| 1),
-        None => Ok(0),
-    }
+/// The accreditation number of the first observer of the first decision that is
+/// accredited: the one the report shows how to verify.
+fn first_accredited(
+    plans: &[story::Observer],
+    observers: &HashMap<String, pb::Observer>,
+) -> Option<String> {
+    let first = story::DECISIONS.first()?;
+    plans
+        .iter()
+        .filter(|plan| first.organizations.contains(&plan.organization))
+        .filter_map(|plan| observers.get(&plan.id))
+        .find(|observer| state(observer) == pb::AccreditationState::Accredited)
+        .and_then(|observer| observer.accreditation.as_ref())
+        .map(|accreditation| accreditation.number.clone())
 }
 
 fn create_observer_request(plan: &story::Observer) -> pb::CreateObserverRequest {

@@ -23,6 +23,32 @@ impl Tally {
     }
 }
 
+/// A decision this run accredited observers by, with the numbers it issued.
+#[derive(Debug)]
+pub struct DecisionTaken {
+    pub text: &'static str,
+    pub count: usize,
+    pub first_number: String,
+    pub last_number: String,
+}
+
+impl DecisionTaken {
+    pub fn new(decision: &story::Decision, accredited: &[pb::Observer]) -> DecisionTaken {
+        let number = |observer: Option<&pb::Observer>| {
+            observer
+                .and_then(|o| o.accreditation.as_ref())
+                .map(|a| a.number.clone())
+                .unwrap_or_default()
+        };
+        DecisionTaken {
+            text: decision.text,
+            count: accredited.len(),
+            first_number: number(accredited.first()),
+            last_number: number(accredited.last()),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Report {
     pub election: Tally,
@@ -35,6 +61,12 @@ pub struct Report {
     /// `created`: completed by this run.
     pub held: Tally,
     pub head_set: bool,
+    /// The election's `decision_required` was set by this run.
+    pub decisions_required: bool,
+    /// The decisions this run accredited observers by, in order.
+    pub decisions: Vec<DecisionTaken>,
+    /// The number of the first observer of the first decision, once accredited.
+    pub first_accredited: Option<String>,
     pub reopened_until: Option<DateTime<Utc>>,
     pub deadline_changes: usize,
     /// `None`: the server does not implement GetElectionSummary.
@@ -61,7 +93,10 @@ impl Report {
             self.meetings,
             self.held,
         ];
-        tallies.iter().all(|t| t.created == 0) && !self.head_set && self.deadline_changes == 0
+        tallies.iter().all(|t| t.created == 0)
+            && !self.head_set
+            && !self.decisions_required
+            && self.deadline_changes == 0
     }
 
     fn render(&self, server: &str) -> String {
@@ -75,6 +110,7 @@ impl Report {
             let _ = writeln!(out, "warning: {warning}");
         }
         render_grpcurl(&mut out, server);
+        render_verification(&mut out, server, self.first_accredited.as_deref());
         out
     }
 
@@ -105,6 +141,25 @@ impl Report {
                 story::HEAD_OF_CEC_TJ.family_name,
                 story::observer_id(1),
                 story::HEADED_DELEGATION,
+            );
+        }
+        if self.decisions_required {
+            let _ = writeln!(
+                out,
+                "{election} now requires the commission's decision behind each accreditation."
+            );
+        }
+        if !self.decisions.is_empty() {
+            // The article gives no resolutions: the reader must not take these as real.
+            out.push_str(
+                "Accredited by the commission's decisions (numbers and dates illustrative):\n",
+            );
+        }
+        for decision in &self.decisions {
+            let _ = writeln!(
+                out,
+                "  {}: {} observers, {} to {}",
+                decision.text, decision.count, decision.first_number, decision.last_number
             );
         }
         if let Some(until) = self.reopened_until {
@@ -184,6 +239,35 @@ fn render_grpcurl(out: &mut String, server: &str) {
     }
 }
 
+/// How to verify a badge: the published keys (no credentials), an accreditation checked by
+/// number (a verifier's token), and where badges come from.
+fn render_verification(out: &mut String, server: &str, first_accredited: Option<&str>) {
+    let election = story::ELECTION;
+    let (plaintext, target) = grpcurl_target(server);
+    let service = "observer_registry.v1.VerificationService";
+    let _ = writeln!(out, "\nVerify a badge:");
+    let _ = writeln!(
+        out,
+        "  grpcurl {plaintext}{target} {service}/ListBadgeKeys   # the public keys, no credentials"
+    );
+    if let Some(number) = first_accredited {
+        let _ = writeln!(
+            out,
+            "  grpcurl {plaintext}-H 'authorization: Bearer VERIFIER_TOKEN' \
+             -d '{{\"accreditation_number\":\"{number}\"}}' {target} {service}/VerifyAccreditation"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  observer-registry badges --server {server} --election {election}   # badges to print \
+         (the server needs --badge-signing-key)"
+    );
+    let _ = writeln!(
+        out,
+        "  observer-registry verify-badge TOKEN --keys KEYS.pem   # offline; without --keys, online"
+    );
+}
+
 /// grpcurl's `-plaintext` flag (unless the server is `https`) and `host:port`.
 fn grpcurl_target(server: &str) -> (&'static str, String) {
     let uri = server.parse::<http::Uri>().ok();
@@ -227,5 +311,19 @@ mod tests {
         assert!(text.contains("Nothing changed"), "{text}");
         assert!(text.contains("not available"), "{text}");
         assert!(text.contains("grpcurl -plaintext -d '{\"name\": \"elections/kz-2023\"}' 127.0.0.1:50051 observer_registry.v1.ElectionService/GetElectionSummary"), "{text}");
+        assert!(text.contains("grpcurl -plaintext 127.0.0.1:50051 observer_registry.v1.VerificationService/ListBadgeKeys"), "{text}");
+        // Nothing accredited: no number to verify.
+        assert!(!text.contains("VerifyAccreditation"), "{text}");
+    }
+
+    #[test]
+    fn the_first_accredited_number_is_verified_by_a_verifier() {
+        let report = Report {
+            first_accredited: Some("KZ-2023-000001".into()),
+            ..Default::default()
+        };
+        let text = report.render("http://127.0.0.1:50051");
+        assert!(text.contains("grpcurl -plaintext -H 'authorization: Bearer VERIFIER_TOKEN' -d '{\"accreditation_number\":\"KZ-2023-000001\"}' 127.0.0.1:50051 observer_registry.v1.VerificationService/VerifyAccreditation"), "{text}");
+        assert!(text.contains("observer-registry badges --server http://127.0.0.1:50051 --election elections/kz-2023"), "{text}");
     }
 }

@@ -269,6 +269,45 @@ pub const ORGANIZATIONS: &[Organization] = &[
     ),
 ];
 
+/// A decision of the commission accrediting observers: the election requires one behind
+/// every accreditation (`decision_required`), and the demo takes one a day.
+pub struct Decision {
+    /// As recorded in each observer's `accreditation.decision`.
+    pub text: &'static str,
+    /// The organizations whose observers it accredits, numbered in the roster's order.
+    pub organizations: &'static [&'static str],
+}
+
+/// The article names no resolution: their numbers and dates are made up, and say so, so
+/// that nobody quotes them as the commission's.
+pub const DECISIONS: &[Decision] = &[
+    Decision {
+        text: "Resolution No. 25/312 of 2023-03-14 (illustrative)",
+        // Those the chairman met on 17 March.
+        organizations: &[
+            "cec-az", "cec-md", "cec-mn", "cec-tr", "sco", "csto-pa", "turkpa",
+        ],
+    },
+    Decision {
+        text: "Resolution No. 26/318 of 2023-03-15 (illustrative)",
+        // Those he met on 18 March.
+        organizations: &["pa-union-belarus-russia", "cec-tj", "cis-ipa"],
+    },
+    Decision {
+        text: "Resolution No. 27/325 of 2023-03-16 (illustrative)",
+        // The missions the article does not name.
+        organizations: &[
+            "osce-odihr",
+            "osce-pa",
+            "pace",
+            "cis",
+            "oic",
+            "a-web",
+            "ots",
+        ],
+    },
+];
+
 /// The one observer the article names: the head of Tajikistan's delegation.
 pub const HEAD_OF_CEC_TJ: NamedObserver = NamedObserver {
     given_name: "Bakhtiyor",
@@ -420,6 +459,27 @@ mod tests {
                 observer.delegation,
                 organization.delegation.map(|_| organization.id)
             );
+        }
+    }
+
+    #[test]
+    fn each_organization_is_accredited_by_one_decision_within_a_batch() {
+        for organization in ORGANIZATIONS {
+            let deciding = DECISIONS
+                .iter()
+                .filter(|d| d.organizations.contains(&organization.id))
+                .count();
+            assert_eq!(deciding, 1, "{}", organization.id);
+        }
+        let observers = observers();
+        for decision in DECISIONS {
+            let covered = observers
+                .iter()
+                .filter(|o| decision.organizations.contains(&o.organization))
+                .count();
+            // BatchAccreditObservers takes up to 1000 names; the decision is one line.
+            assert!((1..=1000).contains(&covered), "{}", decision.text);
+            assert!(decision.text.ends_with("(illustrative)"));
         }
     }
 
