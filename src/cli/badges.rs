@@ -151,6 +151,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_command_takes_an_election_and_a_folder() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([
+            "observer-registry",
+            "badges",
+            "--election",
+            "kz-2023",
+            "--out",
+            "cards",
+        ])
+        .unwrap();
+        let Some(crate::cli::Command::Badges(args)) = cli.command else {
+            panic!("{:?}", cli.command)
+        };
+        assert_eq!(
+            (args.election.as_str(), args.out.as_path()),
+            ("kz-2023", Path::new("cards"))
+        );
+        let missing_out = ["observer-registry", "badges", "--election", "kz-2023"];
+        assert!(crate::cli::Cli::try_parse_from(missing_out).is_err());
+    }
+
+    #[test]
     fn a_badge_file_is_named_after_its_number_and_never_a_path() {
         assert_eq!(card_file_name("KZ-2023-000001"), "KZ-2023-000001.svg");
         assert_eq!(card_file_name("../x/y"), "___x_y.svg");
