@@ -24,9 +24,9 @@ const QR_SIDE: f64 = 50.0;
 const QR_MARGIN: f64 = 2.0;
 /// The quiet zone the QR standard asks for, in modules.
 const QUIET_MODULES: usize = 4;
-/// Where the text column starts and ends.
-/// (Written out rather than computed, so that the SVG holds short numbers; a test checks
-/// them against the card's and the QR code's sizes.)
+// The text column left of the QR code, and where its text starts and may end. Written out
+// rather than computed, so that the SVG holds short numbers; a test checks them against the
+// card's and the QR code's sizes.
 const TEXT_X: f64 = 3.5;
 const COLUMN_WIDTH: f64 = 33.6;
 const TEXT_WIDTH: f64 = 28.6;
