@@ -1,7 +1,9 @@
-//! Badges: the keys they are signed and verified with (`keys`). The token's format is the
-//! client crate's (`observer_registry_client::badge`), so partners verify exactly what the
-//! service signs; the rules of expiry and verdict are `domain::badge`.
+//! Badges: the keys they are signed and verified with (`keys`) and the printable card
+//! (`card`). The token's format is the client crate's (`observer_registry_client::badge`), so
+//! partners verify exactly what the service signs; the rules of expiry and verdict are
+//! `domain::badge`.
 
+pub mod card;
 pub mod keys;
 
 pub use keys::{BadgeKeyring, BadgeSigner};

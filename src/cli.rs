@@ -1,9 +1,11 @@
 //! The command line: the server's subcommands and the operator commands
-//! (`import-observers`, `export-observers`, `demo`, `health`, `verify-badge`), which are clients of a running
-//! service, built on the shipped generated client, never on the database. Each command's
-//! own arguments live in its module; the server's settings in `config`.
+//! (`import-observers`, `export-observers`, `badges`, `verify-badge`, `demo`, `health`),
+//! which are clients of a running service, built on the shipped generated client, never on
+//! the database. Each command's own arguments live in its module; the server's settings in
+//! `config`.
 
 pub mod badge_key;
+pub mod badges;
 pub mod csv_format;
 pub mod demo;
 pub mod export;
@@ -43,6 +45,9 @@ pub enum Command {
     ImportObservers(import::ImportArgs),
     /// Export an election's observers from a running service as CSV on stdout.
     ExportObservers(export::ExportArgs),
+    /// Write the printable badges of an election's accredited observers: one SVG card each,
+    /// and A4 sheets of ten to print and cut.
+    Badges(badges::BadgesArgs),
     /// Load the Astana 2023 story into a running service (idempotent).
     Demo(demo::DemoArgs),
     /// Print the SHA-256 of a bearer token read from stdin, for the agencies file.
@@ -100,6 +105,11 @@ pub struct ClientArgs {
 /// Connects to the service named by `--server`, with the agency's token and TLS material
 /// when given: every call then carries the credentials.
 pub async fn connect(args: &ClientArgs) -> anyhow::Result<AuthenticatedChannel> {
+    Ok(connect_client(args).await?.channel())
+}
+
+/// [`connect`], as the shipped client itself (for its list streams).
+pub async fn connect_client(args: &ClientArgs) -> anyhow::Result<Client> {
     let read = |path: &Option<std::path::PathBuf>| -> anyhow::Result<Option<Vec<u8>>> {
         path.as_ref()
             .map(|p| std::fs::read(p).with_context(|| format!("cannot read {}", p.display())))
@@ -131,10 +141,9 @@ pub async fn connect(args: &ClientArgs) -> anyhow::Result<AuthenticatedChannel> 
     } else {
         format!("http://{}", args.server)
     };
-    let client = Client::connect(server, options)
+    Client::connect(server, options)
         .await
-        .with_context(|| format!("cannot connect to {}", args.server))?;
-    Ok(client.channel())
+        .with_context(|| format!("cannot connect to {}", args.server))
 }
 
 /// The service's reason for refusing a call (e.g. `HOST_COUNTRY_CITIZEN`), else its gRPC code

@@ -309,6 +309,7 @@ impl From<crate::domain::refusal::Refusal> for Error {
             Rule::ObserverAccredited => Reason::ObserverAccredited,
             Rule::HasDecidedObservers => Reason::HasDecidedObservers,
             Rule::HasChildren => Reason::HasChildren,
+            Rule::NotAccredited => Reason::NotAccredited,
         };
         let mut error = Error::new(reason, refusal.message);
         for (field, why) in refusal.fields {

@@ -22,7 +22,7 @@ pub mod api;
 /// Who may call what: identities, roles, the authorizing layer.
 #[cfg(feature = "server")]
 pub mod auth;
-/// Badges: the keys they are signed and verified with.
+/// Badges: the keys they are signed and verified with, and the printable card.
 #[cfg(feature = "server")]
 pub mod badge;
 /// The command line; operator commands talk to a running service through the shipped client.

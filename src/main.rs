@@ -54,6 +54,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::ImportObservers(args) => cli::import::run(&args).await,
         Command::ExportObservers(args) => cli::export::run(&args).await,
+        Command::Badges(args) => cli::badges::run(&args).await,
         Command::Demo(args) => cli::demo::run(&args).await,
         Command::Health(args) => cli::health::run(&args).await,
         Command::BadgeKey(args) => cli::badge_key::run(&args),

@@ -1,8 +1,9 @@
 //! ObserverService: registration (one or a batch), reads, updates and corrections, soft
-//! deletion and the accreditation state machine (one observer or a batch). The rules live
-//! in `domain::observer`; each submodule reads parse → load facts → decide → store and
-//! audit → encode.
+//! deletion, the accreditation state machine (one observer or a batch) and badges. The rules
+//! live in `domain::observer` and `domain::badge`; each submodule reads parse → load facts →
+//! decide → store and audit → encode.
 
+mod badge;
 mod batch_accredit;
 mod change;
 pub mod convert;
@@ -153,10 +154,10 @@ impl ObserverService for ObserverApi {
 
     async fn get_observer_badge(
         &self,
-        _request: Request<pb::GetObserverBadgeRequest>,
+        request: Request<pb::GetObserverBadgeRequest>,
     ) -> Result<Response<pb::ObserverBadge>, Status> {
-        // Issue 18: written by the badge card's change.
-        Err(Status::unimplemented("GetObserverBadge"))
+        let badge = self.badge(request.into_inner()).await?;
+        Ok(Response::new(badge))
     }
 
     async fn reject_observer(

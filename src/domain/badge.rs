@@ -1,10 +1,54 @@
-//! Badges and their verification: when a badge expires, and what a check of a badge (or of
-//! an accreditation number) finds. Pure: the signature is checked by the caller with the
-//! badge keys, the record is read by the store.
+//! Badges and their verification: what a badge says and when it expires, and what a check
+//! of a badge (or of an accreditation number) finds. Pure: the signature is made and checked
+//! by the caller with the badge keys, the record is read by the store.
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
 
-use super::election::BadgeValidity;
+use super::election::{BadgeValidity, Election};
+use super::observer::{AccreditationState, Observer};
+use super::refusal::{Refusal, Rule};
+use crate::client::badge::BadgeClaims;
+
+/// What the badge of `observer` says, taken from the record: only an accreditation in force
+/// (ACCREDITED, so numbered) has a badge; a pending, rejected or revoked one is refused
+/// (NOT_ACCREDITED).
+pub fn claims(
+    observer: &Observer,
+    election: &Election,
+    organization_display_name: &str,
+) -> Result<BadgeClaims, Refusal> {
+    let name = super::observer::observer_name(&observer.election_id, &observer.id);
+    let number = match (
+        &observer.accreditation.state,
+        &observer.accreditation.number,
+    ) {
+        (AccreditationState::Accredited, Some(number)) => number,
+        (state, _) => {
+            return Err(Refusal::new(
+                Rule::NotAccredited,
+                format!(
+                    "{name} is {}: only an accredited observer has a badge",
+                    state.as_str()
+                ),
+            )
+            .metadata("observer", name));
+        }
+    };
+    let fields = &observer.fields;
+    Ok(BadgeClaims {
+        accreditation_number: number.clone(),
+        election: election.name(),
+        given_name: fields.given_name.as_str().to_owned(),
+        family_name: fields.family_name.as_str().to_owned(),
+        citizenship: fields.citizenship.to_string(),
+        organization_display_name: organization_display_name.to_owned(),
+        expire_unix_seconds: expire_time(
+            election.fields.voting_day,
+            election.fields.badge_validity_days,
+        )
+        .timestamp(),
+    })
+}
 
 /// When an election's badges expire: at the start (UTC) of the day `badge_validity_days`
 /// after voting day, so a validity of 1 covers voting day itself, wherever it is.
@@ -87,6 +131,93 @@ mod tests {
 
     fn at(text: &str) -> DateTime<Utc> {
         text.parse().unwrap()
+    }
+
+    fn election() -> Election {
+        use crate::domain::country::CountryCode;
+        use crate::domain::election::ElectionFields;
+        Election {
+            id: "kz-2023".into(),
+            fields: ElectionFields {
+                display_name: "Early Presidential Election".into(),
+                host_country: CountryCode::parse("KZ").unwrap(),
+                voting_day: day("2023-03-19"),
+                accreditation_deadline: None,
+                description: String::new(),
+                decision_required: false,
+                badge_validity_days: BadgeValidity::parse(30).unwrap(),
+            },
+            create_time: at("2023-01-01T00:00:00Z"),
+            update_time: at("2023-01-01T00:00:00Z"),
+            etag: uuid::Uuid::nil(),
+        }
+    }
+
+    fn observer(state: AccreditationState, number: Option<&str>) -> Observer {
+        use crate::domain::country::CountryCode;
+        use crate::domain::observer::identity::{PersonName, TravelDocumentNumber};
+        use crate::domain::observer::{Accreditation, ObserverFields};
+        Observer {
+            election_id: "kz-2023".into(),
+            id: "li-wei".into(),
+            fields: ObserverFields {
+                given_name: PersonName::parse("Li").unwrap(),
+                family_name: PersonName::parse("Wei").unwrap(),
+                citizenship: CountryCode::parse("CN").unwrap(),
+                organization_id: "sco".into(),
+                delegation_id: None,
+                role: None,
+                travel_document_number: TravelDocumentNumber::parse("E12345678").unwrap(),
+                date_of_birth: None,
+                email: None,
+                phone: None,
+                deployment_region: String::new(),
+            },
+            accreditation: Accreditation {
+                state,
+                number: number.map(str::to_owned),
+                ..Accreditation::pending()
+            },
+            create_time: at("2023-01-01T00:00:00Z"),
+            update_time: at("2023-01-01T00:00:00Z"),
+            etag: uuid::Uuid::nil(),
+            delete_time: None,
+        }
+    }
+
+    #[test]
+    fn an_accredited_observers_badge_says_what_the_record_says() {
+        let accredited = observer(AccreditationState::Accredited, Some("KZ-2023-000042"));
+        let claims = claims(&accredited, &election(), "SCO").unwrap();
+        assert_eq!(
+            claims,
+            BadgeClaims {
+                accreditation_number: "KZ-2023-000042".into(),
+                election: "elections/kz-2023".into(),
+                given_name: "Li".into(),
+                family_name: "Wei".into(),
+                citizenship: "CN".into(),
+                organization_display_name: "SCO".into(),
+                expire_unix_seconds: at("2023-04-18T00:00:00Z").timestamp(),
+            }
+        );
+    }
+
+    #[test]
+    fn only_an_accreditation_in_force_has_a_badge() {
+        for (state, number) in [
+            (AccreditationState::Pending, None),
+            (AccreditationState::Rejected, None),
+            (AccreditationState::Revoked, Some("KZ-2023-000001")),
+        ] {
+            let refusal = claims(&observer(state, number), &election(), "SCO").unwrap_err();
+            assert_eq!(refusal.rule, Rule::NotAccredited);
+            assert!(
+                refusal.message.contains(state.as_str()),
+                "{}",
+                refusal.message
+            );
+        }
     }
 
     #[test]

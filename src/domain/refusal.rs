@@ -24,6 +24,8 @@ pub enum Rule {
     ObserverAccredited,
     HasDecidedObservers,
     HasChildren,
+    /// A badge is made only for an accreditation in force.
+    NotAccredited,
 }
 
 /// A command the domain refuses.

@@ -7,6 +7,7 @@ mod common;
 mod agencies_file;
 mod audit;
 mod auth;
+mod badges;
 mod client_retries;
 mod client_streams;
 mod database;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod agencies;
+pub mod badges;
 pub mod binary;
 pub mod operator;
 pub mod proxy;

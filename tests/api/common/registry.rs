@@ -106,6 +106,47 @@ pub async fn create_organizations(app: &TestApp) {
     .await;
 }
 
+/// `organizations/{id}`, an international organization, made through `admin` (a client
+/// with credentials).
+pub async fn create_organization_as(
+    admin: &observer_registry::client::Client,
+    id: &str,
+    display_name: &str,
+) {
+    admin
+        .organizations()
+        .create_organization(pb::CreateOrganizationRequest {
+            organization_id: id.into(),
+            organization: Some(pb::Organization {
+                display_name: display_name.into(),
+                kind: Kind::InternationalOrganization.into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+}
+
+/// kz-2023 named `display_name`, accreditation open, made through `admin`.
+pub async fn create_open_kz_election_as(
+    admin: &observer_registry::client::Client,
+    display_name: &str,
+) {
+    admin
+        .elections()
+        .create_election(pb::CreateElectionRequest {
+            election_id: "kz-2023".into(),
+            election: Some(pb::Election {
+                accreditation_deadline: Some(timestamp(Utc::now() + Duration::days(1))),
+                ..kz_election(display_name)
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+}
+
 pub async fn delete_organization(app: &TestApp, id: &str) -> Result<(), Status> {
     app.organizations()
         .delete_organization(pb::DeleteOrganizationRequest {
