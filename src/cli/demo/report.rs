@@ -259,7 +259,7 @@ fn render_verification(out: &mut String, server: &str, first_accredited: Option<
     }
     let _ = writeln!(
         out,
-        "  observer-registry badges --server {server} --election {election}   # badges to print \
+        "  observer-registry badges --server {server} --election {election} --out badges/   # badges to print \
          (the server needs --badge-signing-key)"
     );
     let _ = writeln!(
@@ -324,6 +324,6 @@ mod tests {
         };
         let text = report.render("http://127.0.0.1:50051");
         assert!(text.contains("grpcurl -plaintext -H 'authorization: Bearer VERIFIER_TOKEN' -d '{\"accreditation_number\":\"KZ-2023-000001\"}' 127.0.0.1:50051 observer_registry.v1.VerificationService/VerifyAccreditation"), "{text}");
-        assert!(text.contains("observer-registry badges --server http://127.0.0.1:50051 --election elections/kz-2023"), "{text}");
+        assert!(text.contains("observer-registry badges --server http://127.0.0.1:50051 --election elections/kz-2023 --out badges/"), "{text}");
     }
 }
