@@ -2,6 +2,7 @@
 //! client crate's (`observer_registry_client::badge`), so partners verify exactly what the
 //! service signs; the rules of expiry and verdict are `domain::badge`.
 
+pub mod guard;
 pub mod keys;
 
 pub use keys::{BadgeKeyring, BadgeSigner};

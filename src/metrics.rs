@@ -45,6 +45,16 @@ pub struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    pub status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelLabels {
+    pub channel: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: &'static str,
     pub commit: &'static str,
@@ -74,6 +84,8 @@ pub struct Metrics {
     pool_waiting: Gauge,
     pool_max: Gauge,
     watch_reads: Counter,
+    verifications: Family<StatusLabels, Counter>,
+    probing: Family<ChannelLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -163,6 +175,21 @@ impl Metrics {
             "Change-feed reads by watchers (one serves every watcher of a feed it covers)",
             Counter::default(),
         );
+        // Labels are the five verdicts and the two channels: never the agency or address,
+        // which an attacker could multiply (the warning in the log names them).
+        let verifications = register(
+            r,
+            "observer_registry_verifications",
+            "Verifications of badges and accreditation numbers, by verdict",
+            Family::<StatusLabels, Counter>::default(),
+        );
+        let probing = register(
+            r,
+            "observer_registry_verification_probing",
+            "Callers (agencies over gRPC, addresses over HTTP) that passed the enumeration \
+             threshold of unknown numbers and forged tokens within a minute, by channel",
+            Family::<ChannelLabels, Counter>::default(),
+        );
         let build = register(
             r,
             "observer_registry_build_info",
@@ -197,7 +224,21 @@ impl Metrics {
             pool_waiting,
             pool_max,
             watch_reads,
+            verifications,
+            probing,
         }
+    }
+
+    /// A verification ended with `status` (`VALID`, `REVOKED`, ...).
+    pub fn verified(&self, status: &'static str) {
+        self.verifications
+            .get_or_create(&StatusLabels { status })
+            .inc();
+    }
+
+    /// A caller passed the enumeration threshold on `channel` (`grpc` or `http`).
+    pub fn probing_seen(&self, channel: &'static str) {
+        self.probing.get_or_create(&ChannelLabels { channel }).inc();
     }
 
     /// A call of `method` started; the guard counts it in flight until dropped.

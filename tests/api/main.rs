@@ -32,3 +32,5 @@ mod streams;
 mod telemetry;
 mod tls_failures;
 mod tls_reload;
+mod verification;
+mod verification_page;
