@@ -134,16 +134,21 @@ fn assert_bare(found: &pb::AccreditationCheck, status: Status) {
     );
 }
 
-struct Fixture {
-    app: TestApp,
-    clock: ManualClock,
-    signer_key: String,
-    observer: pb::Observer,
-    token: String,
+pub struct Fixture {
+    pub app: TestApp,
+    pub clock: ManualClock,
+    pub signer_key: String,
+    pub observer: pb::Observer,
+    pub token: String,
 }
 
 /// An anonymous server at [`BEFORE_VOTING`] with an accredited observer and its badge.
 async fn fixture(pool: PgPool) -> Fixture {
+    fixture_with_badge_until(pool, at(BADGES_EXPIRE)).await
+}
+
+/// The same with a badge that expires at `expiry`.
+pub async fn fixture_with_badge_until(pool: PgPool, expiry: DateTime<Utc>) -> Fixture {
     let clock = ManualClock::new(at(BEFORE_VOTING));
     let signer = BadgeSigner::generate().unwrap();
     let signer_key = signer.to_pkcs8_pem().unwrap();
@@ -155,7 +160,7 @@ async fn fixture(pool: PgPool) -> Fixture {
     )
     .await;
     let observer = accredited_observer(&app, "murphy").await;
-    let token = claims_signer.sign(&claims_of(&observer, at(BADGES_EXPIRE)));
+    let token = claims_signer.sign(&claims_of(&observer, expiry));
     Fixture {
         app,
         clock,
