@@ -36,8 +36,15 @@ fn main_attribute(dom: &str, name: &str) -> String {
 }
 
 /// Opens `http://{addr}{path}` in headless Chromium, lets its scripts and fetches run, and
-/// reads the verdict from the DOM it ends with.
+/// reads the verdict from the DOM it ends with. 127.0.0.1 is a secure context, as HTTPS is.
 async fn browse(addr: SocketAddr, path: &str) -> Shown {
+    browse_as(&addr.ip().to_string(), addr, path).await
+}
+
+/// The same under the name `host`, resolved to `addr`: a name other than localhost over
+/// plain HTTP is not a secure context, and such a page has no WebCrypto, as on a phone
+/// whose browser lacks Ed25519.
+async fn browse_as(host: &str, addr: SocketAddr, path: &str) -> Shown {
     assert!(
         Path::new(CHROMIUM).exists(),
         "{CHROMIUM} is missing: the page's tests need Debian's Chromium \
@@ -60,8 +67,9 @@ async fn browse(addr: SocketAddr, path: &str) -> Shown {
                 "--virtual-time-budget=10000",
             ])
             .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(format!("--host-resolver-rules=MAP {host} {}", addr.ip()))
             .arg("--dump-dom")
-            .arg(format!("http://{addr}{path}"))
+            .arg(format!("http://{host}:{}{path}", addr.port()))
             .kill_on_drop(true)
             .output(),
     )
@@ -134,6 +142,14 @@ async fn verification_page_in_a_browser_says_valid_revoked_not_authentic_and_off
         assert_shown(&forged, "BAD_SIGNATURE", "online");
         assert!(!forged.dom.contains("Eoghan"));
     }
+
+    let insecure = browse_as("verify.test", http, &page(&token)).await;
+    assert_shown(&insecure, "VALID", "online");
+    assert!(insecure.dom.contains("could not be checked on this device"));
+    // Neither check possible: the page says so rather than guess.
+    let unchecked = browse_as("verify.test", cut_off, &page(&token)).await;
+    assert_shown(&unchecked, "UNCHECKED", "none");
+    assert!(!unchecked.dom.contains("Eoghan"));
 
     assert_shown(&browse(http, "/v").await, "MISSING", "none");
     assert_shown(
