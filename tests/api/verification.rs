@@ -615,3 +615,17 @@ async fn verification_over_http_beyond_an_addresss_rate_is_429_with_retry_after(
         .await
         .unwrap();
 }
+
+#[sqlx::test]
+async fn verification_on_a_port_of_its_own_serves_only_its_routes(pool: PgPool) {
+    let f = fixture(pool).await;
+    let port = f.app.serve_verify_port().await;
+
+    let (status, body) = http_get(port, &format!("/v1/verify?token={}", f.token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"VALID\""));
+    assert_eq!(http_get(port, "/v").await.0, 200);
+    for admin_only in ["/metrics", "/readyz", "/livez"] {
+        assert_eq!(http_get(port, admin_only).await.0, 404, "{admin_only}");
+    }
+}

@@ -24,7 +24,7 @@ use observer_registry::health::Availability;
 use observer_registry::metrics::Metrics;
 use observer_registry::pb::v1 as pb;
 use observer_registry::server::{self, Limits, ServeOptions};
-use observer_registry::verify_http::VerifyHttp;
+use observer_registry::verify_http::{self, VerifyHttp};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -285,6 +285,15 @@ impl TestApp {
     /// routes take the database for unreachable (their own availability, which the health
     /// watch does not reset). Returns the port's address.
     pub async fn serve_http(&self, database_up: bool) -> SocketAddr {
+        self.serve_verification(database_up, Port::Admin).await
+    }
+
+    /// Serves only the verification routes on a port of their own, as with `--verify-addr`.
+    pub async fn serve_verify_port(&self) -> SocketAddr {
+        self.serve_verification(true, Port::OwnPort).await
+    }
+
+    async fn serve_verification(&self, database_up: bool, port: Port) -> SocketAddr {
         // The server's first health check, which takes the database for reachable.
         let availability = self.availability.clone();
         wait_until(Duration::from_secs(10), "the database to be up", || {
@@ -305,7 +314,7 @@ impl TestApp {
             down.set_database_up(false);
             down
         };
-        let verify = VerifyHttp::new(Verifier::new(
+        let routes = VerifyHttp::new(Verifier::new(
             Database {
                 pool: self.server_pool.clone(),
                 availability,
@@ -313,7 +322,12 @@ impl TestApp {
             },
             self.clock.clone(),
             self.badges.clone(),
-        ));
+        ))
+        .routes();
+        if port == Port::OwnPort {
+            runtime.spawn(verify_http::serve(listener, routes, std::future::pending()));
+            return addr;
+        }
         let state = AdminState {
             metrics: self.metrics.clone(),
             availability: self.availability.clone(),
@@ -322,7 +336,7 @@ impl TestApp {
         runtime.spawn(admin::serve(
             listener,
             state,
-            verify.routes(),
+            routes,
             std::future::pending(),
         ));
         addr
@@ -365,6 +379,15 @@ impl TestApp {
         )
         .await;
     }
+}
+
+/// Where the verification routes are served.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Port {
+    /// Beside `/metrics` (no `--verify-addr`).
+    Admin,
+    /// Alone (`--verify-addr`).
+    OwnPort,
 }
 
 /// GET over plain HTTP/1.1: status code and body.
