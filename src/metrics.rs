@@ -65,6 +65,11 @@ const LATENCY_BUCKETS: [f64; 15] = [
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0,
 ];
 
+/// The channels verification is counted by: gRPC (per agency) and HTTP (per address).
+pub const VERIFICATION_GRPC: &str = "grpc";
+pub const VERIFICATION_HTTP: &str = "http";
+const VERIFICATION_CHANNELS: [&str; 2] = [VERIFICATION_GRPC, VERIFICATION_HTTP];
+
 /// The commit the binary was built from (`build.rs`), `unknown` without git.
 pub const COMMIT: &str = env!("OBSERVER_REGISTRY_COMMIT");
 
@@ -208,6 +213,9 @@ impl Metrics {
             drop(refused.get_or_create(&ReasonLabels {
                 reason: refusal.as_str(),
             }));
+        }
+        for channel in VERIFICATION_CHANNELS {
+            drop(probing.get_or_create(&ChannelLabels { channel }));
         }
         registry.register_collector(Box::new(process::ProcessCollector));
         Metrics {

@@ -58,7 +58,7 @@ impl VerifyHttp {
         VerifyHttp {
             page: PAGE_HTML.replace("{{BADGE_KEYS}}", &keys).into(),
             gate: Arc::new(Gate::new(
-                "http",
+                crate::metrics::VERIFICATION_HTTP,
                 limits.per_address_per_second,
                 limits.enumeration_threshold,
             )),

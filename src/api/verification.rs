@@ -142,7 +142,7 @@ impl VerificationApi {
         let limits = state.badges.limits;
         VerificationApi {
             gate: Arc::new(Gate::new(
-                "grpc",
+                crate::metrics::VERIFICATION_GRPC,
                 limits.per_agency_per_second,
                 limits.enumeration_threshold,
             )),
