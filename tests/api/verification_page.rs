@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use observer_registry::badge::BadgeSigner;
 use registry::*;
 use sqlx::PgPool;
 
@@ -118,6 +119,7 @@ async fn verification_page_in_a_browser_says_valid_revoked_not_authentic_and_off
         app,
         observer,
         token,
+        signer_key,
         ..
     } = fixture_with_badge_until(pool, far_future()).await;
     let http = app.serve_http(true).await;
@@ -135,6 +137,15 @@ async fn verification_page_in_a_browser_says_valid_revoked_not_authentic_and_off
     assert_shown(&offline, "VALID", "offline");
     assert!(offline.dom.contains("OFFLINE ONLY"));
     assert!(offline.dom.contains("Eoghan Murphy"));
+
+    // The phone's own clock judges the badge's expiry when the registry cannot.
+    let signer = BadgeSigner::from_pkcs8_pem(&signer_key).unwrap();
+    let expired = signer.sign(&claims_of(&observer, at("2024-01-01T00:00:00Z")));
+    assert_shown(
+        &browse(cut_off, &page(&expired)).await,
+        "EXPIRED",
+        "offline",
+    );
 
     // A forgery needs no database to be refused: the registry answers even while cut off.
     for addr in [http, cut_off] {
