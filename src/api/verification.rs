@@ -11,6 +11,7 @@ use crate::api::{AppState, to_timestamp};
 use crate::auth::Caller;
 use crate::badge::Badges;
 use crate::badge::guard::Gate;
+use crate::client::badge::BadgeError;
 use crate::clock::Clock;
 use crate::database::Database;
 use crate::domain::badge::{self, Signature, Standing, Verdict};
@@ -21,6 +22,10 @@ use crate::pb::v1::accreditation_check::VerificationStatus;
 use crate::pb::v1::verification_service_server::VerificationService;
 use crate::pb::v1::verify_accreditation_request::Subject;
 use crate::store;
+
+/// The longest token (or verification URL) checked: a badge's is about 400 bytes, and a
+/// QR code on an ID-1 card holds a few hundred more at most.
+const MAX_TOKEN_BYTES: usize = 2048;
 
 /// Checks tokens and numbers against the record; shared by gRPC and HTTP.
 #[derive(Debug, Clone)]
@@ -47,7 +52,10 @@ impl Verifier {
     ) -> Result<(Verdict, pb::AccreditationCheck)> {
         let (signature, number, token_expiry) = match subject {
             Some(Subject::Token(token)) if !token.trim().is_empty() => {
-                match self.badges.keyring.verify_signature(&token) {
+                // No badge of ours comes near: a longer one is not worth hashing.
+                let verified = (token.len() <= MAX_TOKEN_BYTES)
+                    .then(|| self.badges.keyring.verify_signature(&token));
+                match verified.unwrap_or(Err(BadgeError::Malformed)) {
                     Ok(badge) => {
                         let expiry = DateTime::from_timestamp(badge.expire_unix_seconds, 0)
                             .unwrap_or(DateTime::<Utc>::MIN_UTC);
