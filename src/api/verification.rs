@@ -85,6 +85,8 @@ impl Verifier {
         };
         let mut conn = self.db.read().await?;
         let record = store::verification::by_number(&mut conn, &number).await?;
+        // One statement: the read-only transaction ends here (dropped, rolled back) and its
+        // connection goes back to the pool.
         drop(conn);
         let standing = record
             .as_ref()
