@@ -1,5 +1,6 @@
 //! The admin port, plain HTTP beside gRPC: `/metrics` for Prometheus, `/livez` and
-//! `/readyz` for probes that cannot speak gRPC (a sidecar that listens only on a Unix socket).
+//! `/readyz` for probes that cannot speak gRPC (a sidecar that listens only on a Unix socket),
+//! and the verification routes (`verify_http`) when they have no port of their own.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -23,21 +24,28 @@ pub struct AdminState {
     pub pool: PgPool,
 }
 
-/// Serves the admin port until `shutdown` resolves.
+/// Serves the admin port, with `beside` (more routes, or an empty router), until `shutdown`
+/// resolves.
 pub async fn serve(
     listener: TcpListener,
     state: AdminState,
+    beside: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/livez", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .with_state(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("admin HTTP server failed")
+        .with_state(state)
+        .merge(beside);
+    // The verification routes limit by the peer's address.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("admin HTTP server failed")
 }
 
 async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {

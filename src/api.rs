@@ -9,6 +9,7 @@ pub mod observers;
 pub mod organizations;
 pub mod point_reads;
 pub mod skeleton;
+pub mod verification;
 pub mod watch;
 
 use chrono::{DateTime, Utc};

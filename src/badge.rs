@@ -4,6 +4,7 @@
 //! `domain::badge`.
 
 pub mod card;
+pub mod guard;
 pub mod keys;
 
 pub use keys::{BadgeKeyring, BadgeSigner};

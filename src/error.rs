@@ -158,6 +158,9 @@ pub struct Error {
     pub violations: Vec<FieldViolation>,
     /// `ErrorInfo.metadata`, e.g. the resource a NOT_FOUND is about.
     pub metadata: HashMap<String, String>,
+    /// `RetryInfo`: in how many milliseconds the call may be made again (a rate limit);
+    /// milliseconds in a u32 keep the error small, and are precise enough for a retry.
+    retry_after_ms: Option<u32>,
     /// The cause of an internal error or a refused value: logged, never sent.
     source: Option<anyhow::Error>,
     /// Which database failure this error was mapped from (see [`Error::from_sqlx`]).
@@ -173,6 +176,7 @@ impl Error {
             message: message.into(),
             violations: Vec::new(),
             metadata: HashMap::new(),
+            retry_after_ms: None,
             source: None,
             database_failure: None,
         }
@@ -182,6 +186,29 @@ impl Error {
     pub fn with_metadata(mut self, key: &str, value: impl Into<String>) -> Self {
         self.metadata.insert(key.to_owned(), value.into());
         self
+    }
+
+    /// RESOURCE_EXHAUSTED / RATE_LIMITED for a caller over its rate, with when to retry.
+    pub fn rate_limited(what: &str, retry_after: std::time::Duration) -> Self {
+        let mut error = Error::new(
+            Reason::RateLimited,
+            format!(
+                "{what}: too many calls; retry in {} ms",
+                retry_after.as_millis().max(1)
+            ),
+        );
+        error.retry_after_ms = Some(
+            u32::try_from(retry_after.as_millis())
+                .unwrap_or(u32::MAX)
+                .max(1),
+        );
+        error
+    }
+
+    /// When the call may be made again, for errors that say so.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.retry_after_ms
+            .map(|ms| std::time::Duration::from_millis(u64::from(ms)))
     }
 
     /// Names the request field an error is about (`BadRequest`), also for errors that are not
@@ -278,6 +305,7 @@ impl Error {
             message: self.message.clone(),
             violations: self.violations.clone(),
             metadata: self.metadata.clone(),
+            retry_after_ms: self.retry_after_ms,
             source: None,
             // Counted once, with the first.
             database_failure: None,
@@ -346,6 +374,9 @@ impl From<Error> for Status {
         );
         for violation in &error.violations {
             details.add_bad_request_violation(&violation.field, &violation.description);
+        }
+        if let Some(retry_after) = error.retry_after() {
+            details.set_retry_info(Some(retry_after));
         }
         Status::with_error_details(error.reason.code(), error.message, details)
     }

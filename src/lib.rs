@@ -65,3 +65,6 @@ pub mod store;
 /// Logging set-up.
 #[cfg(feature = "server")]
 pub mod telemetry;
+/// Verification over plain HTTP for phones: the JSON check, the keys and the page.
+#[cfg(feature = "server")]
+pub mod verify_http;

@@ -8,8 +8,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use observer_registry::admin::{self, AdminState};
+use observer_registry::api::verification::Verifier;
 use observer_registry::cli::{self, Cli, Command};
 use observer_registry::config::Settings;
+use observer_registry::database::Database;
+use observer_registry::verify_http::{self, VerifyHttp};
 use observer_registry::{database, server, telemetry};
 
 /// See Cargo.toml for why.
@@ -111,7 +114,38 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", settings.metrics_addr))?;
     tracing::info!(address = %admin_listener.local_addr()?, "serving metrics and probes over HTTP");
     tracing::info!(address = %listener.local_addr()?, "serving gRPC");
-    let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let (admin_stop, admin_stopped) = watch::channel(false);
+    let stopped = move || {
+        let mut stopped = admin_stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    let verify_routes = VerifyHttp::new(Verifier::new(
+        Database {
+            pool: pool.clone(),
+            availability: options.availability.clone(),
+            metrics: options.metrics.clone(),
+        },
+        options.clock.clone(),
+        options.badges.clone(),
+    ))
+    .routes();
+    let (beside_admin, verify) = match settings.badges.verify_addr {
+        Some(address) => {
+            let verify_listener = TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address}"))?;
+            tracing::info!(address = %verify_listener.local_addr()?, "serving verification over HTTP");
+            let verify = tokio::spawn(verify_http::serve(
+                verify_listener,
+                verify_routes,
+                stopped(),
+            ));
+            (axum::Router::new(), Some(verify))
+        }
+        None => (verify_routes, None),
+    };
     let admin = tokio::spawn(admin::serve(
         admin_listener,
         AdminState {
@@ -119,9 +153,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             availability: options.availability.clone(),
             pool: pool.clone(),
         },
-        async move {
-            let _ = admin_stopped.await;
-        },
+        beside_admin,
+        stopped(),
     ));
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -143,9 +176,14 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             tokio::time::sleep(grace_period).await;
         } => tracing::warn!(?grace_period, "grace period over; exiting with calls still in flight"),
     }
-    let _ = admin_stop.send(());
+    let _ = admin_stop.send(true);
     if let Ok(Err(error)) = admin.await {
         tracing::warn!(error = format!("{error:#}"), "admin port");
+    }
+    if let Some(verify) = verify
+        && let Ok(Err(error)) = verify.await
+    {
+        tracing::warn!(error = format!("{error:#}"), "verification port");
     }
     pool.close().await;
     tracing::info!("stopped");

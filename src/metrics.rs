@@ -45,6 +45,16 @@ pub struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    pub status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelLabels {
+    pub channel: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: &'static str,
     pub commit: &'static str,
@@ -54,6 +64,11 @@ pub struct BuildLabels {
 const LATENCY_BUCKETS: [f64; 15] = [
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0,
 ];
+
+/// The channels verification is counted by: gRPC (per agency) and HTTP (per address).
+pub const VERIFICATION_GRPC: &str = "grpc";
+pub const VERIFICATION_HTTP: &str = "http";
+const VERIFICATION_CHANNELS: [&str; 2] = [VERIFICATION_GRPC, VERIFICATION_HTTP];
 
 /// The commit the binary was built from (`build.rs`), `unknown` without git.
 pub const COMMIT: &str = env!("OBSERVER_REGISTRY_COMMIT");
@@ -74,6 +89,8 @@ pub struct Metrics {
     pool_waiting: Gauge,
     pool_max: Gauge,
     watch_reads: Counter,
+    verifications: Family<StatusLabels, Counter>,
+    probing: Family<ChannelLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -163,6 +180,21 @@ impl Metrics {
             "Change-feed reads by watchers (one serves every watcher of a feed it covers)",
             Counter::default(),
         );
+        // Labels are the five verdicts and the two channels: never the agency or address,
+        // which an attacker could multiply (the warning in the log names them).
+        let verifications = register(
+            r,
+            "observer_registry_verifications",
+            "Verifications of badges and accreditation numbers, by verdict",
+            Family::<StatusLabels, Counter>::default(),
+        );
+        let probing = register(
+            r,
+            "observer_registry_verification_probing",
+            "Callers (agencies over gRPC, addresses over HTTP) that passed the enumeration \
+             threshold of unknown numbers and forged tokens within a minute, by channel",
+            Family::<ChannelLabels, Counter>::default(),
+        );
         let build = register(
             r,
             "observer_registry_build_info",
@@ -182,6 +214,9 @@ impl Metrics {
                 reason: refusal.as_str(),
             }));
         }
+        for channel in VERIFICATION_CHANNELS {
+            drop(probing.get_or_create(&ChannelLabels { channel }));
+        }
         registry.register_collector(Box::new(process::ProcessCollector));
         Metrics {
             registry,
@@ -197,7 +232,21 @@ impl Metrics {
             pool_waiting,
             pool_max,
             watch_reads,
+            verifications,
+            probing,
         }
+    }
+
+    /// A verification ended with `status` (`VALID`, `REVOKED`, ...).
+    pub fn verified(&self, status: &'static str) {
+        self.verifications
+            .get_or_create(&StatusLabels { status })
+            .inc();
+    }
+
+    /// A caller passed the enumeration threshold on `channel` (`grpc` or `http`).
+    pub fn probing_seen(&self, channel: &'static str) {
+        self.probing.get_or_create(&ChannelLabels { channel }).inc();
     }
 
     /// A call of `method` started; the guard counts it in flight until dropped.

@@ -22,3 +22,4 @@ pub mod organizations;
 pub mod registration;
 pub mod request_ids;
 pub mod secrets;
+pub mod verification;

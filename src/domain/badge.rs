@@ -110,6 +110,44 @@ pub fn verdict(
     }
 }
 
+/// The standing of a recorded accreditation. A deleted record is no longer in force: its
+/// badge must not pass at a border post, yet it was never unknown, so it reads as revoked.
+pub fn standing(state: AccreditationState, deleted: bool) -> Standing {
+    match state {
+        AccreditationState::Accredited if !deleted => Standing::Accredited,
+        AccreditationState::Accredited | AccreditationState::Revoked => Standing::Revoked,
+        // Only accredited and revoked observers hold a number (observers_number_matches_state).
+        AccreditationState::Pending | AccreditationState::Rejected => Standing::Missing,
+    }
+}
+
+/// The longest accreditation number looked up: `{country}-{year}-{sequence}` is 14 characters
+/// for a million observers; anything far longer is not a number.
+const MAX_NUMBER_LENGTH: usize = 32;
+
+/// An accreditation number as read from a badge, `{AA}-{YYYY}-{digits}` (see
+/// `observer::accreditation_number`), trimmed and upper-cased as people type it.
+pub fn parse_accreditation_number(text: &str) -> Result<String, String> {
+    let number = text.trim().to_ascii_uppercase();
+    let mut parts = number.split('-');
+    let well_formed = number.len() <= MAX_NUMBER_LENGTH
+        && matches!(
+            (parts.next(), parts.next(), parts.next(), parts.next()),
+            (Some(country), Some(year), Some(sequence), None)
+                if country.len() == 2
+                    && country.bytes().all(|b| b.is_ascii_uppercase())
+                    && year.len() == 4
+                    && year.bytes().all(|b| b.is_ascii_digit())
+                    && !sequence.is_empty()
+                    && sequence.bytes().all(|b| b.is_ascii_digit())
+        );
+    if well_formed {
+        Ok(number)
+    } else {
+        Err("is not an accreditation number like KZ-2023-000001".to_owned())
+    }
+}
+
 /// Whether a verdict shows the record's details: not for a forgery or an unknown number.
 pub fn shows_record(verdict: Verdict) -> bool {
     !matches!(verdict, Verdict::Unknown | Verdict::BadSignature)
@@ -294,5 +332,33 @@ mod tests {
         assert_eq!(found, Verdict::Unknown);
         assert!(!shows_record(found) && looks_like_probing(found));
         assert!(shows_record(Verdict::Revoked) && !looks_like_probing(Verdict::Expired));
+    }
+
+    #[test]
+    fn numbers_are_read_as_people_type_them_and_anything_else_is_refused() {
+        assert_eq!(
+            parse_accreditation_number(" kz-2023-000001 ").unwrap(),
+            "KZ-2023-000001"
+        );
+        for bad in [
+            "",
+            "KZ-2023-",
+            "KZ2023000001",
+            "K-2023-1",
+            "KZ-23-1",
+            "KZ-2023-1-2",
+        ] {
+            assert!(parse_accreditation_number(bad).is_err(), "{bad}");
+        }
+        assert!(parse_accreditation_number(&format!("KZ-2023-{}", "1".repeat(40))).is_err());
+    }
+
+    #[test]
+    fn a_deleted_accreditation_is_no_longer_in_force() {
+        use AccreditationState::*;
+        assert_eq!(standing(Accredited, false), Standing::Accredited);
+        assert_eq!(standing(Accredited, true), Standing::Revoked);
+        assert_eq!(standing(Revoked, false), Standing::Revoked);
+        assert_eq!(standing(Pending, false), Standing::Missing);
     }
 }

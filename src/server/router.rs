@@ -25,6 +25,7 @@ use crate::api::elections::ElectionApi;
 use crate::api::meetings::MeetingApi;
 use crate::api::observers::ObserverApi;
 use crate::api::organizations::OrganizationApi;
+use crate::api::verification::VerificationApi;
 use crate::auth::AuthLayer;
 use crate::layers::deadline::DeadlineLayer;
 use crate::layers::infra_streams::InfraStreamsLayer;
@@ -40,6 +41,7 @@ use crate::pb::v1::election_service_server::ElectionServiceServer;
 use crate::pb::v1::meeting_service_server::MeetingServiceServer;
 use crate::pb::v1::observer_service_server::ObserverServiceServer;
 use crate::pb::v1::organization_service_server::OrganizationServiceServer;
+use crate::pb::v1::verification_service_server::VerificationServiceServer;
 
 /// The contract's services. Only complete services are served, and reflection lists only
 /// what is served.
@@ -51,6 +53,7 @@ pub(super) fn services() -> Vec<&'static str> {
         <ObserverServiceServer<ObserverApi> as NamedService>::NAME,
         <MeetingServiceServer<MeetingApi> as NamedService>::NAME,
         <AuditServiceServer<AuditApi> as NamedService>::NAME,
+        <VerificationServiceServer<VerificationApi> as NamedService>::NAME,
     ]
 }
 
@@ -176,6 +179,7 @@ fn contract_services(state: AppState, limits: &Limits) -> Routes {
         .add_service(limited!(ObserverServiceServer, ObserverApi))
         .add_service(limited!(MeetingServiceServer, MeetingApi))
         .add_service(limited!(AuditServiceServer, AuditApi))
+        .add_service(limited!(VerificationServiceServer, VerificationApi))
 }
 
 /// Reflection with the contract, health and `google.rpc` error types, so grpcurl can list,

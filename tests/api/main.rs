@@ -33,4 +33,6 @@ mod streams;
 mod telemetry;
 mod tls_failures;
 mod tls_reload;
+mod verification;
+mod verification_page;
 mod verify_badge;

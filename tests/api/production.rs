@@ -20,7 +20,6 @@ use observer_registry::pb::v1 as pb;
 use observer_registry::server::{self, Limits, ServeOptions};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, Transaction};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 
 fn election(description: &str) -> pb::Election {
@@ -420,25 +419,6 @@ async fn calls_fail_fast_while_the_database_is_known_to_be_down(pool: PgPool) {
     }
 }
 
-/// GET over plain HTTP/1.1: status code and body.
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
 /// The value of the sample line starting with `prefix` (labels included).
 fn sample(metrics: &str, prefix: &str) -> f64 {
     metrics
@@ -461,6 +441,7 @@ async fn the_admin_port_serves_metrics_and_probes(pool: PgPool) {
             availability: app.availability.clone(),
             pool: pool.clone(),
         },
+        axum::Router::new(),
         std::future::pending(),
     ));
 

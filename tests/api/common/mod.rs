@@ -15,13 +15,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use observer_registry::admin::{self, AdminState};
+use observer_registry::api::verification::Verifier;
 use observer_registry::auth::IdentityStore;
 use observer_registry::badge::Badges;
 use observer_registry::clock::Clock;
+use observer_registry::database::Database;
 use observer_registry::health::Availability;
 use observer_registry::metrics::Metrics;
 use observer_registry::pb::v1 as pb;
 use observer_registry::server::{self, Limits, ServeOptions};
+use observer_registry::verify_http::{self, VerifyHttp};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -45,6 +49,9 @@ pub struct TestApp {
     /// The server's metrics and availability, as its admin port would serve them.
     pub metrics: Arc<Metrics>,
     pub availability: Arc<Availability>,
+    /// The server's badges and clock, for the HTTP routes beside it.
+    pub badges: Arc<Badges>,
+    pub clock: Clock,
     server_pool: PgPool,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
@@ -174,6 +181,7 @@ async fn spawn(
     let (stop, stopped) = oneshot::channel::<()>();
     let metrics = options.metrics.clone();
     let availability = options.availability.clone();
+    let (badges, clock) = (options.badges.clone(), options.clock.clone());
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime
         .worker_threads(2)
@@ -220,6 +228,8 @@ async fn spawn(
         pool,
         metrics,
         availability,
+        badges,
+        clock,
         server_pool,
         stop: Some(stop),
         task: Some(task),
@@ -237,6 +247,8 @@ impl TestApp {
             pool: pool.clone(),
             metrics: Arc::new(Metrics::new()),
             availability: Arc::new(Availability::new()),
+            badges: Arc::new(Badges::none()),
+            clock: Clock::system(),
             server_pool: pool,
             stop: None,
             task: None,
@@ -267,6 +279,68 @@ impl TestApp {
     /// The Prometheus text the admin port serves now.
     pub fn metrics_text(&self) -> String {
         self.metrics.encode(&self.server_pool)
+    }
+
+    /// Serves the admin port with the verification routes beside it, as the binary does
+    /// without `--verify-addr`, on the server's runtime; with `database_up` false the
+    /// routes take the database for unreachable (their own availability, which the health
+    /// watch does not reset). Returns the port's address.
+    pub async fn serve_http(&self, database_up: bool) -> SocketAddr {
+        self.serve_verification(database_up, Port::Admin).await
+    }
+
+    /// Serves only the verification routes on a port of their own, as with `--verify-addr`.
+    pub async fn serve_verify_port(&self) -> SocketAddr {
+        self.serve_verification(true, Port::OwnPort).await
+    }
+
+    async fn serve_verification(&self, database_up: bool, port: Port) -> SocketAddr {
+        // The server's first health check, which takes the database for reachable.
+        let availability = self.availability.clone();
+        wait_until(Duration::from_secs(10), "the database to be up", || {
+            let availability = availability.clone();
+            async move { availability.database_up() }
+        })
+        .await;
+        let runtime = self.runtime.as_ref().expect("a server of this test");
+        let _server = runtime.enter();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let listener = TcpListener::from_std(listener).unwrap();
+        let availability = if database_up {
+            self.availability.clone()
+        } else {
+            let down = Arc::new(Availability::new());
+            down.set_database_up(false);
+            down
+        };
+        let routes = VerifyHttp::new(Verifier::new(
+            Database {
+                pool: self.server_pool.clone(),
+                availability,
+                metrics: self.metrics.clone(),
+            },
+            self.clock.clone(),
+            self.badges.clone(),
+        ))
+        .routes();
+        if port == Port::OwnPort {
+            runtime.spawn(verify_http::serve(listener, routes, std::future::pending()));
+            return addr;
+        }
+        let state = AdminState {
+            metrics: self.metrics.clone(),
+            availability: self.availability.clone(),
+            pool: self.server_pool.clone(),
+        };
+        runtime.spawn(admin::serve(
+            listener,
+            state,
+            routes,
+            std::future::pending(),
+        ));
+        addr
     }
 
     /// Starts shutdown and waits for the server to finish.
@@ -305,6 +379,59 @@ impl TestApp {
             },
         )
         .await;
+    }
+}
+
+/// Where the verification routes are served.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Port {
+    /// Beside `/metrics` (no `--verify-addr`).
+    Admin,
+    /// Alone (`--verify-addr`).
+    OwnPort,
+}
+
+/// GET over plain HTTP/1.1: status code and body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let response = http_response(addr, path).await;
+    (response.status, response.body)
+}
+
+/// An HTTP/1.1 answer: status, header lines as they came, body.
+pub struct HttpResponse {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The value of header `name` (case-insensitive), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name).then_some(value.trim())
+        })
+    }
+}
+
+/// GET over plain HTTP/1.1, the whole answer.
+pub async fn http_response(addr: SocketAddr, path: &str) -> HttpResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response[9..12].parse().unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    HttpResponse {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
     }
 }
 
