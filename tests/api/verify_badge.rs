@@ -233,3 +233,76 @@ async fn nothing_checked_is_exit_code_2() {
     said.exited(2);
     assert!(said.stderr.contains("cannot connect"), "{}", said.stderr);
 }
+
+/// Online: VerifyAccreditation at a server that signs with the key `badge-key` made; the
+/// record's state counts, so a revoked accreditation is REVOKED though its badge verifies offline.
+#[sqlx::test]
+async fn online_a_badge_is_valid_until_its_accreditation_is_revoked(pool: sqlx::PgPool) {
+    use crate::common::registry::*;
+    use crate::common::*;
+    use observer_registry::badge::{BadgeKeyring, Badges, VerifyLimits};
+    use observer_registry::pb::v1 as pb;
+    use std::sync::Arc;
+
+    let keys = Keys::made_by_badge_key().await;
+    let mut options = test_options();
+    options.badges = Arc::new(Badges {
+        keyring: BadgeKeyring::load(Some(&keys.dir.join("key.pem")), &[]).unwrap(),
+        verify_url: None,
+        limits: VerifyLimits::default(),
+    });
+    let app = spawn_app_with_options(pool.clone(), pool, options).await;
+    let election = open_election(&app, "kz-2023").await;
+    // Badges of 2023 valid until 2033, so that the check is about the record.
+    app.elections()
+        .update_election(pb::UpdateElectionRequest {
+            election: Some(pb::Election {
+                badge_validity_days: 3650,
+                ..election.clone()
+            }),
+            update_mask: mask(&["badge_validity_days"]),
+        })
+        .await
+        .unwrap();
+    let registered = observer("Bakhtiyor", "Hudoerzoda", "TJ", "cec-tj", "TJ1234567");
+    let registered = create_observer(&app, &election.name, "obs-1", registered).await;
+    let accredited = accredit(&app, &registered.name).await.unwrap();
+    let badge = keys.signer.sign(&BadgeClaims {
+        accreditation_number: number(&accredited).to_owned(),
+        election: election.name.clone(),
+        given_name: "Bakhtiyor".into(),
+        family_name: "Hudoerzoda".into(),
+        citizenship: "TJ".into(),
+        organization_display_name: "Central Commission on Election and Referendum".into(),
+        // 2023-03-19 + 3650 days.
+        expire_unix_seconds: 1_679_184_000 + 3650 * 86_400,
+    });
+    let server = format!("http://{}", app.addr);
+
+    let said = verify_badge(&badge, None, &["--server", &server, "--json"], "").await;
+    said.exited(0);
+    let check: serde_json::Value = serde_json::from_str(&said.stdout).unwrap();
+    assert_eq!(check["verdict"], "VALID");
+    assert_eq!(check["online"], true);
+    assert_eq!(check["accreditation_number"], number(&accredited));
+    assert_eq!(check["family_name"], "Hudoerzoda");
+
+    revoke(&app, &accredited.name, "left the country")
+        .await
+        .unwrap();
+    let said = verify_badge(&badge, None, &["--server", &server], "").await;
+    said.exited(1);
+    assert!(
+        said.stdout.starts_with("REVOKED (online"),
+        "{}",
+        said.stdout
+    );
+    // Offline it still verifies: only the signature and expiry are checked there.
+    verify_badge(&badge, Some(&keys.public()), &[], "")
+        .await
+        .exited(0);
+
+    let said = verify_badge(&tampered(&badge), None, &["--server", &server], "").await;
+    said.exited(1);
+    assert!(said.stdout.starts_with("BAD_SIGNATURE"), "{}", said.stdout);
+}
