@@ -23,8 +23,8 @@ use crate::error::{Result, Violations};
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub db: Database,
-    /// GetObserver, coalesced.
-    pub observer_reads: point_reads::ObserverReads,
+    /// GetObserver's and VerifyAccreditation's reads, coalesced.
+    pub point_reads: point_reads::PointReads,
     /// The change feeds' wake-ups, shutdown and retention.
     pub feeds: watch::Feeds,
     pub page_tokens: PageTokens,

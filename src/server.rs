@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use crate::aip::paging::PageTokens;
 use crate::api::AppState;
-use crate::api::point_reads::ObserverReads;
+use crate::api::point_reads::PointReads;
 use crate::api::watch::{FeedSettings, Feeds};
 use crate::database::Database;
 use crate::health::{DatabaseWatch, Readiness};
@@ -94,7 +94,7 @@ async fn app_state(
         metrics: options.metrics.clone(),
     };
     Ok(AppState {
-        observer_reads: ObserverReads::start(db.clone(), options.limits.point_read_batches),
+        point_reads: PointReads::start(db.clone(), options.limits.point_read_batches),
         feeds: Feeds::start(
             &db,
             stopping,

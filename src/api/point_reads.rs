@@ -1,4 +1,6 @@
-//! Coalesces concurrent GetObserver calls into one query (`election_id = $1 AND id = ANY($2)`).
+//! Coalesces concurrent point reads into one query per kind: GetObserver's observers
+//! (`election_id = $1 AND id = ANY($2)`) and VerifyAccreditation's accreditations
+//! (`accreditation_number = ANY($1)`), on the same slots and connections.
 //!
 //! A call queues its key; a dispatcher takes the first key waiting and, once one of a few
 //! batch slots is free, every other key queued by then, and reads them all in one statement.
@@ -24,24 +26,44 @@ use crate::database::PING_AFTER_IDLE;
 use crate::domain::observer::Observer;
 use crate::error::{Error, Result};
 use crate::store;
+use crate::store::verification::Accreditation;
 
 /// Keys read by one statement at most.
 const MAX_BATCH: usize = 128;
 
 type Key = (String, String);
 
-struct Lookup {
-    key: Key,
-    reply: oneshot::Sender<Result<Option<Observer>>>,
+type Reply<T> = oneshot::Sender<Result<Option<T>>>;
+
+/// One call's read, waiting for a batch.
+enum Lookup {
+    Observer {
+        key: Key,
+        reply: Reply<Observer>,
+    },
+    Accreditation {
+        number: String,
+        reply: Reply<Accreditation>,
+    },
+}
+
+impl Lookup {
+    /// The caller gave up (deadline, cancellation): nothing to read for it.
+    fn abandoned(&self) -> bool {
+        match self {
+            Lookup::Observer { reply, .. } => reply.is_closed(),
+            Lookup::Accreditation { reply, .. } => reply.is_closed(),
+        }
+    }
 }
 
 /// The handle calls use; cheap to clone.
 #[derive(Debug, Clone)]
-pub struct ObserverReads {
+pub struct PointReads {
     queue: mpsc::Sender<Lookup>,
 }
 
-impl ObserverReads {
+impl PointReads {
     /// Starts the dispatcher; `slots` batches run at once, each on a connection of its own
     /// whose statements are planned once (`force_generic_plan`): planning an observer lookup
     /// each time (eleven indexes to consider) costs PostgreSQL more than running it.
@@ -54,17 +76,30 @@ impl ObserverReads {
         };
         let (queue, waiting) = mpsc::channel(MAX_BATCH * 64);
         tokio::spawn(dispatch(db, Arc::new(connector), waiting, slots.max(1)));
-        ObserverReads { queue }
+        PointReads { queue }
     }
 
     /// The observer (deleted or not), or None.
-    pub async fn get(&self, election_id: &str, id: &str) -> Result<Option<Observer>> {
+    pub async fn observer(&self, election_id: &str, id: &str) -> Result<Option<Observer>> {
         let (reply, answer) = oneshot::channel();
-        let lookup = Lookup {
-            key: (election_id.to_owned(), id.to_owned()),
-            reply,
-        };
-        let gone = || Error::internal(anyhow::anyhow!("the observer reader stopped"));
+        let key = (election_id.to_owned(), id.to_owned());
+        self.ask(Lookup::Observer { key, reply }, answer).await
+    }
+
+    /// The accreditation holding `number` (see `store::verification`), or None.
+    pub async fn accreditation(&self, number: &str) -> Result<Option<Accreditation>> {
+        let (reply, answer) = oneshot::channel();
+        let number = number.to_owned();
+        self.ask(Lookup::Accreditation { number, reply }, answer)
+            .await
+    }
+
+    async fn ask<T>(
+        &self,
+        lookup: Lookup,
+        answer: oneshot::Receiver<Result<Option<T>>>,
+    ) -> Result<Option<T>> {
+        let gone = || Error::internal(anyhow::anyhow!("the point reader stopped"));
         self.queue.send(lookup).await.map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
     }
@@ -144,18 +179,22 @@ async fn dispatch(
     }
 }
 
-/// One batch on its slot's connection. Kept whole (a little over 60 lines): reconnecting,
-/// reading and answering each caller share the slot's state, and split up they would pass
-/// it around in pieces.
+/// One batch on its slot's connection: a statement per kind of lookup in it.
 async fn read_batch(
     db: &Database,
     connector: &Connector,
     mut slot: Slot,
     batch: Vec<Lookup>,
 ) -> Slot {
-    // Callers that gave up (deadline, cancellation) are left out.
-    let mut batch: Vec<Lookup> = batch.into_iter().filter(|l| !l.reply.is_closed()).collect();
-    if batch.is_empty() {
+    let mut observers = Vec::new();
+    let mut accreditations = Vec::new();
+    for lookup in batch.into_iter().filter(|lookup| !lookup.abandoned()) {
+        match lookup {
+            Lookup::Observer { key, reply } => observers.push((key, reply)),
+            Lookup::Accreditation { number, reply } => accreditations.push((number, reply)),
+        }
+    }
+    if observers.is_empty() && accreditations.is_empty() {
         return slot;
     }
     // In a call scope of its own, so database errors are counted and a lost connection
@@ -163,49 +202,86 @@ async fn read_batch(
     let result = db
         .in_scope(async {
             let conn = slot.ready(db, connector).await?;
-            let mut found = Vec::with_capacity(batch.len());
-            // Nearly always one election per batch.
-            let mut elections: Vec<&str> = batch.iter().map(|l| l.key.0.as_str()).collect();
-            elections.sort_unstable();
-            elections.dedup();
-            for election in elections {
-                let ids: Vec<&str> = batch
-                    .iter()
-                    .filter(|l| l.key.0 == election)
-                    .map(|l| l.key.1.as_str())
-                    .collect();
-                found.extend(store::observers::get_many(&mut *conn, election, &ids).await?);
-            }
-            Ok::<_, Error>(found)
+            let found_observers = if observers.is_empty() {
+                Vec::new()
+            } else {
+                read_observers(conn, &observers).await?
+            };
+            let found_accreditations = if accreditations.is_empty() {
+                Vec::new()
+            } else {
+                let numbers: Vec<&str> = accreditations.iter().map(|(n, _)| n.as_str()).collect();
+                store::verification::by_numbers(&mut *conn, &numbers).await?
+            };
+            Ok::<_, Error>((found_observers, found_accreditations))
         })
         .await;
     match result {
-        Ok(observers) => {
+        Ok((found_observers, found_accreditations)) => {
             slot.last_used = Some(Instant::now());
-            let mut found: HashMap<Key, Observer> = observers
-                .into_iter()
-                .map(|o| ((o.election_id.clone(), o.id.clone()), o))
-                .collect();
-            // Sorted, so that a key asked for twice is cloned for all but its last caller.
-            batch.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-            let mut lookups = batch.into_iter().peekable();
-            while let Some(lookup) = lookups.next() {
-                let asked_again = lookups.peek().is_some_and(|next| next.key == lookup.key);
-                let observer = if asked_again {
-                    found.get(&lookup.key).cloned()
-                } else {
-                    found.remove(&lookup.key)
-                };
-                let _ = lookup.reply.send(Ok(observer));
-            }
+            answer(
+                observers,
+                found_observers
+                    .into_iter()
+                    .map(|o| ((o.election_id.clone(), o.id.clone()), o)),
+            );
+            answer(
+                accreditations,
+                found_accreditations
+                    .into_iter()
+                    .map(|a| (a.accreditation_number.clone(), a)),
+            );
         }
         Err(error) => {
             // The connection may be broken; the next batch connects afresh.
             slot.connection = None;
-            for lookup in batch {
-                let _ = lookup.reply.send(Err(error.copy_for_client()));
+            for (_, reply) in observers {
+                let _ = reply.send(Err(error.copy_for_client()));
+            }
+            for (_, reply) in accreditations {
+                let _ = reply.send(Err(error.copy_for_client()));
             }
         }
     }
     slot
+}
+
+/// The observers of a batch: a statement per election (nearly always one).
+async fn read_observers(
+    conn: &mut PgConnection,
+    lookups: &[(Key, Reply<Observer>)],
+) -> Result<Vec<Observer>> {
+    let mut elections: Vec<&str> = lookups.iter().map(|(key, _)| key.0.as_str()).collect();
+    elections.sort_unstable();
+    elections.dedup();
+    let mut found = Vec::with_capacity(lookups.len());
+    for election in elections {
+        let ids: Vec<&str> = lookups
+            .iter()
+            .filter(|(key, _)| key.0 == election)
+            .map(|(key, _)| key.1.as_str())
+            .collect();
+        found.extend(store::observers::get_many(&mut *conn, election, &ids).await?);
+    }
+    Ok(found)
+}
+
+/// Answers each caller with what was found for its key.
+fn answer<K: Ord + std::hash::Hash + Eq, T: Clone>(
+    mut lookups: Vec<(K, Reply<T>)>,
+    found: impl Iterator<Item = (K, T)>,
+) {
+    let mut found: HashMap<K, T> = found.collect();
+    // Sorted, so that a key asked for twice is cloned for all but its last caller.
+    lookups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut lookups = lookups.into_iter().peekable();
+    while let Some((key, reply)) = lookups.next() {
+        let asked_again = lookups.peek().is_some_and(|(next, _)| *next == key);
+        let value = if asked_again {
+            found.get(&key).cloned()
+        } else {
+            found.remove(&key)
+        };
+        let _ = reply.send(Ok(value));
+    }
 }

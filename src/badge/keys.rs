@@ -4,12 +4,16 @@
 
 use std::path::{Path, PathBuf};
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use anyhow::Context;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::{Signer, SigningKey};
 use rand::TryRngCore;
 use rand::rngs::OsRng;
+use sha2::{Digest, Sha256};
 
 use crate::client::badge::{self, BadgeClaims, BadgeError, BadgeKey, VerifiedBadge};
 use crate::pb::v1 as pb;
@@ -81,6 +85,50 @@ impl BadgeSigner {
 pub struct BadgeKeyring {
     signer: Option<BadgeSigner>,
     keys: Vec<BadgeKey>,
+    verified: VerifiedTokens,
+}
+
+/// Tokens whose signature verified, by the SHA-256 of the whole token: the same badge is
+/// scanned again and again (at the door, at each polling station), and an Ed25519 check
+/// costs more than the rest of a verification. Only authentic tokens enter, so forged ones
+/// cannot fill it; the keys never change while it lives. Bounded: when full it starts over,
+/// which costs one check per badge.
+#[derive(Default)]
+struct VerifiedTokens(Mutex<HashMap<[u8; 32], VerifiedBadge>>);
+
+impl std::fmt::Debug for VerifiedTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VerifiedTokens")
+    }
+}
+
+impl VerifiedTokens {
+    /// About 600 bytes each: a few MiB at most.
+    const CAPACITY: usize = 4096;
+
+    fn get_or_verify(
+        &self,
+        token: &str,
+        verify: impl FnOnce() -> Result<VerifiedBadge, BadgeError>,
+    ) -> Result<VerifiedBadge, BadgeError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(badge) = self
+            .0
+            .lock()
+            .ok()
+            .and_then(|seen| seen.get(&digest).cloned())
+        {
+            return Ok(badge);
+        }
+        let badge = verify()?;
+        if let Ok(mut seen) = self.0.lock() {
+            if seen.len() >= Self::CAPACITY {
+                seen.clear();
+            }
+            seen.insert(digest, badge.clone());
+        }
+        Ok(badge)
+    }
 }
 
 impl BadgeKeyring {
@@ -97,7 +145,11 @@ impl BadgeKeyring {
                 keys.push(key);
             }
         }
-        BadgeKeyring { signer, keys }
+        BadgeKeyring {
+            signer,
+            keys,
+            verified: VerifiedTokens::default(),
+        }
     }
 
     /// The keys of the command line: the signing key file and the older keys' files (public
@@ -147,7 +199,9 @@ impl BadgeKeyring {
 
     /// Checks a token's signature (not its expiry) against every known key.
     pub fn verify_signature(&self, token: &str) -> Result<VerifiedBadge, BadgeError> {
-        badge::verify_signature(token, &self.keys)
+        let token = badge::token_in(token);
+        self.verified
+            .get_or_verify(token, || badge::verify_signature(token, &self.keys))
     }
 }
 
@@ -229,6 +283,24 @@ mod tests {
             vec![old.public().clone()],
         );
         assert_eq!(again.list().len(), 1);
+    }
+
+    #[test]
+    fn a_token_verified_once_is_remembered_and_a_changed_one_is_still_checked() {
+        let signer = BadgeSigner::generate().unwrap();
+        let token = signer.sign(&claims());
+        let keyring = BadgeKeyring::new(Some(signer), Vec::new());
+        for _ in 0..2 {
+            assert_eq!(keyring.verify_signature(&token).unwrap().claims, claims());
+        }
+        let claims_start = token.find('.').unwrap() + 1;
+        let mut tampered = token.clone().into_bytes();
+        tampered[claims_start + 3] ^= 1;
+        let tampered = String::from_utf8(tampered).unwrap();
+        assert!(keyring.verify_signature(&tampered).is_err());
+        // A URL with the token after '#' is the same badge.
+        let url = format!("https://verify.cec.example/v#{token}");
+        assert!(keyring.verify_signature(&url).is_ok());
     }
 
     #[test]

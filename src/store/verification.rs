@@ -39,10 +39,10 @@ struct Row {
     badge_validity_days: i32,
 }
 
-/// The accreditation holding `number`, in one statement by the registry-wide unique index
-/// `observers_accreditation_number`.
-pub async fn by_number(conn: &mut PgConnection, number: &str) -> Result<Option<Accreditation>> {
-    let row: Option<Row> = sqlx::query_as(
+/// The accreditations holding `numbers`, in one statement by the registry-wide unique index
+/// `observers_accreditation_number` (a batch of coalesced verifications, `api::point_reads`).
+pub async fn by_numbers(conn: &mut PgConnection, numbers: &[&str]) -> Result<Vec<Accreditation>> {
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT o.accreditation_state, o.delete_time IS NOT NULL AS deleted, \
                 o.accreditation_number, o.given_name, o.family_name, o.citizenship::text, \
                 g.display_name AS organization_display_name, o.election_id, \
@@ -50,30 +50,31 @@ pub async fn by_number(conn: &mut PgConnection, number: &str) -> Result<Option<A
            FROM observers o \
            JOIN elections e ON e.id = o.election_id \
            JOIN organizations g ON g.id = o.organization_id \
-          WHERE o.accreditation_number = $1",
+          WHERE o.accreditation_number = ANY($1)",
     )
-    .bind(number)
-    .fetch_optional(conn)
+    .bind(numbers)
+    .fetch_all(conn)
     .await?;
-    row.map(|row| {
-        Ok(Accreditation {
-            state: AccreditationState::parse(&row.accreditation_state).ok_or_else(|| {
-                Error::internal(anyhow::anyhow!(
-                    "unknown accreditation state {:?}",
-                    row.accreditation_state
-                ))
-            })?,
-            deleted: row.deleted,
-            accreditation_number: row.accreditation_number,
-            given_name: row.given_name,
-            family_name: row.family_name,
-            citizenship: row.citizenship,
-            organization_display_name: row.organization_display_name,
-            election_id: row.election_id,
-            election_display_name: row.election_display_name,
-            voting_day: row.voting_day,
-            badge_validity: BadgeValidity::from_stored(row.badge_validity_days),
-        })
+    rows.into_iter().map(accreditation).collect()
+}
+
+fn accreditation(row: Row) -> Result<Accreditation> {
+    Ok(Accreditation {
+        state: AccreditationState::parse(&row.accreditation_state).ok_or_else(|| {
+            Error::internal(anyhow::anyhow!(
+                "unknown accreditation state {:?}",
+                row.accreditation_state
+            ))
+        })?,
+        deleted: row.deleted,
+        accreditation_number: row.accreditation_number,
+        given_name: row.given_name,
+        family_name: row.family_name,
+        citizenship: row.citizenship,
+        organization_display_name: row.organization_display_name,
+        election_id: row.election_id,
+        election_display_name: row.election_display_name,
+        voting_day: row.voting_day,
+        badge_validity: BadgeValidity::from_stored(row.badge_validity_days),
     })
-    .transpose()
 }

@@ -19,8 +19,8 @@ impl ObserverApi {
         let (election_id, id) = super::parse_name(&request.name, "name")?;
         let observer = self
             .state
-            .observer_reads
-            .get(election_id, id)
+            .point_reads
+            .observer(election_id, id)
             .await?
             .ok_or_else(|| Error::not_found(&request.name))?;
         Ok(for_caller(caller, into_proto(observer)))
