@@ -1,5 +1,5 @@
 //! Verification over plain HTTP, without credentials, for phones and partners without gRPC:
-//! `GET /v1/verify?token=…` (or `?accreditation_number=…`) answers the AccreditationCheck as
+//! `GET /v1/verify?token=…` answers the AccreditationCheck as
 //! proto3 JSON, `GET /v1/badge-keys` the keys, and with `--badge-verify-url` the page a
 //! badge's QR code opens, which checks the signature on the phone itself. Served on
 //! `--verify-addr`, or beside `/metrics` on the admin port. Limited per client address.
@@ -143,21 +143,27 @@ async fn verify(
     if let Err(wait) = http.gate.admit(&client) {
         return too_many(wait);
     }
+    // A number alone is refused here: numbers run in sequence, and without credentials
+    // anyone could walk them and read the register; a badge's token cannot be guessed.
+    // Numbers are checked over gRPC, by an agency with the verifier role.
     let subject = match params {
         Ok(Query(VerifyParams {
             token: Some(token),
             accreditation_number: None,
         })) => Some(Subject::Token(token)),
         Ok(Query(VerifyParams {
-            token: None,
-            accreditation_number: Some(number),
-        })) => Some(Subject::AccreditationNumber(number)),
-        Ok(Query(VerifyParams { token: None, .. })) => None,
-        _ => {
+            accreditation_number: Some(_),
+            ..
+        })) => {
             return error_json(Error::invalid(
-                "token",
-                "give exactly one of the parameters token and accreditation_number",
+                "accreditation_number",
+                "is checked only with credentials (VerifyAccreditation, role verifier); \
+                 give the badge's token",
             ));
+        }
+        Ok(Query(VerifyParams { token: None, .. })) => None,
+        Err(_) => {
+            return error_json(Error::invalid("token", "give the parameter token"));
         }
     };
     let verifier = &http.verifier;
