@@ -6,6 +6,7 @@
 pub mod card;
 pub mod guard;
 pub mod keys;
+pub mod proxies;
 
 pub use keys::{BadgeKeyring, BadgeSigner};
 
@@ -23,6 +24,8 @@ pub struct Badges {
     /// `--badge-verify-url`: the QR code holds `{url}#{token}` when set.
     pub verify_url: Option<VerifyUrl>,
     pub limits: VerifyLimits,
+    /// The proxies in front of the verification port, whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: proxies::TrustedProxies,
 }
 
 /// How much verification one caller may ask for (see `config::BadgeSettings`).
@@ -100,6 +103,7 @@ impl Badges {
             keyring: BadgeKeyring::none(),
             verify_url: None,
             limits: VerifyLimits::default(),
+            trusted_proxies: proxies::TrustedProxies::default(),
         }
     }
 
@@ -115,6 +119,8 @@ impl Badges {
                 .map(VerifyUrl::parse)
                 .transpose()?,
             limits: VerifyLimits::from_settings(settings),
+            trusted_proxies: proxies::TrustedProxies::parse(&settings.verify_trusted_proxies)
+                .map_err(|e| anyhow::anyhow!("--verify-trusted-proxies: {e}"))?,
         }))
     }
 

@@ -301,6 +301,17 @@ pub struct BadgeSettings {
     #[arg(long, env = "VERIFY_RATE_PER_ADDRESS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub verify_rate_per_address: u32,
 
+    /// Reverse proxies in front of the verification port (addresses or networks,
+    /// comma-separated, e.g. an Ingress's pod network): from them, the client address the
+    /// per-address limit counts is taken from `X-Forwarded-For`.
+    #[arg(
+        long,
+        env = "VERIFY_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub verify_trusted_proxies: Vec<String>,
+
     /// Verifications of unknown numbers or forged tokens by one agency or address within a
     /// minute above which it is logged as a possible enumeration and counted in metrics.
     #[arg(long, env = "VERIFY_ENUMERATION_THRESHOLD", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..), global = true)]

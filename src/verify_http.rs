@@ -13,7 +13,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -64,6 +64,18 @@ impl VerifyHttp {
             )),
             verifier,
         }
+    }
+
+    /// Whom a request counts against: its TCP peer, or from a trusted proxy the client that
+    /// proxy names in `X-Forwarded-For`.
+    fn client(&self, peer: SocketAddr, headers: &HeaderMap) -> ClientKey {
+        let forwarded: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect();
+        let trusted = &self.verifier.badges.trusted_proxies;
+        ClientKey::of(trusted.client(peer.ip(), &forwarded))
     }
 
     /// The routes, to serve alone or merged beside the admin port's. They need the peer's
@@ -137,9 +149,10 @@ struct VerifyParams {
 async fn verify(
     State(http): State<VerifyHttp>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     params: Result<Query<VerifyParams>, QueryRejection>,
 ) -> Response {
-    let client = ClientKey::of(peer.ip());
+    let client = http.client(peer, &headers);
     if let Err(wait) = http.gate.admit(&client) {
         return too_many(wait);
     }
@@ -190,8 +203,9 @@ fn keys_json(verifier: &Verifier) -> serde_json::Value {
 async fn page(
     State(http): State<VerifyHttp>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
 ) -> Response {
-    if let Err(wait) = http.gate.admit(&ClientKey::of(peer.ip())) {
+    if let Err(wait) = http.gate.admit(&http.client(peer, &headers)) {
         return too_many(wait);
     }
     static_file("text/html; charset=utf-8", http.page.to_string())

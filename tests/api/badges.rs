@@ -32,6 +32,7 @@ fn signing(verify_url: Option<&str>, options: ServeOptions) -> (ServeOptions, Ba
         keyring: BadgeKeyring::new(Some(signer), Vec::new()),
         verify_url: verify_url.map(|url| VerifyUrl::parse(url).unwrap()),
         limits: Default::default(),
+        trusted_proxies: Default::default(),
     };
     let options = ServeOptions {
         badges: Arc::new(badges),

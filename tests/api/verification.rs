@@ -10,6 +10,7 @@ use std::sync::Arc;
 use agencies::*;
 use chrono::{DateTime, Utc};
 use common::*;
+use observer_registry::badge::proxies::TrustedProxies;
 use observer_registry::badge::{BadgeKeyring, BadgeSigner, Badges, VerifyLimits, VerifyUrl};
 use observer_registry::client::RegistryChannel;
 use observer_registry::client::badge::{BadgeClaims, BadgeKey};
@@ -37,6 +38,7 @@ pub fn badges(signer: BadgeSigner, older: Vec<BadgeKey>, limits: VerifyLimits) -
         keyring: BadgeKeyring::new(Some(signer), older),
         verify_url: Some(VerifyUrl::parse("http://verify.test/v").unwrap()),
         limits,
+        trusted_proxies: Default::default(),
     })
 }
 
@@ -617,6 +619,50 @@ async fn verification_over_http_beyond_an_addresss_rate_is_429_with_retry_after(
     check(&mut client, by_number("KZ-2023-000001"))
         .await
         .unwrap();
+}
+
+#[sqlx::test]
+async fn verification_behind_a_trusted_proxy_limits_each_forwarded_client_on_its_own(pool: PgPool) {
+    let mut options = limited(VerifyLimits {
+        per_address_per_second: 1,
+        ..generous()
+    });
+    let badges = Arc::get_mut(&mut options.badges).unwrap();
+    badges.trusted_proxies = TrustedProxies::parse(&["127.0.0.0/8".to_owned()]).unwrap();
+    let app = spawn_app_with_options(pool.clone(), pool, options).await;
+    let http = app.serve_http(true).await;
+    let path = "/v1/verify?token=a.b.c";
+    let from = |client: &str| format!("X-Forwarded-For: {client}");
+    for _ in 0..10 {
+        let answer = http_response_with(http, path, &[&from("203.0.113.7")]).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    let refused = http_response_with(http, path, &[&from("203.0.113.7")]).await;
+    assert_eq!(refused.status, 429);
+    // Another phone behind the same Ingress has its own allowance…
+    let other = http_response_with(http, path, &[&from("198.51.100.2")]).await;
+    assert_eq!(other.status, 200);
+    // …and a client cannot buy one by writing its own left-most entry: the proxy's right-most
+    // entry is the one believed.
+    let spoofed = http_response_with(http, path, &[&from("192.0.2.99, 203.0.113.7")]).await;
+    assert_eq!(spoofed.status, 429);
+}
+
+#[sqlx::test]
+async fn verification_without_trusted_proxies_ignores_x_forwarded_for(pool: PgPool) {
+    let options = limited(VerifyLimits {
+        per_address_per_second: 1,
+        ..generous()
+    });
+    let app = spawn_app_with_options(pool.clone(), pool, options).await;
+    let http = app.serve_http(true).await;
+    let path = "/v1/verify?token=a.b.c";
+    for n in 0..10 {
+        let forged = format!("X-Forwarded-For: 203.0.113.{n}");
+        assert_eq!(http_response_with(http, path, &[&forged]).await.status, 200);
+    }
+    let forged = "X-Forwarded-For: 198.51.100.77";
+    assert_eq!(http_response_with(http, path, &[forged]).await.status, 429);
 }
 
 #[sqlx::test]

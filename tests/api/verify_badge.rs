@@ -250,6 +250,7 @@ async fn online_a_badge_is_valid_until_its_accreditation_is_revoked(pool: sqlx::
         keyring: BadgeKeyring::load(Some(&keys.dir.join("key.pem")), &[]).unwrap(),
         verify_url: None,
         limits: VerifyLimits::default(),
+        trusted_proxies: Default::default(),
     });
     let app = spawn_app_with_options(pool.clone(), pool, options).await;
     let election = open_election(&app, "kz-2023").await;

@@ -416,11 +416,18 @@ impl HttpResponse {
 
 /// GET over plain HTTP/1.1, the whole answer.
 pub async fn http_response(addr: SocketAddr, path: &str) -> HttpResponse {
+    http_response_with(addr, path, &[]).await
+}
+
+/// GET over plain HTTP/1.1 with extra header lines (`"X-Forwarded-For: 1.2.3.4"`).
+pub async fn http_response_with(addr: SocketAddr, path: &str, headers: &[&str]) -> HttpResponse {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
     stream
         .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n")
+                .as_bytes(),
         )
         .await
         .unwrap();
