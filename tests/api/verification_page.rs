@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use observer_registry::badge::BadgeSigner;
+use observer_registry::pb::v1 as pb;
 use registry::*;
 use sqlx::PgPool;
 
@@ -127,6 +128,27 @@ async fn verification_page_in_a_browser_says_valid_revoked_not_authentic_and_off
     let cut_off = app.serve_http(false).await;
     let page = |token: &str| format!("/v#{token}");
 
+    // As a phone meets it: the URL in the printed badge's QR code.
+    let badge = app
+        .observers()
+        .get_observer_badge(pb::GetObserverBadgeRequest {
+            name: observer.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let scanned = crate::common::badges::scan(&badge.svg);
+    let from_qr = scanned
+        .strip_prefix("http://verify.test")
+        .unwrap_or_else(|| panic!("the QR code holds {scanned}"))
+        .to_owned();
+    assert_eq!(from_qr, page(&badge.token));
+    let scanned_valid = browse(http, &from_qr).await;
+    assert_shown(&scanned_valid, "VALID", "online");
+    assert!(scanned_valid.dom.contains("Eoghan Murphy"));
+    let scanned_tampered = browse(http, &page(&tampered(&badge.token))).await;
+    assert_shown(&scanned_tampered, "BAD_SIGNATURE", "online");
+
     let valid = browse(http, &page(&token)).await;
     assert_shown(&valid, "VALID", "online");
     assert!(valid.dom.contains("Eoghan Murphy") && valid.dom.contains(SCO));
@@ -174,4 +196,5 @@ async fn verification_page_in_a_browser_says_valid_revoked_not_authentic_and_off
         .unwrap();
     let revoked = browse(http, &page(&token)).await;
     assert_shown(&revoked, "REVOKED", "online");
+    assert_shown(&browse(http, &from_qr).await, "REVOKED", "online");
 }
