@@ -43,13 +43,26 @@ impl ObserverApi {
                 "the service has no badge signing key (--badge-signing-key)",
             )
         })?;
-        let token = signer.sign(&claims);
-        let svg = card::render(&Card {
-            election_display_name: &election.fields.display_name,
-            claims: &claims,
-            qr_payload: &badges.qr_payload(&token),
-        })
-        .map_err(|e| Error::internal(anyhow::Error::new(e).context(name.clone())))?;
+        // Signing and drawing the QR code (its mask selection) take milliseconds of CPU:
+        // off the runtime's workers, so other calls are not held up meanwhile.
+        let (token, svg) = {
+            let (badges, claims) = (badges.clone(), claims.clone());
+            let display_name = election.fields.display_name.clone();
+            tokio::task::spawn_blocking(move || {
+                let signer = badges.keyring.signer()?;
+                let token = signer.sign(&claims);
+                let svg = card::render(&Card {
+                    election_display_name: &display_name,
+                    claims: &claims,
+                    qr_payload: &badges.qr_payload(&token),
+                });
+                Some((token, svg))
+            })
+            .await
+            .map_err(|e| Error::internal(anyhow::anyhow!("drawing a badge failed: {e}")))?
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("the badge signing key vanished")))?
+        };
+        let svg = svg.map_err(|e| Error::internal(anyhow::Error::new(e).context(name.clone())))?;
         tracing::debug!(observer = %name, key_id = %signer.public().key_id, "badge made");
         Ok(pb::ObserverBadge {
             observer: name.clone(),
