@@ -192,18 +192,31 @@ pub fn key_id(key: &VerifyingKey) -> String {
 /// Every public key in `pem_text` (one or more "PUBLIC KEY" blocks, as `observer-registry
 /// badge-key` writes them and ListBadgeKeys returns them).
 pub fn keys_from_pem(pem_text: &str) -> Result<Vec<BadgeKey>, KeyError> {
-    const END: &str = "-----END PUBLIC KEY-----";
-    let mut keys = Vec::new();
-    let mut rest = pem_text;
-    while let Some(start) = rest.find("-----BEGIN PUBLIC KEY-----") {
-        let end = rest[start..].find(END).ok_or(KeyError)? + start + END.len();
-        keys.push(BadgeKey::from_public_key_pem(&rest[start..end])?);
-        rest = &rest[end..];
-    }
+    let keys = pem_blocks(pem_text, "PUBLIC KEY")?
+        .into_iter()
+        .map(BadgeKey::from_public_key_pem)
+        .collect::<Result<Vec<_>, _>>()?;
     if keys.is_empty() {
         return Err(KeyError);
     }
     Ok(keys)
+}
+
+/// Every PEM block labelled `label` (e.g. `PUBLIC KEY`) in `pem_text`, BEGIN to END line,
+/// in order; a block without its END line is an error.
+pub fn pem_blocks<'a>(pem_text: &'a str, label: &str) -> Result<Vec<&'a str>, KeyError> {
+    let (begin, end) = (
+        format!("-----BEGIN {label}-----"),
+        format!("-----END {label}-----"),
+    );
+    let mut blocks = Vec::new();
+    let mut rest = pem_text;
+    while let Some(start) = rest.find(&begin) {
+        let stop = rest[start..].find(&end).ok_or(KeyError)? + start + end.len();
+        blocks.push(&rest[start..stop]);
+        rest = &rest[stop..];
+    }
+    Ok(blocks)
 }
 
 /// The keys of a ListBadgeKeys response; keys of another algorithm or that do not parse are

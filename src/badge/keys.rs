@@ -212,17 +212,9 @@ fn read(path: &Path) -> anyhow::Result<String> {
 /// The public keys in a PEM file: "PUBLIC KEY" blocks, or "PRIVATE KEY" blocks whose public
 /// half is taken (so an old key file can simply be listed after a rotation).
 fn public_keys_in(pem: &str) -> anyhow::Result<Vec<BadgeKey>> {
-    const BEGIN: &str = "-----BEGIN PRIVATE KEY-----";
-    const END: &str = "-----END PRIVATE KEY-----";
     let mut keys = Vec::new();
-    let mut rest = pem;
-    while let Some(start) = rest.find(BEGIN) {
-        let end = rest[start..]
-            .find(END)
-            .map(|at| start + at + END.len())
-            .context("a PRIVATE KEY block has no end")?;
-        keys.push(BadgeSigner::from_pkcs8_pem(&rest[start..end])?.public);
-        rest = &rest[end..];
+    for block in badge::pem_blocks(pem, "PRIVATE KEY")? {
+        keys.push(BadgeSigner::from_pkcs8_pem(block)?.public);
     }
     if pem.contains("-----BEGIN PUBLIC KEY-----") {
         keys.extend(badge::keys_from_pem(pem)?);

@@ -621,16 +621,27 @@ async fn verification_over_http_beyond_an_addresss_rate_is_429_with_retry_after(
         .unwrap();
 }
 
-#[sqlx::test]
-async fn verification_behind_a_trusted_proxy_limits_each_forwarded_client_on_its_own(pool: PgPool) {
+/// A server whose HTTP verification allows one check a second per client address (bursts of
+/// ten), behind `trusted_proxies`, and the address of its HTTP port.
+async fn one_check_per_address(
+    pool: PgPool,
+    trusted_proxies: &[&str],
+) -> (TestApp, std::net::SocketAddr) {
     let mut options = limited(VerifyLimits {
         per_address_per_second: 1,
         ..generous()
     });
-    let badges = Arc::get_mut(&mut options.badges).unwrap();
-    badges.trusted_proxies = TrustedProxies::parse(&["127.0.0.0/8".to_owned()]).unwrap();
+    let trusted: Vec<String> = trusted_proxies.iter().map(|p| p.to_string()).collect();
+    Arc::get_mut(&mut options.badges).unwrap().trusted_proxies =
+        TrustedProxies::parse(&trusted).unwrap();
     let app = spawn_app_with_options(pool.clone(), pool, options).await;
     let http = app.serve_http(true).await;
+    (app, http)
+}
+
+#[sqlx::test]
+async fn verification_behind_a_trusted_proxy_limits_each_forwarded_client_on_its_own(pool: PgPool) {
+    let (_app, http) = one_check_per_address(pool, &["127.0.0.0/8"]).await;
     let path = "/v1/verify?token=a.b.c";
     let from = |client: &str| format!("X-Forwarded-For: {client}");
     for _ in 0..10 {
@@ -650,12 +661,7 @@ async fn verification_behind_a_trusted_proxy_limits_each_forwarded_client_on_its
 
 #[sqlx::test]
 async fn verification_without_trusted_proxies_ignores_x_forwarded_for(pool: PgPool) {
-    let options = limited(VerifyLimits {
-        per_address_per_second: 1,
-        ..generous()
-    });
-    let app = spawn_app_with_options(pool.clone(), pool, options).await;
-    let http = app.serve_http(true).await;
+    let (_app, http) = one_check_per_address(pool, &[]).await;
     let path = "/v1/verify?token=a.b.c";
     for n in 0..10 {
         let forged = format!("X-Forwarded-For: 203.0.113.{n}");
