@@ -48,6 +48,10 @@ pub enum Reason {
     NotAccredited,
     /// The service has no badge signing key.
     BadgeSigningDisabled,
+    /// The organization has no ACCEPTED invitation to an election that requires one.
+    NotInvited,
+    /// The election's personal data was erased: no observers are added any more.
+    PersonalDataErased,
     /// An agency (or an address, over HTTP) made more verifications than its rate allows.
     RateLimited,
     Unauthenticated,
@@ -90,7 +94,9 @@ impl Reason {
             | HasDecidedObservers
             | DelegationDeleted
             | NotAccredited
-            | BadgeSigningDisabled => Code::FailedPrecondition,
+            | BadgeSigningDisabled
+            | NotInvited
+            | PersonalDataErased => Code::FailedPrecondition,
             Unauthenticated => Code::Unauthenticated,
             PermissionDenied => Code::PermissionDenied,
             Unavailable | StreamMaxAge => Code::Unavailable,
@@ -127,6 +133,8 @@ impl Reason {
             DelegationDeleted => "DELEGATION_DELETED",
             NotAccredited => "NOT_ACCREDITED",
             BadgeSigningDisabled => "BADGE_SIGNING_DISABLED",
+            NotInvited => "NOT_INVITED",
+            PersonalDataErased => "PERSONAL_DATA_ERASED",
             RateLimited => "RATE_LIMITED",
             Unauthenticated => "UNAUTHENTICATED",
             PermissionDenied => "PERMISSION_DENIED",
@@ -338,6 +346,8 @@ impl From<crate::domain::refusal::Refusal> for Error {
             Rule::HasDecidedObservers => Reason::HasDecidedObservers,
             Rule::HasChildren => Reason::HasChildren,
             Rule::NotAccredited => Reason::NotAccredited,
+            Rule::NotInvited => Reason::NotInvited,
+            Rule::PersonalDataErased => Reason::PersonalDataErased,
         };
         let mut error = Error::new(reason, refusal.message);
         for (field, why) in refusal.fields {
@@ -467,6 +477,8 @@ mod tests {
             DelegationDeleted,
             NotAccredited,
             BadgeSigningDisabled,
+            NotInvited,
+            PersonalDataErased,
             RateLimited,
             Unauthenticated,
             PermissionDenied,
@@ -503,6 +515,8 @@ mod tests {
                 | DelegationDeleted
                 | NotAccredited
                 | BadgeSigningDisabled
+                | NotInvited
+                | PersonalDataErased
                 | RateLimited
                 | Unauthenticated
                 | PermissionDenied

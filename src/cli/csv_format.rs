@@ -73,6 +73,9 @@ pub struct Row {
     /// Physical line of the file where the record starts; the header is line 1.
     pub line: u64,
     pub values: [String; 12],
+    /// What makes the record unreadable as a row (a count of fields other than the
+    /// header's): reported as this line's error, like a refused value.
+    pub malformed: Option<String>,
 }
 
 /// A file that cannot be imported at all.
@@ -112,8 +115,11 @@ pub struct Parsed {
 pub fn parse(bytes: &[u8]) -> Result<Parsed, FileError> {
     // Spreadsheet programs write a BOM when saving "CSV UTF-8".
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    // Flexible: a record with another number of fields than the header is a line error of
+    // its own (`Row::malformed`), so that every such line is named, not just the first.
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
+        .flexible(true)
         .from_reader(bytes);
     let mut lines = Lines {
         bytes,
@@ -158,7 +164,18 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, FileError> {
             Ok(fields) => {
                 let value = |p: Option<usize>| p.and_then(|i| fields.get(i)).map(|v| v.to_string());
                 let values = positions.map(|p| value(p).unwrap_or_default());
-                rows.push(Row { line, values });
+                let malformed = (fields.len() != header.len()).then(|| {
+                    format!(
+                        "has {} fields where the header row has {}: the row was not read",
+                        fields.len(),
+                        header.len()
+                    )
+                });
+                rows.push(Row {
+                    line,
+                    values,
+                    malformed,
+                });
             }
         }
     }
@@ -249,18 +266,26 @@ impl Row {
     }
 
     /// The create request of this row for `election` (`elections/{id}`), or what is wrong
-    /// with the role. Values are sent as written, names untouched; only the short forms are
-    /// expanded: `sco` → `organizations/sco`, a bare delegation id → one of `election`.
-    pub fn to_request(&self, election: &str) -> Result<pb::CreateObserverRequest, String> {
+    /// with the row (and in which column). Values are sent as written, names untouched; only
+    /// the short forms are expanded: `sco` → `organizations/sco`, a bare delegation id → one
+    /// of `election`.
+    pub fn to_request(
+        &self,
+        election: &str,
+    ) -> Result<pb::CreateObserverRequest, (Option<Column>, String)> {
+        if let Some(problem) = &self.malformed {
+            return Err((None, problem.clone()));
+        }
         let role = match self.get(Column::Role).trim() {
             "" => pb::ObserverRole::Unspecified,
             name => ObserverRole::parse(&name.to_ascii_uppercase())
                 .map(|role| role_to_proto(Some(role)))
                 .ok_or_else(|| {
-                    format!(
+                    let problem = format!(
                         "`{name}` is not an observer role: use one of {}, or leave it empty",
                         ObserverRole::NAMES.join(", ")
-                    )
+                    );
+                    (Some(Column::Role), problem)
                 })?,
         };
         let observer_id = self.get(Column::ObserverId).trim();

@@ -203,8 +203,8 @@ impl Importer {
         let mut bad = BTreeSet::new();
         let mut entries = Vec::with_capacity(rows.len());
         for (index, row) in rows.iter().enumerate() {
-            let entry = row.to_request(&self.election).map_err(|message| {
-                problems.push(report(row.line, Some(Column::Role), message));
+            let entry = row.to_request(&self.election).map_err(|(column, message)| {
+                problems.push(report(row.line, column, message));
                 bad.insert(index);
             });
             entries.push(entry.ok());
@@ -479,6 +479,7 @@ mod tests {
                 Column::TravelDocumentNumber => document.to_owned(),
                 _ => String::new(),
             }),
+            malformed: None,
         };
         let id = request_id("elections/a", &[row(2, "N1"), row(3, "N2")]);
         assert_eq!(id, request_id("elections/a", &[row(7, "N1"), row(9, "N2")]));

@@ -184,10 +184,13 @@ mod tests {
                 description: String::new(),
                 decision_required: false,
                 badge_validity_days: BadgeValidity::parse(30).unwrap(),
+                invitation_required: false,
+                personal_data_retention: crate::domain::election::Retention::from_stored(90),
             },
             create_time: at("2023-01-01T00:00:00Z"),
             update_time: at("2023-01-01T00:00:00Z"),
             etag: uuid::Uuid::nil(),
+            personal_data_erase_time: None,
         }
     }
 

@@ -19,6 +19,10 @@ pub struct ElectionFields {
     pub decision_required: bool,
     /// Days after voting day until badges expire ([`BadgeValidity`]).
     pub badge_validity_days: BadgeValidity,
+    /// Whether only organizations with an accepted invitation may send observers.
+    pub invitation_required: bool,
+    /// How long personal data is kept after the election ([`Retention`]).
+    pub personal_data_retention: Retention,
 }
 
 /// How many days after voting day an observer's badge stays valid: 1 to 3650 (ten years
@@ -54,11 +58,56 @@ impl BadgeValidity {
     }
 }
 
+/// How many days after the election its personal data is kept: 0 keeps it, 90 when the
+/// caller leaves it unset, at most 3650. PostgreSQL holds the same range
+/// (`elections_personal_data_retention_days_range`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention(i32);
+
+impl Retention {
+    pub const DEFAULT_DAYS: i32 = 90;
+    pub const MAX_DAYS: i32 = 3650;
+
+    /// The contract's value: unset means the default; 0 keeps personal data.
+    pub fn parse(days: Option<i32>) -> Result<Self, String> {
+        match days {
+            None => Ok(Retention(Self::DEFAULT_DAYS)),
+            Some(days @ 0..=Self::MAX_DAYS) => Ok(Retention(days)),
+            Some(days) => Err(format!(
+                "must be 0 (keep personal data) to {} days, not {days}",
+                Self::MAX_DAYS
+            )),
+        }
+    }
+
+    /// A stored value, which PostgreSQL's CHECK keeps in range.
+    pub fn from_stored(days: i32) -> Self {
+        Retention(days)
+    }
+
+    pub fn days(self) -> i32 {
+        self.0
+    }
+}
+
 impl ElectionFields {
     /// The instant after which accreditation is refused (BRIEF: accreditation deadline).
     pub fn accreditation_closes_at(&self) -> DateTime<Utc> {
         self.accreditation_deadline
             .unwrap_or_else(|| self.voting_day.and_time(NaiveTime::MIN).and_utc())
+    }
+
+    /// When the election's personal data is due for erasure: the retention period after the
+    /// start (UTC) of voting day, or after the accreditation deadline if that is later. `None`
+    /// when the election keeps personal data (retention 0).
+    pub fn personal_data_due(&self) -> Option<DateTime<Utc>> {
+        let days = self.personal_data_retention.days();
+        if days == 0 {
+            return None;
+        }
+        let voting_day = self.voting_day.and_time(NaiveTime::MIN).and_utc();
+        let from = self.accreditation_closes_at().max(voting_day);
+        Some(from + chrono::Duration::days(i64::from(days)))
     }
 }
 
@@ -70,6 +119,8 @@ pub struct Election {
     pub create_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
     pub etag: Uuid,
+    /// When the election's personal data was erased; `None` while it is kept.
+    pub personal_data_erase_time: Option<DateTime<Utc>>,
 }
 
 impl Election {
@@ -88,10 +139,12 @@ pub enum ElectionField {
     Description,
     DecisionRequired,
     BadgeValidityDays,
+    InvitationRequired,
+    PersonalDataRetentionDays,
 }
 
 impl ElectionField {
-    pub const ALL: [ElectionField; 7] = [
+    pub const ALL: [ElectionField; 9] = [
         ElectionField::DisplayName,
         ElectionField::HostCountry,
         ElectionField::VotingDay,
@@ -99,6 +152,8 @@ impl ElectionField {
         ElectionField::Description,
         ElectionField::DecisionRequired,
         ElectionField::BadgeValidityDays,
+        ElectionField::InvitationRequired,
+        ElectionField::PersonalDataRetentionDays,
     ];
 
     pub fn path(self) -> &'static str {
@@ -110,6 +165,8 @@ impl ElectionField {
             ElectionField::Description => "description",
             ElectionField::DecisionRequired => "decision_required",
             ElectionField::BadgeValidityDays => "badge_validity_days",
+            ElectionField::InvitationRequired => "invitation_required",
+            ElectionField::PersonalDataRetentionDays => "personal_data_retention_days",
         }
     }
 }
@@ -204,7 +261,41 @@ mod tests {
             description: String::new(),
             decision_required: false,
             badge_validity_days: BadgeValidity::from_stored(30),
+            invitation_required: false,
+            personal_data_retention: Retention::from_stored(90),
         }
+    }
+
+    #[test]
+    fn personal_data_is_kept_90_days_unless_set_and_0_keeps_it() {
+        assert_eq!(Retention::parse(None).unwrap().days(), 90);
+        assert_eq!(Retention::parse(Some(0)).unwrap().days(), 0);
+        assert_eq!(Retention::parse(Some(3650)).unwrap().days(), 3650);
+        for bad in [-1, 3651, i32::MIN, i32::MAX] {
+            assert!(Retention::parse(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn personal_data_is_due_after_voting_day_or_a_later_deadline() {
+        let mut fields = kz_2023();
+        assert_eq!(
+            fields.personal_data_due(),
+            Some("2023-06-17T00:00:00Z".parse().unwrap())
+        );
+        fields.accreditation_deadline = Some("2023-04-01T12:00:00Z".parse().unwrap());
+        assert_eq!(
+            fields.personal_data_due(),
+            Some("2023-06-30T12:00:00Z".parse().unwrap())
+        );
+        // A deadline before voting day does not bring erasure forward.
+        fields.accreditation_deadline = Some("2023-03-10T00:00:00Z".parse().unwrap());
+        assert_eq!(
+            fields.personal_data_due(),
+            Some("2023-06-17T00:00:00Z".parse().unwrap())
+        );
+        fields.personal_data_retention = Retention::from_stored(0);
+        assert_eq!(fields.personal_data_due(), None);
     }
 
     #[test]

@@ -26,6 +26,10 @@ pub enum Rule {
     HasChildren,
     /// A badge is made only for an accreditation in force.
     NotAccredited,
+    /// The election requires an ACCEPTED invitation of the organization.
+    NotInvited,
+    /// The election's personal data was erased; it takes no new observers.
+    PersonalDataErased,
 }
 
 /// A command the domain refuses.

@@ -8,7 +8,7 @@ use crate::aip::filter::{FieldType, FilterField};
 use crate::aip::paging::{KeyValue, Keyed, ListQuery, ListSpec, SortField};
 use crate::domain::country::CountryCode;
 use crate::domain::delegation::Delegation;
-use crate::domain::election::{BadgeValidity, Election, ElectionFields, ObserverFacts};
+use crate::domain::election::{BadgeValidity, Election, ElectionFields, ObserverFacts, Retention};
 use crate::domain::meeting::Meeting;
 use crate::domain::observer::Observer;
 use crate::error::{Error, Result};
@@ -95,6 +95,9 @@ struct ElectionRow {
     description: String,
     decision_required: bool,
     badge_validity_days: i32,
+    invitation_required: bool,
+    personal_data_retention_days: i32,
+    personal_data_erase_time: Option<DateTime<Utc>>,
     create_time: DateTime<Utc>,
     update_time: DateTime<Utc>,
     etag: Uuid,
@@ -115,7 +118,10 @@ impl TryFrom<ElectionRow> for Election {
                 description: row.description,
                 decision_required: row.decision_required,
                 badge_validity_days: BadgeValidity::from_stored(row.badge_validity_days),
+                invitation_required: row.invitation_required,
+                personal_data_retention: Retention::from_stored(row.personal_data_retention_days),
             },
+            personal_data_erase_time: row.personal_data_erase_time,
             id: row.id,
             create_time: row.create_time,
             update_time: row.update_time,
@@ -138,8 +144,9 @@ impl Keyed for Election {
 }
 
 const COLUMNS: &str = "id, display_name, host_country, voting_day, accreditation_deadline, \
-                       description, decision_required, badge_validity_days, create_time, \
-                       update_time, etag";
+                       description, decision_required, badge_validity_days, \
+                       invitation_required, personal_data_retention_days, \
+                       personal_data_erase_time, create_time, update_time, etag";
 
 pub async fn insert(
     conn: &mut PgConnection,
@@ -148,8 +155,9 @@ pub async fn insert(
 ) -> Result<Election> {
     let row: ElectionRow = sqlx::query_as(trusted_sql!(
         "INSERT INTO elections (id, display_name, host_country, voting_day, \
-         accreditation_deadline, description, decision_required, badge_validity_days) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
+         accreditation_deadline, description, decision_required, badge_validity_days, \
+         invitation_required, personal_data_retention_days) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
     ))
     .bind(id)
     .bind(&fields.display_name)
@@ -159,6 +167,8 @@ pub async fn insert(
     .bind(&fields.description)
     .bind(fields.decision_required)
     .bind(fields.badge_validity_days.days())
+    .bind(fields.invitation_required)
+    .bind(fields.personal_data_retention.days())
     .fetch_one(conn)
     .await
     .map_err(Error::on_insert(|| format!("elections/{id}")))?;
@@ -186,7 +196,8 @@ pub async fn update(
     let row: ElectionRow = sqlx::query_as(trusted_sql!(
         "UPDATE elections SET display_name = $2, host_country = $3, voting_day = $4, \
          accreditation_deadline = $5, description = $6, decision_required = $7, \
-         badge_validity_days = $8, update_time = now(), etag = gen_random_uuid() \
+         badge_validity_days = $8, invitation_required = $9, \
+         personal_data_retention_days = $10, update_time = now(), etag = gen_random_uuid() \
          WHERE id = $1 RETURNING {COLUMNS}"
     ))
     .bind(id)
@@ -197,6 +208,8 @@ pub async fn update(
     .bind(&fields.description)
     .bind(fields.decision_required)
     .bind(fields.badge_validity_days.days())
+    .bind(fields.invitation_required)
+    .bind(fields.personal_data_retention.days())
     .fetch_one(conn)
     .await?;
     row.try_into()

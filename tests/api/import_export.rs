@@ -340,6 +340,51 @@ async fn every_bad_row_is_named_and_refused_batches_write_nothing(pool: PgPool) 
 }
 
 #[sqlx::test]
+async fn every_row_with_another_number_of_fields_is_named_and_the_rest_imports(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    election_with_delegations(&app, "kz-2023").await;
+    // Two batches of five: lines 2-6 and 7-11. Line 4 lost a field, line 9 has one too many.
+    let mut rows: Vec<Vec<String>> = (0..10).map(person).collect();
+    rows[2].pop();
+    rows[7].push("extra".into());
+    let mut writer = csv::WriterBuilder::new()
+        .flexible(true)
+        .from_writer(Vec::new());
+    writer.write_record(HEADER.split(',')).unwrap();
+    for row in &rows {
+        writer.write_record(row).unwrap();
+    }
+    let file = TempFile::new(&writer.into_inner().unwrap());
+
+    let run = import(&app, KZ, &file, Some("5")).await;
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let stderr = &run.stderr;
+    for expected in [
+        "line 4: has 11 fields where the header row has 12",
+        "line 9: has 13 fields where the header row has 12",
+        "0 rows imported, 0 already present (replayed), 2 rows refused, 2 of 2 batches refused",
+    ] {
+        assert!(stderr.contains(expected), "no `{expected}` in:\n{stderr}");
+    }
+    assert_eq!(
+        app.count("observers").await,
+        0,
+        "refused batches write nothing"
+    );
+
+    // With batches of one row, the good rows go in and both bad lines are still named.
+    let run = import(&app, KZ, &file, Some("1")).await;
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("8 rows imported, 0 already present (replayed), 2 rows refused"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(app.count("observers").await, 8);
+}
+
+#[sqlx::test]
 async fn an_export_imports_into_another_election_as_the_same_people(pool: PgPool) {
     let app = spawn_app(pool).await;
     election_with_delegations(&app, "kz-2023").await;
@@ -646,11 +691,25 @@ fn lines_are_physical_lines_also_after_crlf_and_multi_line_fields() {
         .map(|r| r.line)
         .collect();
     assert_eq!(lines, [3, 4, 6]);
-    let short = format!("{REQUIRED_HEADER}\r\nA,B\r\n");
-    assert!(matches!(
-        parse(short.as_bytes()),
-        Err(FileError::Malformed(2, _))
-    ));
+}
+
+#[test]
+fn rows_with_another_number_of_fields_are_each_a_line_error() {
+    let file = format!("{REQUIRED_HEADER}\r\nA,B\r\nC,D,AZ,sco,N1\r\nE,F,AZ,sco,N2,extra\r\n");
+    let rows = parse(file.as_bytes()).unwrap().rows;
+    let problems: Vec<(u64, Option<String>)> =
+        rows.iter().map(|r| (r.line, r.malformed.clone())).collect();
+    assert_eq!(problems[1], (3, None));
+    for (row, (line, fields)) in [(0, (2, 2)), (2, (4, 6))] {
+        assert_eq!(problems[row].0, line);
+        let problem = problems[row].1.as_deref().unwrap();
+        assert!(
+            problem.contains(&format!("has {fields} fields where the header row has 5")),
+            "{problem}"
+        );
+        let (column, message) = rows[row].to_request("elections/a").unwrap_err();
+        assert_eq!((column, message.as_str()), (None, problem));
+    }
 }
 
 #[test]
@@ -681,6 +740,7 @@ fn export_records_re_import_as_the_same_request() {
     let mut row = Row {
         line: 2,
         values: record(&observer),
+        malformed: None,
     };
     assert_eq!(row.get(Column::Role), "EXPERT");
     let again = row.to_request("elections/b").unwrap();
@@ -695,6 +755,7 @@ fn export_records_re_import_as_the_same_request() {
     assert!(
         row.to_request("elections/b")
             .unwrap_err()
+            .1
             .contains("EXPERT")
     );
 }

@@ -7,7 +7,7 @@ use crate::api::skeleton::Resource;
 use crate::api::{from_timestamp, to_timestamp};
 use crate::domain::country::CountryCode;
 use crate::domain::date::{format_date, parse_date};
-use crate::domain::election::{BadgeValidity, Election, ElectionField, ElectionFields};
+use crate::domain::election::{BadgeValidity, Election, ElectionField, ElectionFields, Retention};
 use crate::domain::text;
 use crate::error::Violations;
 use crate::pb::v1 as pb;
@@ -21,7 +21,13 @@ impl UpdatableField for ElectionField {
 }
 
 /// Paths an update mask may not name.
-pub const OUTPUT_ONLY: &[&str] = &["name", "create_time", "update_time", "etag"];
+pub const OUTPUT_ONLY: &[&str] = &[
+    "name",
+    "create_time",
+    "update_time",
+    "etag",
+    "personal_data_erase_time",
+];
 
 /// Parses the caller-set fields of an election, recording every bad one.
 pub fn parse(election: &pb::Election, violations: &mut Violations) -> Option<ElectionFields> {
@@ -58,6 +64,10 @@ pub fn parse(election: &pb::Election, violations: &mut Violations) -> Option<Ele
         "election.badge_validity_days",
         BadgeValidity::parse(election.badge_validity_days),
     );
+    let personal_data_retention = violations.check(
+        "election.personal_data_retention_days",
+        Retention::parse(election.personal_data_retention_days),
+    );
     Some(ElectionFields {
         display_name: display_name?,
         host_country: host_country?,
@@ -66,6 +76,8 @@ pub fn parse(election: &pb::Election, violations: &mut Violations) -> Option<Ele
         description: description?,
         decision_required: election.decision_required,
         badge_validity_days: badge_validity_days?,
+        invitation_required: election.invitation_required,
+        personal_data_retention: personal_data_retention?,
     })
 }
 
@@ -90,6 +102,12 @@ pub fn merge(
             ElectionField::BadgeValidityDays => {
                 merged.badge_validity_days = changes.badge_validity_days
             }
+            ElectionField::InvitationRequired => {
+                merged.invitation_required = changes.invitation_required
+            }
+            ElectionField::PersonalDataRetentionDays => {
+                merged.personal_data_retention_days = changes.personal_data_retention_days
+            }
         }
     }
     merged
@@ -108,6 +126,9 @@ pub fn to_proto(election: &Election) -> pb::Election {
         etag: etag::format(election.etag),
         decision_required: election.fields.decision_required,
         badge_validity_days: election.fields.badge_validity_days.days(),
+        invitation_required: election.fields.invitation_required,
+        personal_data_retention_days: Some(election.fields.personal_data_retention.days()),
+        personal_data_erase_time: election.personal_data_erase_time.map(to_timestamp),
     }
 }
 
