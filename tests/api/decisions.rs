@@ -253,6 +253,82 @@ async fn elections_keep_their_decision_rule_and_badge_validity(pool: PgPool) {
     assert_eq!(kept.badge_validity_days, 45);
 }
 
+/// Issue 19's terms: whether invitations are required, and how long personal data is kept
+/// (unset means 90 days, 0 keeps it: proto3 `optional` tells the two apart).
+#[sqlx::test]
+async fn elections_keep_their_invitation_rule_and_retention(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let created = open_election(&app, "kz-2023").await;
+    assert_eq!(
+        (
+            created.invitation_required,
+            created.personal_data_retention_days,
+            created.personal_data_erase_time
+        ),
+        (false, Some(90), None)
+    );
+
+    let changes = pb::Election {
+        invitation_required: true,
+        personal_data_retention_days: Some(0),
+        ..Default::default()
+    };
+    let paths = ["invitation_required", "personal_data_retention_days"];
+    let updated = set_election(&app, changes, &paths).await.unwrap();
+    assert_eq!(
+        (
+            updated.invitation_required,
+            updated.personal_data_retention_days
+        ),
+        (true, Some(0)),
+        "0 keeps personal data"
+    );
+    // Named in the mask but unset: back to the default.
+    let updated = set_election(&app, pb::Election::default(), &paths[1..])
+        .await
+        .unwrap();
+    assert_eq!(updated.personal_data_retention_days, Some(90));
+    assert!(updated.invitation_required, "not in the mask");
+
+    for days in [-1, 3651] {
+        let changes = pb::Election {
+            personal_data_retention_days: Some(days),
+            ..Default::default()
+        };
+        let refused = set_election(&app, changes, &paths[1..]).await.unwrap_err();
+        assert_invalid(
+            &refused,
+            "INVALID_ARGUMENT",
+            &["election.personal_data_retention_days"],
+        );
+        let refused = app
+            .elections()
+            .create_election(pb::CreateElectionRequest {
+                election_id: "kz-2024".into(),
+                election: Some(pb::Election {
+                    personal_data_retention_days: Some(days),
+                    ..kz_election("Presidential election")
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_invalid(
+            &refused,
+            "INVALID_ARGUMENT",
+            &["election.personal_data_retention_days"],
+        );
+    }
+    let output_only = pb::Election {
+        personal_data_erase_time: Some(prost_types::Timestamp::default()),
+        ..Default::default()
+    };
+    let refused = set_election(&app, output_only, &["personal_data_erase_time"])
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+}
+
 // ---- BatchAccreditObservers ----
 
 #[sqlx::test]
@@ -433,6 +509,14 @@ async fn postgresql_refuses_bad_decisions_and_badge_validity_as_sql(pool: PgPool
         (
             "UPDATE elections SET badge_validity_days = 3651 WHERE id = 'kz-2023'",
             "elections_badge_validity_days_range",
+        ),
+        (
+            "UPDATE elections SET personal_data_retention_days = -1 WHERE id = 'kz-2023'",
+            "elections_personal_data_retention_days_range",
+        ),
+        (
+            "UPDATE elections SET personal_data_retention_days = 3651 WHERE id = 'kz-2023'",
+            "elections_personal_data_retention_days_range",
         ),
         (
             "UPDATE observers SET decision = E'Resolution\\x07' WHERE id = 'anna'",
