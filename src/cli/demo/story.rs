@@ -308,6 +308,38 @@ pub const DECISIONS: &[Decision] = &[
     },
 ];
 
+/// The host state's invitation to one organization and its reply. The election was called on
+/// 19 January 2023; the article names no letters, so their dates and references are made up
+/// and say so, like the decisions'. Every organization accepted and sent what it announced.
+pub struct Invitation {
+    pub organization: &'static str,
+    pub send_date: String,
+    pub reference: String,
+    pub reply_date: String,
+    pub expected_observers: i32,
+}
+
+/// The letters went out on one day; the replies came in over the next weeks, one a day in
+/// the roster's order.
+pub const INVITATIONS_SENT: &str = "2023-01-27";
+
+pub fn invitations() -> Vec<Invitation> {
+    let sent = chrono::NaiveDate::from_ymd_opt(2023, 1, 27).unwrap_or_default();
+    ORGANIZATIONS
+        .iter()
+        .zip(1..)
+        .map(|(organization, n)| Invitation {
+            organization: organization.id,
+            send_date: INVITATIONS_SENT.to_owned(),
+            reference: format!("MFA note No. 12-1/{:03} (illustrative)", 100 + n),
+            reply_date: (sent + chrono::Days::new(7 + n))
+                .format("%Y-%m-%d")
+                .to_string(),
+            expected_observers: i32::try_from(organization.observers).unwrap_or(i32::MAX),
+        })
+        .collect()
+}
+
 /// The one observer the article names: the head of Tajikistan's delegation.
 pub const HEAD_OF_CEC_TJ: NamedObserver = NamedObserver {
     given_name: "Bakhtiyor",
@@ -428,6 +460,19 @@ mod tests {
                 .count(),
             10
         );
+    }
+
+    #[test]
+    fn every_organization_was_invited_and_announced_its_observers() {
+        let invitations = invitations();
+        assert_eq!(invitations.len(), ORGANIZATIONS.len());
+        let expected: i32 = invitations.iter().map(|i| i.expected_observers).sum();
+        assert_eq!(expected, 793);
+        for invitation in &invitations {
+            assert!(invitation.reference.ends_with("(illustrative)"));
+            assert!(invitation.reply_date.as_str() > INVITATIONS_SENT);
+            assert!(invitation.reply_date.as_str() < VOTING_DAY);
+        }
     }
 
     #[test]
