@@ -11,6 +11,8 @@ use crate::common::agencies::{Agencies, Agency};
 use crate::common::binary::{self, Binary};
 
 pub const REPLICAS: usize = 3;
+/// The deadline of the tests' calls (the client's default is 30 s).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Agencies of the replicas' file, each with the roles its part of a test needs.
 pub const ADMIN: &str = "commission-admin";
@@ -66,21 +68,28 @@ impl Cluster {
 
     /// The shipped client of `agency` on `replica`, with the client's default retries.
     pub async fn client(&self, replica: usize, agency: &str) -> Client {
-        self.client_with(replica, agency, RetryPolicy::default())
+        self.client_with(replica, agency, RetryPolicy::default(), CALL_TIMEOUT)
             .await
     }
 
     /// The shipped client of `agency` on `replica` that makes each call once: the test sees
     /// each replica's own answer, and chooses itself where a failed call goes next.
     pub async fn client_once(&self, replica: usize, agency: &str) -> Client {
-        self.client_with(replica, agency, RetryPolicy::never())
+        self.client_with(replica, agency, RetryPolicy::never(), CALL_TIMEOUT)
             .await
     }
 
-    async fn client_with(&self, replica: usize, agency: &str, retry: RetryPolicy) -> Client {
+    /// The shipped client of `agency` on `replica` with these retries and this deadline.
+    pub async fn client_with(
+        &self,
+        replica: usize,
+        agency: &str,
+        retry: RetryPolicy,
+        timeout: Duration,
+    ) -> Client {
         let options = ClientOptions {
             token: Some(self.agencies.token(agency).to_owned()),
-            timeout: Some(Duration::from_secs(10)),
+            timeout: Some(timeout),
             retry,
             ..Default::default()
         };
@@ -101,6 +110,11 @@ impl Cluster {
         binary::kill(&binary.child, "-KILL");
         let status = binary.child.wait().await.unwrap();
         assert!(!status.success(), "replica {replica} was killed: {status}");
+    }
+
+    /// Sends `signal` (`-STOP`, `-CONT`) to a running replica.
+    pub fn signal(&self, replica: usize, signal: &str) {
+        binary::kill(&self.replica(replica).child, signal);
     }
 
     /// Rows of `sql` (a `SELECT count(*) …`), straight from the database.

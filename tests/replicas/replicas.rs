@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
@@ -500,6 +500,8 @@ struct Written {
     accredited: HashMap<String, String>,
     request_ids: Vec<String>,
     failovers: usize,
+    /// Calls begun before the kill that got no answer: cut in flight.
+    cut: usize,
 }
 
 const WRITERS: usize = 6;
@@ -508,12 +510,14 @@ const KILLED: usize = 2;
 
 /// Creates and accredits `OPERATIONS` observers, each call through the writer's home replica
 /// first and, when it is not answered, through the next one: creates with the same
-/// `request_id`; an accreditation again only if the record is still PENDING.
+/// `request_id`; an accreditation again, which FAILED_PRECONDITION answers when the first
+/// attempt did commit.
 async fn write(
     writer: usize,
     registrars: Arc<Vec<Client>>,
     accreditors: Arc<Vec<Client>>,
     acknowledged: Arc<AtomicUsize>,
+    killed: Arc<AtomicBool>,
 ) -> Written {
     let mut written = Written::default();
     let give_up = Instant::now() + Duration::from_secs(60);
@@ -533,11 +537,13 @@ async fn write(
         };
         let created = 'create: loop {
             for replica in replicas_from(writer % REPLICAS) {
+                let before_kill = !killed.load(Ordering::SeqCst);
                 match create_through(&registrars[replica], request.clone()).await {
                     Ok(observer) => break 'create observer,
                     Err(status) => {
                         assert!(Instant::now() < give_up, "{id}: {status:?}");
                         written.failovers += 1;
+                        written.cut += usize::from(before_kill);
                     }
                 }
             }
@@ -551,6 +557,7 @@ async fn write(
         let mut unanswered = false;
         let accredited = 'accredit: loop {
             for replica in replicas_from(writer % REPLICAS) {
+                let before_kill = !killed.load(Ordering::SeqCst);
                 match accredit_through(&accreditors[replica], &created.name).await {
                     Ok(observer) => break 'accredit Some(observer),
                     // An earlier attempt whose answer was lost did commit.
@@ -560,6 +567,7 @@ async fn write(
                     Err(status) => {
                         assert!(Instant::now() < give_up, "{id}: {status:?}");
                         written.failovers += 1;
+                        written.cut += usize::from(before_kill);
                         unanswered = true;
                     }
                 }
@@ -585,6 +593,7 @@ async fn a_replica_killed_mid_load_loses_no_acknowledged_write_and_a_retried_cre
     let accreditors =
         Arc::new(join_all((0..REPLICAS).map(|r| cluster.client_once(r, ACCREDITOR))).await);
     let acknowledged = Arc::new(AtomicUsize::new(0));
+    let killed = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
             let (r, a, n) = (
@@ -592,7 +601,7 @@ async fn a_replica_killed_mid_load_loses_no_acknowledged_write_and_a_retried_cre
                 accreditors.clone(),
                 acknowledged.clone(),
             );
-            tokio::spawn(write(w, r, a, n))
+            tokio::spawn(write(w, r, a, n, killed.clone()))
         })
         .collect();
 
@@ -601,6 +610,7 @@ async fn a_replica_killed_mid_load_loses_no_acknowledged_write_and_a_retried_cre
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     cluster.kill(KILLED).await;
+    killed.store(true, Ordering::SeqCst);
 
     let mut all = Written::default();
     for writer in join_all(writers).await {
@@ -609,10 +619,16 @@ async fn a_replica_killed_mid_load_loses_no_acknowledged_write_and_a_retried_cre
         all.accredited.extend(writer.accredited);
         all.request_ids.extend(writer.request_ids);
         all.failovers += writer.failovers;
+        all.cut += writer.cut;
     }
     let total = WRITERS * OPERATIONS;
     assert_eq!(all.created.len(), total);
-    assert!(all.failovers > 0, "no call went to another replica");
+    // Two writers call replica 2 one call after another, so the kill cuts their calls.
+    assert!(all.cut > 0, "no call was cut by the kill");
+    assert!(
+        all.failovers > all.cut,
+        "no call went to another replica after the kill"
+    );
 
     // Every create is there once, audited once.
     let stored: Vec<String> = sqlx::query_scalar(
