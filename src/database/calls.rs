@@ -177,7 +177,9 @@ impl Database {
         let acquire = async {
             let _waiting = self.metrics.waiting_for_connection();
             self.begin_in_own_task(format!(
-                "{begin}; SET LOCAL statement_timeout = {remaining}"
+                "{begin}; SET LOCAL statement_timeout = {remaining}; \
+                 SET LOCAL idle_in_transaction_session_timeout = {}",
+                remaining + IDLE_AFTER_DEADLINE_MS
             ))
             .await
         };
@@ -187,11 +189,16 @@ impl Database {
             .map_err(|_| deadline_exceeded())??;
         // A long wait for a connection shortens what is left for the statements.
         if started.elapsed() > Duration::from_millis(5) {
-            sqlx::query("SELECT set_config('statement_timeout', $1, true)")
-                .bind(remaining_ms(deadline)?.to_string())
-                .execute(&mut *transaction)
-                .await
-                .map_err(|e| self.map_db_err(e))?;
+            let remaining = remaining_ms(deadline)?;
+            sqlx::query(
+                "SELECT set_config('statement_timeout', $1, true), \
+                        set_config('idle_in_transaction_session_timeout', $2, true)",
+            )
+            .bind(remaining.to_string())
+            .bind((remaining + IDLE_AFTER_DEADLINE_MS).to_string())
+            .execute(&mut *transaction)
+            .await
+            .map_err(|e| self.map_db_err(e))?;
         }
         Ok(transaction)
     }
@@ -251,6 +258,13 @@ fn takes_database_away(failure: DatabaseFailure) -> bool {
         DatabaseFailure::Connection | DatabaseFailure::PoolExhausted
     )
 }
+
+/// How long past its call's deadline PostgreSQL lets a transaction sit idle before it ends
+/// the session. A live replica has rolled back by then (the call was dropped at its
+/// deadline); a replica that froze or lost its network mid-transaction never will, and
+/// without this its row locks (a country's number sequence, an observer) would hold every
+/// other replica up until TCP keepalive gave up on it, hours later (HA.md).
+const IDLE_AFTER_DEADLINE_MS: u128 = 1000;
 
 /// Milliseconds until `deadline`, at least 1 (0 would mean no timeout at all).
 fn remaining_ms(deadline: Instant) -> Result<u128> {

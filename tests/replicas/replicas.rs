@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use observer_registry::client::Client;
+use observer_registry::client::{Client, RetryPolicy};
 use observer_registry::pb::v1 as pb;
 use sqlx::PgPool;
 use tonic::{Code, Status};
@@ -669,4 +669,84 @@ async fn a_replica_killed_mid_load_loses_no_acknowledged_write_and_a_retried_cre
     for (name, number) in &all.accredited {
         assert_eq!(&by_observer[name], number, "{name}");
     }
+}
+
+/// Whether a session of the database sat idle in a transaction for over 200 ms holding a lock
+/// on the number sequences: none of the live replicas' transactions waits that long between
+/// statements, a frozen replica's does.
+async fn sequence_held_by_a_frozen_transaction(pool: &PgPool) -> bool {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
+          WHERE a.datname = current_database() \
+            AND l.relation = 'accreditation_sequences'::regclass AND l.granted \
+            AND a.state = 'idle in transaction' \
+            AND a.state_change < clock_timestamp() - interval '200 milliseconds')",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test]
+async fn a_replica_frozen_mid_accreditation_holds_up_the_others_only_until_its_deadline(
+    pool: PgPool,
+) {
+    // The frozen replica's calls have this deadline; its transaction must end with it.
+    const FROZEN_DEADLINE: Duration = Duration::from_secs(2);
+    const FROZEN: usize = 2;
+    let cluster = Cluster::start(pool, "replicas-frozen").await;
+    open_election(&cluster).await;
+    let names = register(&cluster.client(0, REGISTRAR).await, "frozen", 60).await;
+    let (mine, others) = names.split_at(50);
+
+    // Replica 2 accredits one observer after another, until it is frozen in the middle of a
+    // transaction that holds the host country's number sequence (as a node that hangs or
+    // loses its network would: its connections stay open, nothing more comes on them).
+    let frozen = cluster
+        .client_with(FROZEN, ACCREDITOR, RetryPolicy::never(), FROZEN_DEADLINE)
+        .await;
+    let mine = mine.to_vec();
+    let writer = tokio::spawn(async move {
+        for name in mine {
+            let _ = accredit_through(&frozen, &name).await;
+        }
+    });
+    let mut held = false;
+    for _ in 0..100 {
+        cluster.signal(FROZEN, "-STOP");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if sequence_held_by_a_frozen_transaction(&cluster.pool).await {
+            held = true;
+            break;
+        }
+        cluster.signal(FROZEN, "-CONT");
+        tokio::time::sleep(Duration::from_millis(7)).await;
+    }
+    assert!(held, "replica {FROZEN} never froze holding the sequence");
+
+    // The live replicas go on accrediting once the frozen call's deadline has passed.
+    let accreditor = cluster.client_once(0, ACCREDITOR).await;
+    let started = Instant::now();
+    let accredited = accredit_through(&accreditor, &others[0]).await;
+    let waited = started.elapsed();
+    let accredited = accredited.unwrap_or_else(|e| panic!("after {waited:?}: {e:?}"));
+    assert!(
+        waited < FROZEN_DEADLINE + Duration::from_secs(3),
+        "waited {waited:?}"
+    );
+    for name in &others[1..] {
+        accredit_through(&accreditor, name).await.unwrap();
+    }
+    cluster.signal(FROZEN, "-CONT");
+    writer.abort();
+
+    // What the frozen transaction had taken was given back: no gap.
+    let stored = stored_numbers(&cluster.pool).await;
+    let numbers: Vec<String> = stored.iter().map(|(n, _)| n.clone()).collect();
+    assert_eq!(numbers, kz_numbers(stored.len()));
+    assert!(
+        stored
+            .iter()
+            .any(|(n, id)| observer_name(id) == accredited.name && n == number(&accredited))
+    );
 }
