@@ -265,8 +265,9 @@ fn parse_create(request: &pb::CreateMeetingRequest) -> Result<(&str, String, Mee
 }
 
 /// Loads what the schedule rules look at — the named delegations (share-locked, so they
-/// cannot be deleted or change before commit) and the meetings that may clash — and lets
-/// the domain decide.
+/// cannot be deleted or change before commit) and the meetings that may clash, once the
+/// slots are locked (so a concurrent writer's meeting is seen, not raced) — and lets the
+/// domain decide.
 async fn check_schedule(
     conn: &mut PgConnection,
     election_id: &str,
@@ -274,6 +275,7 @@ async fn check_schedule(
     fields: &MeetingFields,
     change: Change<'_>,
 ) -> Result<()> {
+    store::meetings::lock_slots(conn, election_id, fields).await?;
     let delegations =
         store::delegations::get_many_for_share(conn, election_id, &fields.delegation_ids).await?;
     let neighbours = store::meetings::neighbours(conn, election_id, id, fields).await?;

@@ -313,6 +313,35 @@ pub async fn set_deleted(
     row.try_into()
 }
 
+/// Locks, until the transaction ends, the slots `fields` would hold — its host's and each
+/// delegation's — in one order for every writer. Writers of one host or delegation then
+/// take turns, and each reads the meetings committed before it: the domain names the
+/// conflict. Without it two concurrent inserts each wait in the exclusion constraints for
+/// the other's row, PostgreSQL breaks the deadlock after `deadlock_timeout`, and with many
+/// replicas booking one slot at once the retries deadlock again until every call's deadline
+/// passes and none is booked (tests/replicas).
+pub async fn lock_slots(
+    conn: &mut PgConnection,
+    election_id: &str,
+    fields: &MeetingFields,
+) -> Result<()> {
+    // Sorted in a subquery (never flattened, for its ORDER BY), locked in that order.
+    sqlx::query(
+        "SELECT count(pg_advisory_xact_lock(hashtextextended(slot, 0))) FROM ( \
+           SELECT DISTINCT slot FROM unnest( \
+             array_append(array(SELECT 'meeting-slot/' || $1 || '/delegation/' || d \
+                                  FROM unnest($3::text[]) AS d), \
+                          'meeting-slot/' || $1 || '/host/' || lower(btrim($2)))) AS slot \
+           ORDER BY slot) AS slots",
+    )
+    .bind(election_id)
+    .bind(&fields.host)
+    .bind(&fields.delegation_ids)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// The meetings other than `except` that may clash with `fields`: holding their slot (not
 /// cancelled, not deleted), at an overlapping time, with the same host key or one of the
 /// delegations. The domain decides which one conflicts (`meeting::find_conflict`); this
