@@ -466,10 +466,11 @@ async fn a_watch_on_one_replica_sees_the_others_writes_once_in_commit_order(pool
         result.unwrap().unwrap();
     }
 
-    let mut events = Vec::new();
+    let (mut events, mut resume_tokens) = (Vec::new(), Vec::new());
     for _ in 0..ACCREDITED {
         let event = next_event(&mut stream).await;
         assert_eq!(event.r#type(), pb::ChangeType::Updated);
+        resume_tokens.push(event.resume_token);
         events.push(event.observer.unwrap());
     }
     // The sequence is held to commit, so numbers are in commit order: the feed's order.
@@ -489,6 +490,23 @@ async fn a_watch_on_one_replica_sees_the_others_writes_once_in_commit_order(pool
     // Exactly once: nothing more comes.
     let more = tokio::time::timeout(Duration::from_millis(500), stream.message()).await;
     assert!(more.is_err(), "an event after the last write: {more:?}");
+
+    // A resume token of replica 0 resumes on replica 1 right after its event.
+    let half = ACCREDITED / 2;
+    let mut resumed = cluster
+        .client(1, READER)
+        .await
+        .observers()
+        .watch_observers(pb::WatchObserversRequest {
+            parent: KZ.into(),
+            resume_token: resume_tokens[half - 1].clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for expected in &events[half..] {
+        assert_eq!(&next_event(&mut resumed).await.observer.unwrap(), expected);
+    }
 }
 
 /// Replica of writer `w`'s calls: its home first, then the others in turn.
