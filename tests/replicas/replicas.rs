@@ -275,16 +275,12 @@ async fn of_overlapping_meetings_booked_through_different_replicas_exactly_one_w
     assert_eq!(cluster.count(audited).await, won);
 }
 
-fn create_request(id: &str, request_id: &str) -> pb::CreateObserverRequest {
-    let person = observer(
-        "Wei",
-        "Zhang",
-        "CN",
-        "sco",
-        &format!("E{:08}", id.len() * 7919),
-    );
+/// A create of `observers/{id}`, a Chinese citizen sent by `sco` who holds this travel
+/// document, under a fresh request id.
+fn create_request(id: &str, family_name: &str, travel_document: &str) -> pb::CreateObserverRequest {
+    let person = observer("Wei", family_name, "CN", "sco", travel_document);
     pb::CreateObserverRequest {
-        request_id: request_id.to_owned(),
+        request_id: new_request_id(),
         ..create_observer_request(KZ, id, person)
     }
 }
@@ -316,8 +312,8 @@ async fn a_create_replayed_through_another_replica_returns_the_first_result(pool
     let clients = join_all((0..REPLICAS).map(|r| cluster.client_once(r, REGISTRAR))).await;
 
     // One after another: the first replica creates, the others answer with its result.
-    let request_id = new_request_id();
-    let request = create_request("zhang-wei", &request_id);
+    let request = create_request("zhang-wei", "Zhang", "E12345678");
+    let request_id = request.request_id.clone();
     let first = create_through(&clients[0], request.clone()).await.unwrap();
     for client in &clients[1..] {
         let replay = create_through(client, request.clone()).await.unwrap();
@@ -333,17 +329,11 @@ async fn a_create_replayed_through_another_replica_returns_the_first_result(pool
     // is claimed in PostgreSQL, so the calls that lose wait for the first and answer with it.
     let requests: Vec<pb::CreateObserverRequest> = (0..AT_ONCE)
         .map(|i| {
-            let person = observer(
-                "Li",
+            create_request(
+                &format!("at-once-{i}"),
                 &format!("Family{i:03}"),
-                "CN",
-                "sco",
                 &format!("AT{i:07}"),
-            );
-            pb::CreateObserverRequest {
-                request_id: new_request_id(),
-                ..create_observer_request(KZ, &format!("at-once-{i}"), person)
-            }
+            )
         })
         .collect();
     let calls = requests.iter().flat_map(|request| {
@@ -445,7 +435,7 @@ async fn a_watch_on_one_replica_sees_the_others_writes_once_in_commit_order(pool
     // A write through another replica marks where the watch stands.
     let marker = create_through(
         &cluster.client(2, REGISTRAR).await,
-        create_request("marker", &new_request_id()),
+        create_request("marker", "Marker", "M0000001"),
     )
     .await
     .unwrap();
@@ -546,18 +536,11 @@ async fn write(
     let give_up = Instant::now() + Duration::from_secs(60);
     for i in 0..OPERATIONS {
         let id = format!("w{writer}-{i}");
-        let request_id = new_request_id();
-        let person = observer(
-            "Wei",
+        let request = create_request(
+            &id,
             &format!("Writer{writer}"),
-            "CN",
-            "sco",
             &format!("W{writer}N{i:05}"),
         );
-        let request = pb::CreateObserverRequest {
-            request_id: request_id.clone(),
-            ..create_observer_request(KZ, &id, person)
-        };
         let created = 'create: loop {
             for replica in replicas_from(writer % REPLICAS) {
                 let before_kill = !killed.load(Ordering::SeqCst);
@@ -572,7 +555,7 @@ async fn write(
             }
         };
         acknowledged.fetch_add(1, Ordering::SeqCst);
-        written.request_ids.push(request_id);
+        written.request_ids.push(request.request_id.clone());
         written
             .created
             .insert(created.name.clone(), created.etag.clone());
