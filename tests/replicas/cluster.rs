@@ -31,7 +31,7 @@ pub struct Cluster {
 
 impl Cluster {
     /// Three replicas on `pool`'s database, started together as a deploy would start them
-    /// (each runs the migrations' check at start; they are already applied).
+    /// (each runs the migrator at start, as `serve` does, and finds `#[sqlx::test]` ran it).
     pub async fn start(pool: PgPool, label: &str) -> Cluster {
         let agencies = Agencies::new(
             label,

@@ -1,7 +1,8 @@
 //! What holds across replicas (HA.md, "Several replicas"): every guarantee lives in
 //! PostgreSQL, so three replicas of the binary on one database must keep accreditation
 //! numbers gapless, meetings without overlaps, request ids answered once, page tokens and the
-//! change feed whole, and lose no acknowledged write when one of them dies.
+//! change feed whole, lose no acknowledged write when one of them dies, and not be held up
+//! for long by one that hangs.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
