@@ -3,6 +3,7 @@
 
 mod change;
 pub mod convert;
+pub mod erase;
 
 use tonic::{Request, Response, Status};
 
@@ -205,5 +206,15 @@ impl ElectionService for ElectionApi {
         request: Request<pb::GetElectionSummaryRequest>,
     ) -> Result<Response<pb::ElectionSummary>, Status> {
         Ok(Response::new(self.summary(request.into_inner()).await?))
+    }
+
+    async fn erase_personal_data(
+        &self,
+        request: Request<pb::ErasePersonalDataRequest>,
+    ) -> Result<Response<pb::Election>, Status> {
+        Ok(Response::new(
+            self.erase_personal_data(&Caller::of(&request), request.into_inner())
+                .await?,
+        ))
     }
 }
