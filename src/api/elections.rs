@@ -152,6 +152,21 @@ impl ElectionApi {
     }
 }
 
+/// The election, locked for the rest of the transaction, if it exists (else NOT_FOUND) and
+/// `etag` is empty or its current etag (else ABORTED / ETAG_MISMATCH).
+async fn locked(
+    conn: &mut sqlx::PgConnection,
+    id: &str,
+    name: &str,
+    etag: &str,
+) -> Result<crate::domain::election::Election> {
+    let current = store::elections::get(conn, id, true)
+        .await?
+        .ok_or_else(|| Error::not_found(name))?;
+    crate::aip::etag::check(etag, current.etag, name)?;
+    Ok(current)
+}
+
 fn parse_name<'a>(name: &'a str, field: &str) -> Result<&'a str> {
     names::parse_top_level(name, "elections").map_err(|e| Error::invalid(field, e))
 }

@@ -117,7 +117,7 @@ pub enum Trigger {
 mod tests {
     use super::*;
     use crate::domain::country::CountryCode;
-    use crate::domain::election::{BadgeValidity, ElectionFields, Retention};
+    use crate::domain::election::{ElectionFields, Retention};
     use crate::domain::observer::identity::{
         DateOfBirth, Email, PersonName, Phone, TravelDocumentNumber,
     };
@@ -131,15 +131,8 @@ mod tests {
         Election {
             id: "kz-2023".into(),
             fields: ElectionFields {
-                display_name: "Early parliamentary election".into(),
-                host_country: CountryCode::parse("KZ").unwrap(),
-                voting_day: NaiveDate::from_ymd_opt(2023, 3, 19).unwrap(),
-                accreditation_deadline: None,
-                description: String::new(),
-                decision_required: false,
-                badge_validity_days: BadgeValidity::from_stored(30),
-                invitation_required: false,
                 personal_data_retention: Retention::from_stored(retention_days),
+                ..crate::domain::election::tests::kz_2023()
             },
             create_time: at("2023-01-01T00:00:00Z"),
             update_time: at("2023-01-01T00:00:00Z"),

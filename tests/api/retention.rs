@@ -430,18 +430,8 @@ async fn the_feed_tells_partners_each_observer_was_erased(pool: PgPool) {
 // ---- exports ----
 
 async fn run_cli(app: &TestApp, args: &[&str]) -> (Option<i32>, String, String) {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_observer-registry"))
-        .args(args)
-        .args(["--server", &format!("http://{}", app.addr)])
-        .env("RUST_LOG", "warn")
-        .output()
-        .await
-        .unwrap();
-    (
-        output.status.code(),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
+    let run = crate::import_export::run(app, args).await;
+    (run.code, run.stdout, run.stderr)
 }
 
 #[sqlx::test]

@@ -7,13 +7,12 @@ use sqlx::PgConnection;
 
 use super::ElectionApi;
 use super::convert::to_proto;
-use crate::aip::etag;
 use crate::api::audit::AuditEntry;
 use crate::api::skeleton::entry_changed;
 use crate::auth::Caller;
 use crate::domain::election::Election;
 use crate::domain::retention::{self, Trigger};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::pb::v1 as pb;
 use crate::store;
 
@@ -34,10 +33,7 @@ impl ElectionApi {
             .db
             .transaction(|tx| {
                 Box::pin(async move {
-                    let current = store::elections::get(tx, id, true)
-                        .await?
-                        .ok_or_else(|| Error::not_found(&request.name))?;
-                    etag::check(&request.etag, current.etag, &request.name)?;
+                    let current = super::locked(tx, id, &request.name, &request.etag).await?;
                     if current.personal_data_erase_time.is_some() {
                         // Erased once already: the state asked for holds.
                         return Ok(to_proto(&current));
