@@ -489,6 +489,11 @@ mod tests {
         assert_eq!(limits.max_request_bytes.as_u64(), 4 * 1024 * 1024);
         let retention = RetentionSettings::default();
         assert!(retention.request_id_retention >= Duration::from_secs(24 * 3600));
+        // Personal data is erased in production unless an operator turns it off.
+        assert_eq!(
+            retention.personal_data_erase_interval,
+            Duration::from_secs(300)
+        );
         let _: Settings = defaults();
     }
 
