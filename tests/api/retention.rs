@@ -277,6 +277,20 @@ async fn an_erased_election_takes_no_observers_and_personal_data_never_comes_bac
         sorted(violated_fields(&refused)),
         ["observer.email", "observer.travel_document_number"]
     );
+    let refused = app
+        .observers()
+        .correct_observer(pb::CorrectObserverRequest {
+            observer: Some(pb::Observer {
+                name: name("anna"),
+                date_of_birth: "1971-02-03".into(),
+                ..Default::default()
+            }),
+            update_mask: mask(&["date_of_birth"]),
+            reason: "Restoring the birth date".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_error(&refused, Code::FailedPrecondition, "PERSONAL_DATA_ERASED");
     // The rest stays updatable, also with every field in the mask as read back.
     let mut anna = get_observer(&app, &name("anna")).await;
     anna.deployment_region = "Astana".into();
@@ -382,6 +396,47 @@ async fn only_an_admin_erases_personal_data(pool: PgPool) {
         personal_data(&get(agencies::PERSONAL_DATA_READER).await),
         ["", "", "", ""]
     );
+}
+
+#[sqlx::test]
+async fn a_registration_racing_an_erasure_is_refused_by_postgresql(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    open_election(&app, "kz-2023").await;
+    // An erasure in progress: the election's row locked and marked, not yet committed.
+    let mut erasure = pool.begin().await.unwrap();
+    sqlx::query("UPDATE elections SET personal_data_erase_time = now() WHERE id = 'kz-2023'")
+        .execute(&mut *erasure)
+        .await
+        .unwrap();
+    let create = {
+        let observers = app.observers();
+        tokio::spawn(async move {
+            let mut observers = observers;
+            observers
+                .create_observer(create_observer_request(
+                    KZ,
+                    "racer",
+                    person("Ray", "Sir", "FR", "F5000005"),
+                ))
+                .await
+        })
+    };
+    // The registration read the election as not erased and waits on its row at insert.
+    wait_until(Duration::from_secs(10), "the insert to wait", || async {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+              WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        waiting > 0
+    })
+    .await;
+    erasure.commit().await.unwrap();
+    let refused = create.await.unwrap().unwrap_err();
+    assert_error(&refused, Code::FailedPrecondition, "PERSONAL_DATA_ERASED");
+    assert_eq!(app.count("observers").await, 0);
 }
 
 // ---- the change feed ----
