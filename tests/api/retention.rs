@@ -625,6 +625,12 @@ async fn the_service_erases_an_election_once_its_retention_period_passed(pool: P
         events[0].reason,
         "personal data of 2 observers erased: the retention period passed"
     );
+    assert!(
+        app.metrics_text()
+            .contains("observer_registry_personal_data_erasures_total 1\n"),
+        "{}",
+        app.metrics_text()
+    );
     // Retention 0 keeps personal data, however late it is.
     clock.set(at("2100-01-01T00:00:00Z"));
     tokio::time::sleep(Duration::from_millis(200)).await;
