@@ -223,6 +223,12 @@ pub struct RetentionSettings {
     /// How long the change feed keeps changes; a resume token older than this is refused.
     #[arg(long, env = "CHANGE_RETENTION", default_value = "7d", value_parser = humantime::parse_duration, global = true)]
     pub change_retention: Duration,
+
+    /// How often the service looks for elections whose personal data is due for erasure
+    /// (`personal_data_retention_days` after voting day) and erases it; every replica may
+    /// look, each election is erased once. 0s turns it off on this replica.
+    #[arg(long, env = "PERSONAL_DATA_ERASE_INTERVAL", default_value = "5m", value_parser = humantime::parse_duration, global = true)]
+    pub personal_data_erase_interval: Duration,
 }
 
 /// Who may call: the agencies file, and whether anonymous callers are accepted.
@@ -412,6 +418,7 @@ impl Settings {
             shutdown_grace_period = %duration(self.shutdown_grace_period),
             request_id_retention = %duration(self.retention.request_id_retention),
             change_retention = %duration(self.retention.change_retention),
+            personal_data_erase_interval = %duration(self.retention.personal_data_erase_interval),
             identities = ?self.identities.identities,
             allow_anonymous = self.identities.allow_anonymous,
             tls = self.tls.tls_cert.is_some(),
@@ -482,6 +489,11 @@ mod tests {
         assert_eq!(limits.max_request_bytes.as_u64(), 4 * 1024 * 1024);
         let retention = RetentionSettings::default();
         assert!(retention.request_id_retention >= Duration::from_secs(24 * 3600));
+        // Personal data is erased in production unless an operator turns it off.
+        assert_eq!(
+            retention.personal_data_erase_interval,
+            Duration::from_secs(300)
+        );
         let _: Settings = defaults();
     }
 

@@ -10,5 +10,6 @@ pub mod names;
 pub mod observer;
 pub mod organization;
 pub mod refusal;
+pub mod retention;
 pub mod summary;
 pub mod text;

@@ -56,6 +56,9 @@ pub mod listen;
 /// Prometheus metrics of a server.
 #[cfg(feature = "server")]
 pub mod metrics;
+/// The background erasure of personal data past its election's retention period.
+#[cfg(feature = "server")]
+pub mod retention;
 /// Builds the tonic router and serves it on an injected listener.
 #[cfg(feature = "server")]
 pub mod server;

@@ -85,6 +85,7 @@ pub struct Metrics {
     refused: Family<ReasonLabels, Counter>,
     database_errors: Family<KindLabels, Counter>,
     transaction_retries: Counter,
+    personal_data_erasures: Counter,
     pool_connections: Family<StateLabels, Gauge>,
     pool_waiting: Gauge,
     pool_max: Gauge,
@@ -154,6 +155,12 @@ impl Metrics {
             r,
             "observer_registry_db_transaction_retries",
             "Transactions run again after a serialization failure or deadlock",
+            Counter::default(),
+        );
+        let personal_data_erasures = register(
+            r,
+            "observer_registry_personal_data_erasures",
+            "Elections whose personal data this server erased on its own (retention passed)",
             Counter::default(),
         );
         let pool_connections = register(
@@ -228,6 +235,7 @@ impl Metrics {
             refused,
             database_errors,
             transaction_retries,
+            personal_data_erasures,
             pool_connections,
             pool_waiting,
             pool_max,
@@ -289,6 +297,11 @@ impl Metrics {
 
     pub fn transaction_retried(&self) {
         self.transaction_retries.inc();
+    }
+
+    /// The background erasure erased an election's personal data.
+    pub fn personal_data_erased(&self) {
+        self.personal_data_erasures.inc();
     }
 
     /// A watcher read the change feed from the database.

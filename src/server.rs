@@ -18,6 +18,7 @@ use crate::api::watch::{FeedSettings, Feeds};
 use crate::database::Database;
 use crate::health::{DatabaseWatch, Readiness};
 use crate::listen::Listener;
+use crate::retention::Eraser;
 use crate::store;
 
 pub use options::{Limits, ServeOptions, default_point_read_batches};
@@ -52,8 +53,16 @@ pub async fn serve(
         pool.clone(),
         options.request_id_retention,
         options.change_retention,
-        stopping,
+        stopping.clone(),
     ));
+    if let Some(interval) = options.personal_data_erase_interval {
+        let eraser = Eraser {
+            db: state.db.clone(),
+            clock: options.clock.clone(),
+            metrics: options.metrics.clone(),
+        };
+        tokio::spawn(eraser.run(interval, stopping));
+    }
 
     let availability = options.availability.clone();
     let stopping = async move {

@@ -48,6 +48,7 @@ pub mod pb {
 
 pub mod badge;
 mod channel;
+mod erasure;
 mod error_reason;
 mod feed;
 mod list_stream;

@@ -3,6 +3,7 @@
 
 mod change;
 pub mod convert;
+pub mod erase;
 
 use tonic::{Request, Response, Status};
 
@@ -151,6 +152,21 @@ impl ElectionApi {
     }
 }
 
+/// The election, locked for the rest of the transaction, if it exists (else NOT_FOUND) and
+/// `etag` is empty or its current etag (else ABORTED / ETAG_MISMATCH).
+async fn locked(
+    conn: &mut sqlx::PgConnection,
+    id: &str,
+    name: &str,
+    etag: &str,
+) -> Result<crate::domain::election::Election> {
+    let current = store::elections::get(conn, id, true)
+        .await?
+        .ok_or_else(|| Error::not_found(name))?;
+    crate::aip::etag::check(etag, current.etag, name)?;
+    Ok(current)
+}
+
 fn parse_name<'a>(name: &'a str, field: &str) -> Result<&'a str> {
     names::parse_top_level(name, "elections").map_err(|e| Error::invalid(field, e))
 }
@@ -205,5 +221,15 @@ impl ElectionService for ElectionApi {
         request: Request<pb::GetElectionSummaryRequest>,
     ) -> Result<Response<pb::ElectionSummary>, Status> {
         Ok(Response::new(self.summary(request.into_inner()).await?))
+    }
+
+    async fn erase_personal_data(
+        &self,
+        request: Request<pb::ErasePersonalDataRequest>,
+    ) -> Result<Response<pb::Election>, Status> {
+        Ok(Response::new(
+            self.erase_personal_data(&Caller::of(&request), request.into_inner())
+                .await?,
+        ))
     }
 }

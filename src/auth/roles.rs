@@ -79,7 +79,10 @@ pub fn required_access(path: &str) -> Option<Access> {
     use Role::*;
     let role = match (service.strip_prefix("observer_registry.v1.")?, method) {
         ("ElectionService", "GetElection" | "ListElections" | "GetElectionSummary") => Reader,
-        ("ElectionService", "CreateElection" | "UpdateElection" | "DeleteElection") => Admin,
+        (
+            "ElectionService",
+            "CreateElection" | "UpdateElection" | "DeleteElection" | "ErasePersonalData",
+        ) => Admin,
         ("OrganizationService", "GetOrganization" | "ListOrganizations") => Reader,
         (
             "OrganizationService",

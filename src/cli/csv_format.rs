@@ -115,6 +115,9 @@ pub struct Parsed {
 pub fn parse(bytes: &[u8]) -> Result<Parsed, FileError> {
     // Spreadsheet programs write a BOM when saving "CSV UTF-8".
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    // Lines before the header that start with `#` are comments (an export of an election
+    // whose personal data was erased says so there); lines are still numbered in the file.
+    let (comments, bytes) = leading_comments(bytes);
     // Flexible: a record with another number of fields than the header is a line error of
     // its own (`Row::malformed`), so that every such line is named, not just the first.
     let mut reader = csv::ReaderBuilder::new()
@@ -124,14 +127,16 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, FileError> {
     let mut lines = Lines {
         bytes,
         offset: 0,
-        line: 1,
+        line: comments + 1,
+        first: comments + 1,
     };
     let mut records = reader.byte_records();
     let header = match records.next() {
         None => return Err(FileError::Empty),
         Some(record) => record.map_err(|e| malformed(e, &mut lines))?,
     };
-    let header = utf8_fields(&header, 1).map_err(|line| FileError::InvalidUtf8(vec![line]))?;
+    let header =
+        utf8_fields(&header, comments + 1).map_err(|line| FileError::InvalidUtf8(vec![line]))?;
 
     // Where each column of the format sits in this file's records.
     let mut positions: [Option<usize>; 12] = [None; 12];
@@ -195,6 +200,8 @@ struct Lines<'a> {
     /// Where `line` was counted to.
     offset: usize,
     line: u64,
+    /// The number of the first line of `bytes` in the file (after leading comments).
+    first: u64,
 }
 
 impl Lines<'_> {
@@ -208,12 +215,25 @@ impl Lines<'_> {
             .take_while(|b| matches!(b, b'\r' | b'\n'));
         let start = (start + skip.count()).min(self.bytes.len());
         if start < self.offset {
-            (self.offset, self.line) = (0, 1);
+            (self.offset, self.line) = (0, self.first);
         }
         self.line += count_newlines(&self.bytes[self.offset..start]);
         self.offset = start;
         self.line
     }
+}
+
+/// How many lines at the start of `bytes` begin with `#`, and what follows them.
+pub fn leading_comments(mut bytes: &[u8]) -> (u64, &[u8]) {
+    let mut count = 0;
+    while bytes.first() == Some(&b'#') {
+        count += 1;
+        bytes = match bytes.iter().position(|b| *b == b'\n') {
+            Some(end) => &bytes[end + 1..],
+            None => &[],
+        };
+    }
+    (count, bytes)
 }
 
 fn count_newlines(bytes: &[u8]) -> u64 {
@@ -418,4 +438,31 @@ pub fn entries_as_lines(message: &str, lines: &[u64]) -> String {
     }
     text.push_str(rest);
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leading_comment_lines_are_skipped_and_lines_keep_their_numbers() {
+        let file = format!(
+            "# personal data erased at 2023-06-17T00:00:00Z\n# second comment\n{}\n\
+             obs-1,Anna,Ivanova,RU,sco,,,,,,,\nobs-2,Li\n",
+            header().join(",")
+        );
+        let parsed = parse(file.as_bytes()).unwrap();
+        assert_eq!(parsed.rows.len(), 2);
+        assert_eq!(parsed.rows[0].line, 4);
+        assert_eq!(parsed.rows[0].values[Column::GivenName as usize], "Anna");
+        assert_eq!(parsed.rows[1].line, 5);
+        assert!(parsed.rows[1].malformed.is_some());
+        assert!(parsed.ignored_columns.is_empty());
+    }
+
+    #[test]
+    fn a_file_of_comments_only_is_empty() {
+        assert!(matches!(parse(b"# nothing\n"), Err(FileError::Empty)));
+        assert_eq!(leading_comments(b"#a\n#b\nx"), (2, &b"x"[..]));
+    }
 }

@@ -6,6 +6,10 @@
 //! file that looks complete. Exit code: 0 written, 2 the service refused or could not be
 //! reached (the server's message on stderr). A page that cannot be read for the moment is
 //! read again by the client (`--retries`, `--timeout`); page tokens stay valid meanwhile.
+//!
+//! Once the election's personal data was erased (retention), its personal columns are empty,
+//! and a `#` comment line before the header says when it was erased; `import-observers`
+//! skips such lines.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -56,9 +60,14 @@ async fn export(args: &ExportArgs) -> anyhow::Result<()> {
         csv,
         count,
         without_document,
+        erased_at,
     } = written?;
 
-    let bytes = csv.into_inner().map_err(|e| e.into_error())?;
+    let mut bytes = Vec::new();
+    if let Some(erased_at) = &erased_at {
+        bytes.extend_from_slice(erasure_comment(erased_at).as_bytes());
+    }
+    bytes.extend(csv.into_inner().map_err(|e| e.into_error())?);
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(&bytes).and_then(|()| stdout.flush()) {
         Ok(()) => {}
@@ -67,7 +76,12 @@ async fn export(args: &ExportArgs) -> anyhow::Result<()> {
         Err(error) => return Err(anyhow::Error::new(error).context("cannot write to stdout")),
     }
     eprintln!("exported {count} observers of {election}");
-    if without_document > 0 {
+    if erased_at.is_some() {
+        eprintln!(
+            "note: the personal data of {election} was erased (retention): the personal \
+             columns are empty"
+        );
+    } else if without_document > 0 {
         // Without the personal-data-reader role the service blanks personal data.
         eprintln!(
             "warning: {without_document} observers have no travel_document_number (personal \
@@ -84,6 +98,21 @@ struct Written {
     count: usize,
     /// Rows without the personal data a caller without the role does not get.
     without_document: usize,
+    /// When the election's personal data was erased, if it was (the latest erasure among its
+    /// observers: an election is erased once, so they all carry the same time).
+    erased_at: Option<prost_types::Timestamp>,
+}
+
+/// The comment line before the header of an export whose personal data was erased.
+fn erasure_comment(erased_at: &prost_types::Timestamp) -> String {
+    let nanos = u32::try_from(erased_at.nanos).unwrap_or(0);
+    let when = chrono::DateTime::from_timestamp(erased_at.seconds, nanos)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        .unwrap_or_else(|| erased_at.to_string());
+    format!(
+        "# personal data erased at {when} (retention of personal data): \
+         travel_document_number, date_of_birth, email and phone are empty\n"
+    )
 }
 
 async fn write_csv(
@@ -96,6 +125,7 @@ async fn write_csv(
     csv.write_record(csv_format::header())?;
 
     let (mut count, mut without_document) = (0usize, 0usize);
+    let mut erased_at: Option<prost_types::Timestamp> = None;
     let mut page_token = String::new();
     loop {
         let request = pb::ListObserversRequest {
@@ -121,6 +151,13 @@ async fn write_csv(
                 without_document += 1;
             }
             csv.write_record(&record)?;
+            if let Some(time) = &observer.personal_data_erase_time
+                && erased_at
+                    .as_ref()
+                    .is_none_or(|t| (t.seconds, t.nanos) < (time.seconds, time.nanos))
+            {
+                erased_at = Some(*time);
+            }
         }
         count += page.observers.len();
         let total = u64::try_from(page.total_size).unwrap_or(0);
@@ -134,5 +171,22 @@ async fn write_csv(
         csv,
         count,
         without_document,
+        erased_at,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_erasure_comment_is_one_comment_line_naming_the_time() {
+        let comment = erasure_comment(&prost_types::Timestamp {
+            seconds: 1_686_960_000,
+            nanos: 0,
+        });
+        assert!(comment.starts_with("# personal data erased at 2023-06-17T00:00:00Z"));
+        assert_eq!(comment.matches('\n').count(), 1);
+        assert!(comment.ends_with('\n'));
+    }
 }

@@ -208,7 +208,7 @@ mod tests {
                 organization_id: "sco".into(),
                 delegation_id: None,
                 role: None,
-                travel_document_number: TravelDocumentNumber::parse("E12345678").unwrap(),
+                travel_document_number: Some(TravelDocumentNumber::parse("E12345678").unwrap()),
                 date_of_birth: None,
                 email: None,
                 phone: None,
@@ -223,6 +223,7 @@ mod tests {
             update_time: at("2023-01-01T00:00:00Z"),
             etag: uuid::Uuid::nil(),
             delete_time: None,
+            personal_data_erase_time: None,
         }
     }
 

@@ -201,7 +201,7 @@ mod tests {
                 organization_id: "sco".into(),
                 delegation_id: delegation_id.map(str::to_owned),
                 role: None,
-                travel_document_number: TravelDocumentNumber::parse("N1234567").unwrap(),
+                travel_document_number: Some(TravelDocumentNumber::parse("N1234567").unwrap()),
                 date_of_birth: None,
                 email: None,
                 phone: None,
@@ -212,6 +212,7 @@ mod tests {
             update_time: at("2023-01-01T00:00:00Z"),
             etag: Uuid::nil(),
             delete_time: deleted.then(|| at("2023-01-02T00:00:00Z")),
+            personal_data_erase_time: None,
         }
     }
 

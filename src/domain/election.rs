@@ -249,10 +249,11 @@ pub fn check_wipe(election: &str, observers: ObserverFacts) -> Result<(), Refusa
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn kz_2023() -> ElectionFields {
+    /// Kazakhstan's early parliamentary election of 2023-03-19, default settings.
+    pub(crate) fn kz_2023() -> ElectionFields {
         ElectionFields {
             display_name: "Early parliamentary election".into(),
             host_country: CountryCode::parse("KZ").unwrap(),

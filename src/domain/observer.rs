@@ -65,7 +65,8 @@ pub struct ObserverFields {
     pub organization_id: String,
     pub delegation_id: Option<String>,
     pub role: Option<ObserverRole>,
-    pub travel_document_number: TravelDocumentNumber,
+    /// `None` only once the observer's personal data was erased (`domain::retention`).
+    pub travel_document_number: Option<TravelDocumentNumber>,
     pub date_of_birth: Option<DateOfBirth>,
     pub email: Option<Email>,
     pub phone: Option<Phone>,
@@ -84,6 +85,8 @@ pub struct Observer {
     pub update_time: DateTime<Utc>,
     pub etag: Uuid,
     pub delete_time: Option<DateTime<Utc>>,
+    /// When the observer's personal data was erased with its election's; `None` while kept.
+    pub personal_data_erase_time: Option<DateTime<Utc>>,
 }
 
 impl Observer {

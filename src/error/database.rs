@@ -155,6 +155,15 @@ fn constraint_error(code: &str, constraint: Option<&str>, table: Option<&str>) -
             ObserverDecided,
             "the observer was decided: its identity changes only through CorrectObserver",
         )),
+        Some("observers_personal_data_erased") => Some((
+            PersonalDataErased,
+            "the election's personal data was erased: no observer is registered in it, and \
+             erased personal data is never put back",
+        )),
+        Some("elections_personal_data_erased") => Some((
+            PersonalDataErased,
+            "the election's personal data was erased: an erasure is never undone",
+        )),
         Some("observers_accredited_not_deleted") => Some((
             ObserverAccredited,
             "an accredited observer cannot be deleted: revoke the accreditation first",

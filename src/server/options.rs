@@ -19,6 +19,9 @@ pub struct ServeOptions {
     pub request_id_retention: Duration,
     /// How long the change feed keeps changes (and resume tokens stay valid).
     pub change_retention: Duration,
+    /// How often the background erasure of personal data runs (`crate::retention`); `None`
+    /// runs none on this server (tests, unless they opt in with a clock of their own).
+    pub personal_data_erase_interval: Option<Duration>,
     pub clock: Clock,
     /// The agencies; `IdentityStore::anonymous()` when none are configured.
     pub identities: Arc<IdentityStore>,
@@ -121,6 +124,8 @@ impl ServeOptions {
             health_check_interval: settings.health_check_interval,
             request_id_retention: settings.retention.request_id_retention,
             change_retention: settings.retention.change_retention,
+            personal_data_erase_interval: Some(settings.retention.personal_data_erase_interval)
+                .filter(|interval| !interval.is_zero()),
             clock: Clock::system(),
             identities: Arc::new(identities),
             allow_anonymous: allow_anonymous || loopback,

@@ -187,6 +187,48 @@ pub async fn get(conn: &mut PgConnection, id: &str, for_update: bool) -> Result<
     row.map(Election::try_from).transpose()
 }
 
+/// The election, locked for the rest of the transaction, unless another transaction holds
+/// its lock (`SKIP LOCKED`): the background erasure of every replica tries each due election,
+/// and the one that gets the lock erases it while the others go on to the next.
+pub async fn lock_unless_busy(conn: &mut PgConnection, id: &str) -> Result<Option<Election>> {
+    let row: Option<ElectionRow> = sqlx::query_as(trusted_sql!(
+        "SELECT {COLUMNS} FROM elections WHERE id = $1 FOR UPDATE SKIP LOCKED"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(Election::try_from).transpose()
+}
+
+/// The elections that still keep personal data and do not keep it for good (retention 0):
+/// those the background erasure examines (`domain::retention::is_due` decides).
+pub async fn keeping_personal_data(conn: &mut PgConnection) -> Result<Vec<Election>> {
+    let rows: Vec<ElectionRow> = sqlx::query_as(trusted_sql!(
+        "SELECT {COLUMNS} FROM elections \
+         WHERE personal_data_erase_time IS NULL AND personal_data_retention_days > 0 ORDER BY id"
+    ))
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter().map(Election::try_from).collect()
+}
+
+/// Marks the election's personal data erased at `now`, with a new etag.
+pub async fn set_personal_data_erased(
+    conn: &mut PgConnection,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Election> {
+    let row: ElectionRow = sqlx::query_as(trusted_sql!(
+        "UPDATE elections SET personal_data_erase_time = $2, update_time = $2, \
+         etag = gen_random_uuid() WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(now)
+    .fetch_one(conn)
+    .await?;
+    row.try_into()
+}
+
 /// Replaces the caller-set fields and gives the election a new etag.
 pub async fn update(
     conn: &mut PgConnection,

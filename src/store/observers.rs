@@ -29,7 +29,8 @@ struct ObserverRow {
     organization_id: String,
     delegation_id: Option<String>,
     role: Option<String>,
-    travel_document_number: String,
+    /// NULL only once erased (`observers_personal_data_erased`).
+    travel_document_number: Option<String>,
     date_of_birth: Option<NaiveDate>,
     email: String,
     phone: String,
@@ -44,6 +45,7 @@ struct ObserverRow {
     delete_time: Option<DateTime<Utc>>,
     /// `None` only in change-feed rows written before the column existed.
     decision: Option<String>,
+    personal_data_erase_time: Option<DateTime<Utc>>,
 }
 
 /// By position and without sqlx's check of each value's type against the column's: reading
@@ -77,6 +79,7 @@ impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for ObserverRow {
             etag: row.try_get_unchecked(19)?,
             delete_time: row.try_get_unchecked(20)?,
             decision: row.try_get_unchecked(21)?,
+            personal_data_erase_time: row.try_get_unchecked(22)?,
         })
     }
 }
@@ -105,9 +108,9 @@ impl TryFrom<ObserverRow> for Observer {
                 organization_id: row.organization_id,
                 delegation_id: row.delegation_id,
                 role,
-                travel_document_number: TravelDocumentNumber::from_stored(
-                    row.travel_document_number,
-                ),
+                travel_document_number: row
+                    .travel_document_number
+                    .map(TravelDocumentNumber::from_stored),
                 date_of_birth: row.date_of_birth.map(DateOfBirth::from_stored),
                 email: Some(row.email)
                     .filter(|e| !e.is_empty())
@@ -130,6 +133,7 @@ impl TryFrom<ObserverRow> for Observer {
             update_time: row.update_time,
             etag: row.etag,
             delete_time: row.delete_time,
+            personal_data_erase_time: row.personal_data_erase_time,
         })
     }
 }
@@ -150,7 +154,8 @@ impl Keyed for Observer {
 const COLUMNS: &str = "election_id, id, given_name, family_name, citizenship, organization_id, \
                        delegation_id, role, travel_document_number, date_of_birth, email, phone, \
                        deployment_region, accreditation_state, accreditation_number, decide_time, \
-                       decision_reason, create_time, update_time, etag, delete_time, decision";
+                       decision_reason, create_time, update_time, etag, delete_time, decision, \
+                       personal_data_erase_time";
 
 /// The observers' change feed.
 pub const FEED: crate::store::changes::Feed = crate::store::changes::Feed {
@@ -207,7 +212,12 @@ pub async fn insert_many(
     .bind(column(|f| f.organization_id.clone()))
     .bind(&delegations)
     .bind(&roles)
-    .bind(column(|f| f.travel_document_number.as_str().to_owned()))
+    .bind(
+        observers
+            .iter()
+            .map(|(_, f)| document_column(f))
+            .collect::<Vec<_>>(),
+    )
     .bind(&births)
     .bind(column(email_column))
     .bind(column(phone_column))
@@ -224,6 +234,14 @@ pub async fn insert_many(
     let mut inserted = into_observers(rows)?;
     inserted.sort_by_key(|o| ids.iter().position(|id| *id == o.id));
     Ok(inserted)
+}
+
+/// NULL once erased.
+fn document_column(fields: &ObserverFields) -> Option<&str> {
+    fields
+        .travel_document_number
+        .as_ref()
+        .map(TravelDocumentNumber::as_str)
 }
 
 /// Contacts are stored as text, empty when unknown.
@@ -334,7 +352,7 @@ pub async fn update(
     .bind(&fields.organization_id)
     .bind(&fields.delegation_id)
     .bind(fields.role.map(ObserverRole::as_str))
-    .bind(fields.travel_document_number.as_str())
+    .bind(document_column(fields))
     .bind(fields.date_of_birth.map(DateOfBirth::date))
     .bind(email_column(fields))
     .bind(phone_column(fields))
@@ -454,6 +472,29 @@ pub async fn list(
         fetch_page_of_election::<ObserverRow>(conn, &source, &scope, query, counts, election_id)
             .await?;
     Ok((into_observers(rows)?, total))
+}
+
+/// Erases the personal data of every observer of the election, deleted ones included, that
+/// still has it: the travel document number, date of birth, e-mail and phone
+/// (`domain::retention::erased`), with `personal_data_erase_time` and `update_time` set to
+/// `now`, so that the feed's UPDATED event of the erasure is the one whose update time is the
+/// erasure's. Returns the observers as erased; PostgreSQL's trigger feeds each as UPDATED.
+pub async fn erase_personal_data(
+    conn: &mut PgConnection,
+    election_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<Observer>> {
+    let rows: Vec<ObserverRow> = sqlx::query_as(trusted_sql!(
+        "UPDATE observers SET travel_document_number = NULL, date_of_birth = NULL, \
+         email = '', phone = '', personal_data_erase_time = $2, update_time = $2, \
+         etag = gen_random_uuid() \
+         WHERE election_id = $1 AND personal_data_erase_time IS NULL RETURNING {COLUMNS}"
+    ))
+    .bind(election_id)
+    .bind(now)
+    .fetch_all(conn)
+    .await?;
+    into_observers(rows)
 }
 
 /// The name of an observer, for messages.

@@ -66,9 +66,10 @@ async fn registered_people(
         .iter()
         .map(|c| c.fields.citizenship.as_str())
         .collect();
-    let documents: Vec<&str> = candidates
+    // NULL for an erased candidate: it matches nobody.
+    let documents: Vec<Option<&str>> = candidates
         .iter()
-        .map(|c| c.fields.travel_document_number.as_str())
+        .map(|c| c.fields.travel_document_number.as_ref().map(|d| d.as_str()))
         .collect();
     let rows: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT o.citizenship, o.travel_document_number, o.id \

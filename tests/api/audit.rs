@@ -341,6 +341,30 @@ async fn every_successful_mutation_writes_one_event_without_personal_data(pool: 
         expect(
             ADMIN,
             "ElectionService",
+            "ErasePersonalData",
+            runoff,
+            "",
+            true,
+            true,
+        ),
+        elections().erase_personal_data(pb::ErasePersonalDataRequest {
+            name: runoff.into(),
+            etag: String::new(),
+        }),
+    )
+    .await;
+    assert_eq!(
+        event.reason,
+        "personal data of 0 observers erased on request"
+    );
+    assert_eq!(event.changed_fields, ["personal_data_erase_time"]);
+    let (_, event) = one_event(
+        &app,
+        &admin,
+        runoff,
+        expect(
+            ADMIN,
+            "ElectionService",
             "DeleteElection",
             runoff,
             "",
@@ -356,7 +380,7 @@ async fn every_successful_mutation_writes_one_event_without_personal_data(pool: 
     .await;
     assert_eq!(text(event.before.as_ref(), "displayName"), Some("Runoff"));
     // The trail outlives the election.
-    assert_eq!(events(&admin, runoff, "").await.len(), 2);
+    assert_eq!(events(&admin, runoff, "").await.len(), 3);
 
     // ---- organizations ----
     let request_id = new_request_id();
@@ -1116,7 +1140,7 @@ async fn every_successful_mutation_writes_one_event_without_personal_data(pool: 
     );
     assert_eq!(
         app.count("audit_events").await,
-        (election_events.len() + organization_events.len() + 2) as i64
+        (election_events.len() + organization_events.len() + 3) as i64
     );
     // Every mutation of the contract was checked above: a new one fails here until it is.
     let audited: BTreeSet<String> = sqlx::query_scalar("SELECT DISTINCT method FROM audit_events")

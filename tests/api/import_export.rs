@@ -136,13 +136,14 @@ impl Drop for TempFile {
 
 // ---- running the binary ----
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
 }
 
-async fn run(app: &TestApp, args: &[&str]) -> Run {
+/// The binary with `args` against `app`.
+pub async fn run(app: &TestApp, args: &[&str]) -> Run {
     let Output {
         status,
         stdout,

@@ -29,6 +29,7 @@ mod paging;
 mod production;
 mod record;
 mod request_ids;
+mod retention;
 mod streams;
 mod telemetry;
 mod tls_failures;

@@ -5,7 +5,7 @@ use crate::database::Tx;
 
 use super::ElectionApi;
 use super::convert::{OUTPUT_ONLY, merge, parse, to_proto};
-use crate::aip::{etag, field_mask};
+use crate::aip::field_mask;
 use crate::api::delegations::convert as delegation_convert;
 use crate::api::meetings::convert as meeting_convert;
 use crate::api::observers::convert as observer_convert;
@@ -33,10 +33,7 @@ impl ElectionApi {
             .db
             .transaction(|tx| {
                 Box::pin(async move {
-                    let current = store::elections::get(tx, id, true)
-                        .await?
-                        .ok_or_else(|| Error::not_found(&changes.name))?;
-                    etag::check(&changes.etag, current.etag, &changes.name)?;
+                    let current = super::locked(tx, id, &changes.name, &changes.etag).await?;
                     let mut violations = Violations::new();
                     let fields = parse(&merge(&to_proto(&current), changes, mask), &mut violations);
                     violations.finish()?;
@@ -74,10 +71,7 @@ impl ElectionApi {
             .db
             .transaction(|tx| {
                 Box::pin(async move {
-                    let current = store::elections::get(tx, id, true)
-                        .await?
-                        .ok_or_else(|| Error::not_found(&request.name))?;
-                    etag::check(&request.etag, current.etag, &request.name)?;
+                    let current = super::locked(tx, id, &request.name, &request.etag).await?;
                     if store::elections::has_children(tx, id).await? {
                         if !request.force {
                             return Err(Error::precondition(

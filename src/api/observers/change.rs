@@ -6,7 +6,7 @@ use crate::database::Tx;
 use sqlx::PgConnection;
 
 use super::ObserverApi;
-use super::convert::{OUTPUT_ONLY, merge_message, parse_observer, to_proto};
+use super::convert::{OUTPUT_ONLY, fields_given, merge_message, parse_observer, to_proto};
 use super::register::{disclosure, scope};
 use crate::aip::{etag, field_mask};
 use crate::api::audit::AuditEntry;
@@ -16,6 +16,7 @@ use crate::auth::Caller;
 use crate::domain::observer::record::{self, ObserverField};
 use crate::domain::observer::registration::{self, Candidate};
 use crate::domain::observer::{Observer, observer_name};
+use crate::domain::retention;
 use crate::domain::text;
 use crate::error::{Error, Result, Violations};
 use crate::pb::v1 as pb;
@@ -104,9 +105,16 @@ impl ObserverApi {
                 Box::pin(async move {
                     let current = live_observer(tx, change.election_id, change.id, change.name).await?;
                     etag::check(&change.changes.etag, current.etag, change.name)?;
+                    retention::check_update(
+                        change.name,
+                        current.personal_data_erase_time,
+                        &fields_given(change.changes, change.mask),
+                        "observer",
+                    )?;
                     let merged = merge_message(&to_proto(&current), change.changes, change.mask);
                     let mut violations = Violations::new();
-                    let parsed = parse_observer(&merged, "observer", today, &mut violations);
+                    let erased = current.personal_data_erase_time.is_some();
+                    let parsed = parse_observer(&merged, "observer", today, erased, &mut violations);
                     violations.finish()?;
                     let parsed = parsed.ok_or_else(|| {
                         Error::internal(anyhow::anyhow!("validation passed without values"))

@@ -61,6 +61,7 @@ pub const OUTPUT_ONLY: &[&str] = &[
     "update_time",
     "etag",
     "delete_time",
+    "personal_data_erase_time",
 ];
 
 /// An observer's fields as a request gives them, parsed; `None` when any is bad (each bad
@@ -71,10 +72,13 @@ pub struct ParsedObserver {
     pub delegation_election: Option<String>,
 }
 
+/// `erased`: the observer's personal data was erased, so an empty travel document number is
+/// what it has (any value given is refused before, by `domain::retention::check_update`).
 pub fn parse_observer(
     observer: &pb::Observer,
     at: &str,
     today: NaiveDate,
+    erased: bool,
     violations: &mut Violations,
 ) -> Option<ParsedObserver> {
     let field = |name: &str| format!("{at}.{name}");
@@ -102,10 +106,16 @@ pub fn parse_observer(
         )
     });
     let role = violations.check(&field("role"), role_from_proto(observer.role));
-    let document = violations.check(
-        &field("travel_document_number"),
-        TravelDocumentNumber::parse(&observer.travel_document_number),
-    );
+    let document = if erased && observer.travel_document_number.is_empty() {
+        Some(None)
+    } else {
+        violations
+            .check(
+                &field("travel_document_number"),
+                TravelDocumentNumber::parse(&observer.travel_document_number),
+            )
+            .map(Some)
+    };
     let date_of_birth = optional(&observer.date_of_birth, |value| {
         violations.check(&field("date_of_birth"), DateOfBirth::parse(value, today))
     });
@@ -250,7 +260,10 @@ pub fn into_proto(observer: Observer) -> pb::Observer {
             .map(|d| delegation_name(&observer.election_id, d))
             .unwrap_or_default(),
         role: role_to_proto(fields.role).into(),
-        travel_document_number: fields.travel_document_number.into_string(),
+        travel_document_number: fields
+            .travel_document_number
+            .map(TravelDocumentNumber::into_string)
+            .unwrap_or_default(),
         date_of_birth: fields
             .date_of_birth
             .map(|d| format_date(d.date()))
@@ -269,7 +282,31 @@ pub fn into_proto(observer: Observer) -> pb::Observer {
         update_time: Some(to_timestamp(observer.update_time)),
         etag: etag::format(observer.etag),
         delete_time: observer.delete_time.map(to_timestamp),
+        personal_data_erase_time: observer.personal_data_erase_time.map(to_timestamp),
     }
+}
+
+/// The fields of the mask to which `changes` gives a value: an empty value sets nothing
+/// that could be personal data.
+pub fn fields_given(changes: &pb::Observer, mask: &[ObserverField]) -> Vec<ObserverField> {
+    mask.iter()
+        .copied()
+        .filter(|field| match field {
+            ObserverField::GivenName => !changes.given_name.is_empty(),
+            ObserverField::FamilyName => !changes.family_name.is_empty(),
+            ObserverField::Citizenship => !changes.citizenship.is_empty(),
+            ObserverField::Organization => !changes.organization.is_empty(),
+            ObserverField::Delegation => !changes.delegation.is_empty(),
+            ObserverField::Role => changes.role != 0,
+            ObserverField::TravelDocumentNumber => {
+                !changes.travel_document_number.trim().is_empty()
+            }
+            ObserverField::DateOfBirth => !changes.date_of_birth.trim().is_empty(),
+            ObserverField::Email => !changes.email.trim().is_empty(),
+            ObserverField::Phone => !changes.phone.trim().is_empty(),
+            ObserverField::DeploymentRegion => !changes.deployment_region.is_empty(),
+        })
+        .collect()
 }
 
 /// Clears the personal data of an observer (BRIEF): travel document, birth date, contacts.

@@ -18,6 +18,7 @@ use crate::domain::election::Election;
 use crate::domain::names;
 use crate::domain::observer::Observer;
 use crate::domain::observer::registration::{self, Candidate, Disclosure, ElectionScope};
+use crate::domain::retention;
 use crate::error::{Error, Result, Violations};
 use crate::pb::v1 as pb;
 use crate::store::{self, request_ids};
@@ -216,7 +217,7 @@ fn parse_entry(
         violations.add(at("observer"), "is required");
         return None;
     };
-    let observer = parse_observer(observer, &at("observer"), today, violations)?;
+    let observer = parse_observer(observer, &at("observer"), today, false, violations)?;
     Some(Entry {
         at: at("observer"),
         id: id?,
@@ -248,6 +249,7 @@ async fn register(
     election: &Election,
     entries: &[Entry],
 ) -> Result<Vec<Observer>> {
+    retention::check_registration(&election.name(), election.personal_data_erase_time)?;
     let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
     if let Some(taken) = store::observers::existing_ids(conn, &election.id, &ids)
         .await?

@@ -77,6 +77,23 @@ impl ObserverField {
         }
     }
 
+    /// Personal data (API.md): erased once the election's retention period has passed.
+    pub fn is_personal(self) -> bool {
+        match self {
+            ObserverField::TravelDocumentNumber
+            | ObserverField::DateOfBirth
+            | ObserverField::Email
+            | ObserverField::Phone => true,
+            ObserverField::GivenName
+            | ObserverField::FamilyName
+            | ObserverField::Citizenship
+            | ObserverField::Organization
+            | ObserverField::Delegation
+            | ObserverField::Role
+            | ObserverField::DeploymentRegion => false,
+        }
+    }
+
     /// The identity fields, for messages.
     pub fn identity_paths() -> Vec<&'static str> {
         Self::ALL
@@ -199,7 +216,7 @@ mod tests {
             organization_id: "osce".to_owned(),
             delegation_id: None,
             role: None,
-            travel_document_number: TravelDocumentNumber::parse("C01X00T47").unwrap(),
+            travel_document_number: Some(TravelDocumentNumber::parse("C01X00T47").unwrap()),
             date_of_birth: None,
             email: None,
             phone: None,

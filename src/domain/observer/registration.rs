@@ -29,8 +29,11 @@ impl Candidate<'_> {
         format!("{}.{name}", self.at)
     }
 
-    fn person(&self) -> (CountryCode, &TravelDocumentNumber) {
-        (self.fields.citizenship, &self.fields.travel_document_number)
+    /// The person, by citizenship and travel document; `None` once erased: an erased
+    /// observer is nobody's duplicate (nothing is registered in its election any more).
+    fn person(&self) -> Option<(CountryCode, &TravelDocumentNumber)> {
+        let document = self.fields.travel_document_number.as_ref()?;
+        Some((self.fields.citizenship, document))
     }
 
     fn delegation_id(&self) -> Option<&str> {
@@ -187,7 +190,10 @@ fn check_one_person_each(
     let mut seen: HashMap<(CountryCode, &TravelDocumentNumber), &str> = HashMap::new();
     let mut repeated: Vec<(&Candidate, String)> = Vec::new();
     for candidate in candidates {
-        if let Some(first) = seen.insert(candidate.person(), candidate.at) {
+        let Some(person) = candidate.person() else {
+            continue;
+        };
+        if let Some(first) = seen.insert(person, candidate.at) {
             repeated.push((
                 candidate,
                 format!("{} is the same person as {first}", candidate.at),
@@ -197,7 +203,9 @@ fn check_one_person_each(
     let mut existing = None;
     if repeated.is_empty() {
         for candidate in candidates {
-            let (citizenship, document) = candidate.person();
+            let Some((citizenship, document)) = candidate.person() else {
+                continue;
+            };
             if let Some(id) = facts.registered.get(&(citizenship, document.clone())) {
                 let name = super::observer_name(election.id, id);
                 let why = match disclosure {
@@ -250,7 +258,7 @@ mod tests {
             organization_id: organization.to_owned(),
             delegation_id: None,
             role: None,
-            travel_document_number: TravelDocumentNumber::parse(document).unwrap(),
+            travel_document_number: Some(TravelDocumentNumber::parse(document).unwrap()),
             date_of_birth: None,
             email: None,
             phone: None,
@@ -378,7 +386,7 @@ mod tests {
         let a = person("DE", "AB1234567", "osce");
         let mut facts = facts();
         facts.registered.insert(
-            (a.citizenship, a.travel_document_number.clone()),
+            (a.citizenship, a.travel_document_number.clone().unwrap()),
             "obs-1".to_owned(),
         );
         let named = check(scope(), &[at("a", &a)], &facts, Disclosure::NameExisting).unwrap_err();
