@@ -172,6 +172,15 @@ fn constraint_error(code: &str, constraint: Option<&str>, table: Option<&str>) -
             InvalidStateTransition,
             "the accreditation state changed concurrently; read the observer again",
         )),
+        // An invitation withdrawn concurrently, or an election made to require them.
+        Some("organization_invited") => Some((
+            NotInvited,
+            "the organization has no accepted invitation, which the election requires",
+        )),
+        Some("invitations_transition" | "invitations_deleted_only_while_sent") => Some((
+            InvalidStateTransition,
+            "the invitation's state changed concurrently; read it again",
+        )),
         _ => None,
     };
     let (reason, message) = match (known, code) {
