@@ -14,7 +14,10 @@ use crate::api::audit::AuditEntry;
 use crate::api::skeleton::{self, Creation, entry_changed, entry_removed};
 use crate::api::{AppState, parse_parent, require_election, require_election_of_page, total_size};
 use crate::auth::Caller;
-use crate::domain::invitation::{self, Answer, Invitation, InvitationFields, invitation_name};
+use crate::domain::election::Election;
+use crate::domain::invitation::{
+    self, Answer, Invitation, InvitationFields, Sender, invitation_name,
+};
 use crate::domain::names;
 use crate::error::{Error, Result, Violations};
 use crate::pb::v1 as pb;
@@ -256,6 +259,26 @@ async fn check_organization(
         Some(other) => Err(Error::already_exists(&invitation_name(election_id, &other))
             .with_metadata("organization", format!("organizations/{organization_id}"))),
     }
+}
+
+/// NOT_INVITED, for the services that register and accredit observers: when `election`
+/// requires invitations, each sender's organization has an ACCEPTED invitation, which stays
+/// share-locked until the caller commits (a withdrawal waits for it).
+pub async fn check_invited(
+    conn: &mut PgConnection,
+    election: &Election,
+    senders: &[Sender<'_>],
+) -> Result<()> {
+    let required = election.fields.invitation_required;
+    if !required || senders.is_empty() {
+        return Ok(());
+    }
+    let mut organization_ids: Vec<&str> = senders.iter().map(|s| s.organization_id).collect();
+    organization_ids.sort_unstable();
+    organization_ids.dedup();
+    let accepted =
+        store::invitations::accepted_organizations(conn, &election.id, &organization_ids).await?;
+    Ok(invitation::check_invited(required, &accepted, senders)?)
 }
 
 /// The invitation, locked, or NOT_FOUND.
