@@ -92,11 +92,15 @@ CREATE TRIGGER invitations_deleted_only_while_sent BEFORE DELETE ON invitations
 -- no ACCEPTED row to find (READ COMMITTED re-reads the row after the wait).
 CREATE FUNCTION organization_check_invited() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'UPDATE' AND NEW.organization_id IS NOT DISTINCT FROM OLD.organization_id
-       AND NOT (TG_TABLE_NAME = 'observers'
-                AND NEW.accreditation_state = 'ACCREDITED'
-                AND OLD.accreditation_state IS DISTINCT FROM 'ACCREDITED') THEN
-        RETURN NEW;
+    -- Nested, because a delegation has no accreditation state to name.
+    IF TG_OP = 'UPDATE' AND NEW.organization_id IS NOT DISTINCT FROM OLD.organization_id THEN
+        IF TG_TABLE_NAME <> 'observers' THEN
+            RETURN NEW;
+        END IF;
+        IF NEW.accreditation_state <> 'ACCREDITED'
+           OR OLD.accreditation_state IS NOT DISTINCT FROM 'ACCREDITED' THEN
+            RETURN NEW;
+        END IF;
     END IF;
     IF NOT EXISTS (SELECT 1 FROM elections e WHERE e.id = NEW.election_id AND e.invitation_required) THEN
         RETURN NEW;
