@@ -209,6 +209,67 @@ impl InvitationApi {
     }
 }
 
+/// AcceptInvitation, DeclineInvitation and WithdrawInvitation: one invitation, its etag, and
+/// what the call records.
+trait AnswerRequest {
+    fn name(&self) -> &str;
+    fn etag(&self) -> &str;
+    fn parse(&self) -> Result<Answer>;
+}
+
+impl AnswerRequest for pb::AcceptInvitationRequest {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn etag(&self) -> &str {
+        &self.etag
+    }
+    fn parse(&self) -> Result<Answer> {
+        convert::parse_accept(self)
+    }
+}
+
+impl AnswerRequest for pb::DeclineInvitationRequest {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn etag(&self) -> &str {
+        &self.etag
+    }
+    fn parse(&self) -> Result<Answer> {
+        convert::parse_decline(self)
+    }
+}
+
+impl AnswerRequest for pb::WithdrawInvitationRequest {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn etag(&self) -> &str {
+        &self.etag
+    }
+    fn parse(&self) -> Result<Answer> {
+        convert::parse_withdraw(self)
+    }
+}
+
+impl InvitationApi {
+    async fn answer_request<R: AnswerRequest>(
+        &self,
+        request: Request<R>,
+    ) -> Result<Response<pb::Invitation>, Status> {
+        let caller = Caller::of(&request);
+        let request = request.into_inner();
+        // The name before the rest: a reply to no invitation has nothing to check against.
+        parse_name(request.name(), "name")?;
+        let answer = request.parse()?;
+        Ok(Response::new(
+            self.answer(&caller, request.name(), request.etag(), answer)
+                .await?,
+        ))
+    }
+}
+
 /// The election id, invitation id and fields of a create, every bad field named at once.
 fn parse_create(request: &pb::CreateInvitationRequest) -> Result<(&str, String, InvitationFields)> {
     let mut violations = Violations::new();
@@ -333,42 +394,21 @@ impl InvitationService for InvitationApi {
         &self,
         request: Request<pb::AcceptInvitationRequest>,
     ) -> Result<Response<pb::Invitation>, Status> {
-        let caller = Caller::of(&request);
-        let request = request.into_inner();
-        parse_name(&request.name, "name")?;
-        let answer = convert::parse_accept(&request)?;
-        Ok(Response::new(
-            self.answer(&caller, &request.name, &request.etag, answer)
-                .await?,
-        ))
+        self.answer_request(request).await
     }
 
     async fn decline_invitation(
         &self,
         request: Request<pb::DeclineInvitationRequest>,
     ) -> Result<Response<pb::Invitation>, Status> {
-        let caller = Caller::of(&request);
-        let request = request.into_inner();
-        parse_name(&request.name, "name")?;
-        let answer = convert::parse_decline(&request)?;
-        Ok(Response::new(
-            self.answer(&caller, &request.name, &request.etag, answer)
-                .await?,
-        ))
+        self.answer_request(request).await
     }
 
     async fn withdraw_invitation(
         &self,
         request: Request<pb::WithdrawInvitationRequest>,
     ) -> Result<Response<pb::Invitation>, Status> {
-        let caller = Caller::of(&request);
-        let request = request.into_inner();
-        parse_name(&request.name, "name")?;
-        let answer = convert::parse_withdraw(&request)?;
-        Ok(Response::new(
-            self.answer(&caller, &request.name, &request.etag, answer)
-                .await?,
-        ))
+        self.answer_request(request).await
     }
 
     async fn delete_invitation(
