@@ -808,6 +808,58 @@ async fn withdrawing_an_invitation_keeps_the_observers_but_blocks_their_accredit
 }
 
 #[sqlx::test]
+async fn an_accreditation_racing_a_withdrawal_waits_for_it_and_is_refused(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    election(&app, true).await;
+    invite(&app, "sco", "sco").await;
+    try_accept(&app, "sco", 3).await.unwrap();
+    create_observer(
+        &app,
+        KZ,
+        "anna",
+        observer("Anna", "Lee", "DE", "sco", "C01X00T47"),
+    )
+    .await;
+    // A withdrawal in flight: its transaction holds the invitation's row until it commits.
+    let mut withdrawal = pool.begin().await.unwrap();
+    sqlx::query("UPDATE invitations SET state = 'WITHDRAWN', reason = 'recalled' WHERE id = 'sco'")
+        .execute(&mut *withdrawal)
+        .await
+        .unwrap();
+    let mut observers = app.observers();
+    let accreditation = tokio::spawn(async move {
+        observers
+            .accredit_observer(pb::AccreditObserverRequest {
+                name: observer_name("anna"),
+                ..Default::default()
+            })
+            .await
+    });
+    wait_until(
+        Duration::from_secs(10),
+        "the accreditation to wait for the invitation's lock",
+        || async {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity \
+                  WHERE application_name = 'observer-registry' AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            waiting > 0
+        },
+    )
+    .await;
+    withdrawal.commit().await.unwrap();
+    let error = accreditation.await.unwrap().unwrap_err();
+    assert_not_invited(&error, &["name"]);
+    assert_eq!(
+        state(&get_observer(&app, &observer_name("anna")).await),
+        pb::AccreditationState::Pending
+    );
+}
+
+#[sqlx::test]
 async fn without_the_requirement_nobody_needs_an_invitation(pool: PgPool) {
     let app = spawn_app(pool).await;
     election(&app, false).await;
