@@ -218,6 +218,25 @@ impl From<sqlx::Error> for Error {
 mod tests {
     use super::*;
 
+    /// The invitation triggers' refusals, reached when a concurrent caller won a race.
+    #[test]
+    fn invitation_triggers_map_to_their_reasons() {
+        let reason = |constraint| constraint_error("23514", Some(constraint), None).reason;
+        assert_eq!(reason("organization_invited"), Reason::NotInvited);
+        assert_eq!(
+            reason("invitations_transition"),
+            Reason::InvalidStateTransition
+        );
+        assert_eq!(
+            reason("invitations_deleted_only_while_sent"),
+            Reason::InvalidStateTransition
+        );
+        assert_eq!(
+            constraint_error("23505", Some("invitations_one_per_organization"), None).reason,
+            Reason::AlreadyExists
+        );
+    }
+
     #[test]
     fn driver_errors_map_and_remember_their_failure() {
         let exhausted = Error::from_sqlx(sqlx::Error::PoolTimedOut);
