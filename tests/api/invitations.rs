@@ -835,21 +835,32 @@ async fn an_accreditation_racing_a_withdrawal_waits_for_it_and_is_refused(pool: 
             })
             .await
     });
+    let (handle, lookout) = (&accreditation, &pool);
     wait_until(
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "the accreditation to wait for the invitation's lock",
-        || async {
+        || async move {
+            // An accreditation answered without waiting ends the wait too, and fails below.
+            if handle.is_finished() {
+                return true;
+            }
             let waiting: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM pg_stat_activity \
-                  WHERE application_name = 'observer-registry' AND wait_event_type = 'Lock'",
+                  WHERE datname = current_database() AND wait_event_type = 'Lock'",
             )
-            .fetch_one(&pool)
+            .fetch_one(lookout)
             .await
             .unwrap();
             waiting > 0
         },
     )
     .await;
+    if accreditation.is_finished() {
+        panic!(
+            "the accreditation did not wait for the withdrawal: {:?}",
+            accreditation.await
+        );
+    }
     withdrawal.commit().await.unwrap();
     let error = accreditation.await.unwrap().unwrap_err();
     assert_not_invited(&error, &["name"]);
