@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod delegations;
 pub mod elections;
+pub mod invitations;
 pub mod meetings;
 pub mod observers;
 pub mod organizations;

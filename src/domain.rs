@@ -5,6 +5,7 @@ pub mod country;
 pub mod date;
 pub mod delegation;
 pub mod election;
+pub mod invitation;
 pub mod meeting;
 pub mod names;
 pub mod observer;

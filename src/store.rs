@@ -15,6 +15,7 @@ pub mod delegations;
 pub mod elections;
 pub mod figures;
 pub mod heads;
+pub mod invitations;
 pub mod listing;
 pub mod meetings;
 pub mod observers;

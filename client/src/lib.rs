@@ -81,13 +81,14 @@ use tonic::{Request, Status};
 use crate::pb::v1::audit_service_client::AuditServiceClient;
 use crate::pb::v1::delegation_service_client::DelegationServiceClient;
 use crate::pb::v1::election_service_client::ElectionServiceClient;
+use crate::pb::v1::invitation_service_client::InvitationServiceClient;
 use crate::pb::v1::meeting_service_client::MeetingServiceClient;
 use crate::pb::v1::observer_service_client::ObserverServiceClient;
 use crate::pb::v1::organization_service_client::OrganizationServiceClient;
 use crate::pb::v1::verification_service_client::VerificationServiceClient;
 use crate::pb::v1::{
-    DelegationEvent, MeetingEvent, ObserverEvent, WatchDelegationsRequest, WatchMeetingsRequest,
-    WatchObserversRequest,
+    DelegationEvent, InvitationEvent, MeetingEvent, ObserverEvent, WatchDelegationsRequest,
+    WatchInvitationsRequest, WatchMeetingsRequest, WatchObserversRequest,
 };
 
 /// Why a connection could not be made.
@@ -264,6 +265,11 @@ impl Client {
         MeetingServiceClient::new(self.authenticated())
     }
 
+    /// `observer_registry.v1.InvitationService` on this connection.
+    pub fn invitations(&self) -> InvitationServiceClient<RegistryChannel> {
+        InvitationServiceClient::new(self.authenticated())
+    }
+
     /// `observer_registry.v1.AuditService` on this connection.
     pub fn audit(&self) -> AuditServiceClient<RegistryChannel> {
         AuditServiceClient::new(self.authenticated())
@@ -326,6 +332,25 @@ impl Client {
                         resume_token,
                     };
                     Ok(client.watch_meetings(request).await?.into_inner())
+                })
+            }),
+            |event| &event.resume_token,
+            resume_token,
+        )
+    }
+
+    /// Follows WatchInvitations; see [`Client::follow_observers`].
+    pub fn follow_invitations(&self, parent: &str, resume_token: &str) -> Feed<InvitationEvent> {
+        let (client, parent) = (self.invitations(), parent.to_owned());
+        Feed::new(
+            Box::new(move |resume_token| {
+                let (mut client, parent) = (client.clone(), parent.clone());
+                Box::pin(async move {
+                    let request = WatchInvitationsRequest {
+                        parent,
+                        resume_token,
+                    };
+                    Ok(client.watch_invitations(request).await?.into_inner())
                 })
             }),
             |event| &event.resume_token,

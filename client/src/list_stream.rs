@@ -9,11 +9,12 @@ use tonic::{Response, Status};
 
 use crate::Client;
 use crate::pb::v1::{
-    AuditEvent, Delegation, Election, ListAuditEventsRequest, ListAuditEventsResponse,
+    AuditEvent, Delegation, Election, Invitation, ListAuditEventsRequest, ListAuditEventsResponse,
     ListDelegationsRequest, ListDelegationsResponse, ListElectionsRequest, ListElectionsResponse,
-    ListMeetingsRequest, ListMeetingsResponse, ListObserversRequest, ListObserversResponse,
-    ListOrganizationsRequest, ListOrganizationsResponse, ListPublicRegisterRequest,
-    ListPublicRegisterResponse, Meeting, Observer, Organization, PublicRegisterEntry,
+    ListInvitationsRequest, ListInvitationsResponse, ListMeetingsRequest, ListMeetingsResponse,
+    ListObserversRequest, ListObserversResponse, ListOrganizationsRequest,
+    ListOrganizationsResponse, ListPublicRegisterRequest, ListPublicRegisterResponse, Meeting,
+    Observer, Organization, PublicRegisterEntry,
 };
 
 /// Every item of a List call, page after page: the request's filter, order and page size
@@ -175,6 +176,9 @@ list_streams! {
     /// Every meeting of ListMeetings; see [`ListStream`].
     list_meetings_stream: meetings.list_meetings(ListMeetingsRequest)
         -> ListMeetingsResponse { meetings: Meeting }
+    /// Every invitation of ListInvitations; see [`ListStream`].
+    list_invitations_stream: invitations.list_invitations(ListInvitationsRequest)
+        -> ListInvitationsResponse { invitations: Invitation }
     /// Every audit event of ListAuditEvents; see [`ListStream`].
     list_audit_events_stream: audit.list_audit_events(ListAuditEventsRequest)
         -> ListAuditEventsResponse { audit_events: AuditEvent }

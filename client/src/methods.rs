@@ -44,6 +44,10 @@ mod tests {
         let watch = find("/observer_registry.v1.ObserverService/WatchObservers").unwrap();
         assert_eq!(watch.retry, Retry::Always);
         assert!(watch.server_streaming);
+        for read in ["GetInvitation", "ListInvitations", "WatchInvitations"] {
+            let path = format!("/observer_registry.v1.InvitationService/{read}");
+            assert_eq!(find(&path).unwrap().retry, Retry::Always, "{path}");
+        }
     }
 
     #[test]
@@ -52,6 +56,8 @@ mod tests {
         assert_eq!(create.retry, Retry::WithRequestId { field: 4 });
         let batch = find("/observer_registry.v1.ObserverService/BatchCreateObservers").unwrap();
         assert_eq!(batch.retry, Retry::WithRequestId { field: 3 });
+        let invitation = find("/observer_registry.v1.InvitationService/CreateInvitation").unwrap();
+        assert_eq!(invitation.retry, Retry::WithRequestId { field: 4 });
     }
 
     #[test]
@@ -60,6 +66,8 @@ mod tests {
             "/observer_registry.v1.ObserverService/UpdateObserver",
             "/observer_registry.v1.ObserverService/AccreditObserver",
             "/observer_registry.v1.MeetingService/CancelMeeting",
+            "/observer_registry.v1.InvitationService/AcceptInvitation",
+            "/observer_registry.v1.InvitationService/WithdrawInvitation",
             "/observer_registry.v1.ElectionService/DeleteElection",
         ] {
             assert_eq!(find(path).unwrap().retry, Retry::Never, "{path}");

@@ -14,6 +14,8 @@ use crate::api::skeleton::{self, Creation, SoftDeletion, entry_changed};
 use crate::api::{AppState, parse_parent, require_election, require_election_of_page, total_size};
 use crate::auth::Caller;
 use crate::domain::delegation::{self, Delegation, DelegationFields};
+use crate::domain::election::Election;
+use crate::domain::invitation::Sender;
 use crate::domain::{meeting, names};
 use crate::error::{Error, Result, Violations};
 use crate::pb::v1 as pb;
@@ -54,8 +56,9 @@ impl DelegationApi {
                 Box::pin(async move {
                     skeleton::create_once(tx, caller, creation, |tx| {
                         Box::pin(async move {
-                            require_election(tx, election_id).await?;
+                            let election = require_election(tx, election_id).await?;
                             check_organization(tx, &fields.organization_id).await?;
+                            check_invited(tx, &election, &fields.organization_id).await?;
                             let delegation =
                                 store::delegations::insert(tx, election_id, id, fields).await?;
                             let delegation_ = delegation.name().to_string();
@@ -217,6 +220,19 @@ async fn check_organization(conn: &mut PgConnection, organization_id: &str) -> R
     )?)
 }
 
+/// NOT_INVITED for the delegation's organization, where the election requires invitations.
+async fn check_invited(
+    conn: &mut PgConnection,
+    election: &Election,
+    organization_id: &str,
+) -> Result<()> {
+    let sender = Sender {
+        at: "delegation.organization",
+        organization_id,
+    };
+    crate::api::invitations::check_invited(conn, election, &[sender]).await
+}
+
 /// Loads what the rules of an update look at, as far as the change touches them, and lets
 /// the domain decide: a new organization, a head, a changed stay.
 async fn check_update(
@@ -227,6 +243,8 @@ async fn check_update(
     let (election_id, id) = (current.election_id.as_str(), current.id.as_str());
     if fields.organization_id != current.fields.organization_id {
         check_organization(conn, &fields.organization_id).await?;
+        let election = require_election(conn, election_id).await?;
+        check_invited(conn, &election, &fields.organization_id).await?;
         let has_members = store::delegations::has_any_observer(conn, election_id, id).await?;
         delegation::check_organization_change(has_members)?;
     }

@@ -131,6 +131,9 @@ impl ElectionApi {
             countries: summary.countries,
             delegations: summary.delegations,
             meetings: summary.meetings,
+            invited_organizations: summary.invitations.invited_organizations,
+            accepted_invitations: summary.invitations.accepted_invitations,
+            expected_observers: summary.invitations.expected_observers,
             headline: summary.headline(),
             by_organization: summary
                 .by_organization

@@ -1,4 +1,5 @@
-//! The change feed behind WatchObservers, WatchDelegations and WatchMeetings.
+//! The change feed behind WatchObservers, WatchDelegations, WatchMeetings and
+//! WatchInvitations.
 //!
 //! The `changes` table is the source of truth: each watcher reads it from its own position,
 //! in commit order, a batch at a time, and sends what it read before reading more — so a slow

@@ -14,7 +14,7 @@ pub enum Role {
     Registrar,
     /// Accredits, rejects, revokes, corrects decided observers' identities.
     Accreditor,
-    /// Meetings.
+    /// Meetings and invitations.
     Protocol,
     /// VerifyAccreditation only: border posts and polling stations.
     Verifier,
@@ -118,6 +118,12 @@ pub fn required_access(path: &str) -> Option<Access> {
             | "CancelMeeting",
         ) => Protocol,
         ("MeetingService", "UndeleteMeeting") => Admin,
+        ("InvitationService", "GetInvitation" | "ListInvitations" | "WatchInvitations") => Reader,
+        (
+            "InvitationService",
+            "CreateInvitation" | "UpdateInvitation" | "AcceptInvitation" | "DeclineInvitation"
+            | "WithdrawInvitation" | "DeleteInvitation",
+        ) => Protocol,
         ("AuditService", "ListAuditEvents") => Admin,
         // The keys are public: anyone may verify a badge offline.
         ("VerificationService", "ListBadgeKeys") => return Some(Access::Public),

@@ -1,5 +1,6 @@
 //! Headline figures of an election, as the press office quotes them.
 
+use super::invitation::InvitationState;
 use super::organization::OrganizationKind;
 
 /// Accredited observers sent by one organization.
@@ -25,6 +26,41 @@ pub struct Summary {
     pub by_organization: Vec<(String, String, i64)>,
     /// (country, accredited observers), largest first.
     pub by_country: Vec<(String, i64)>,
+    pub invitations: InvitationFigures,
+}
+
+/// What the invitations of an election come to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct InvitationFigures {
+    /// Organizations invited, whatever became of the invitation (one invitation each).
+    pub invited_organizations: i64,
+    pub accepted_invitations: i64,
+    /// The observers the accepted invitations' replies announce.
+    pub expected_observers: i64,
+}
+
+/// The invitations of one state: how many, and the observers their replies announce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvitationTally {
+    pub state: InvitationState,
+    pub invitations: i64,
+    pub expected_observers: i64,
+}
+
+impl InvitationFigures {
+    /// The figures from the tallies per state: every invitation is an invited organization;
+    /// only accepted ones count with their observers (a withdrawn acceptance keeps its
+    /// number on record, but nobody comes).
+    pub fn new(tallies: &[InvitationTally]) -> InvitationFigures {
+        let accepted = tallies
+            .iter()
+            .filter(|t| t.state == InvitationState::Accepted);
+        InvitationFigures {
+            invited_organizations: tallies.iter().map(|t| t.invitations).sum(),
+            accepted_invitations: accepted.clone().map(|t| t.invitations).sum(),
+            expected_observers: accepted.map(|t| t.expected_observers).sum(),
+        }
+    }
 }
 
 impl Summary {
@@ -65,6 +101,7 @@ impl Summary {
                 .map(|o| (o.organization_id, o.display_name, o.observers))
                 .collect(),
             by_country,
+            invitations: InvitationFigures::default(),
         }
     }
 
@@ -90,6 +127,30 @@ fn count(n: i64, one: &str, many: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invitation_figures_count_every_organization_and_the_accepted_observers() {
+        let tally = |state, invitations, expected_observers| InvitationTally {
+            state,
+            invitations,
+            expected_observers,
+        };
+        let figures = InvitationFigures::new(&[
+            tally(InvitationState::Sent, 3, 0),
+            tally(InvitationState::Accepted, 2, 350),
+            tally(InvitationState::Declined, 1, 0),
+            tally(InvitationState::Withdrawn, 1, 40),
+        ]);
+        assert_eq!(
+            figures,
+            InvitationFigures {
+                invited_organizations: 7,
+                accepted_invitations: 2,
+                expected_observers: 350,
+            }
+        );
+        assert_eq!(InvitationFigures::new(&[]), InvitationFigures::default());
+    }
 
     fn org(id: &str, kind: OrganizationKind, observers: i64) -> OrganizationCount {
         OrganizationCount {

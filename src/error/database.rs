@@ -181,6 +181,15 @@ fn constraint_error(code: &str, constraint: Option<&str>, table: Option<&str>) -
             InvalidStateTransition,
             "the accreditation state changed concurrently; read the observer again",
         )),
+        // An invitation withdrawn concurrently, or an election made to require them.
+        Some("organization_invited") => Some((
+            NotInvited,
+            "the organization has no accepted invitation, which the election requires",
+        )),
+        Some("invitations_transition" | "invitations_deleted_only_while_sent") => Some((
+            InvalidStateTransition,
+            "the invitation's state changed concurrently; read it again",
+        )),
         _ => None,
     };
     let (reason, message) = match (known, code) {
@@ -217,6 +226,25 @@ impl From<sqlx::Error> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The invitation triggers' refusals, reached when a concurrent caller won a race.
+    #[test]
+    fn invitation_triggers_map_to_their_reasons() {
+        let reason = |constraint| constraint_error("23514", Some(constraint), None).reason;
+        assert_eq!(reason("organization_invited"), Reason::NotInvited);
+        assert_eq!(
+            reason("invitations_transition"),
+            Reason::InvalidStateTransition
+        );
+        assert_eq!(
+            reason("invitations_deleted_only_while_sent"),
+            Reason::InvalidStateTransition
+        );
+        assert_eq!(
+            constraint_error("23505", Some("invitations_one_per_organization"), None).reason,
+            Reason::AlreadyExists
+        );
+    }
 
     #[test]
     fn driver_errors_map_and_remember_their_failure() {

@@ -22,6 +22,7 @@ use crate::api::AppState;
 use crate::api::audit::AuditApi;
 use crate::api::delegations::DelegationApi;
 use crate::api::elections::ElectionApi;
+use crate::api::invitations::InvitationApi;
 use crate::api::meetings::MeetingApi;
 use crate::api::observers::ObserverApi;
 use crate::api::organizations::OrganizationApi;
@@ -38,6 +39,7 @@ use crate::pb;
 use crate::pb::v1::audit_service_server::AuditServiceServer;
 use crate::pb::v1::delegation_service_server::DelegationServiceServer;
 use crate::pb::v1::election_service_server::ElectionServiceServer;
+use crate::pb::v1::invitation_service_server::InvitationServiceServer;
 use crate::pb::v1::meeting_service_server::MeetingServiceServer;
 use crate::pb::v1::observer_service_server::ObserverServiceServer;
 use crate::pb::v1::organization_service_server::OrganizationServiceServer;
@@ -52,6 +54,7 @@ pub(super) fn services() -> Vec<&'static str> {
         <DelegationServiceServer<DelegationApi> as NamedService>::NAME,
         <ObserverServiceServer<ObserverApi> as NamedService>::NAME,
         <MeetingServiceServer<MeetingApi> as NamedService>::NAME,
+        <InvitationServiceServer<InvitationApi> as NamedService>::NAME,
         <AuditServiceServer<AuditApi> as NamedService>::NAME,
         <VerificationServiceServer<VerificationApi> as NamedService>::NAME,
     ]
@@ -178,6 +181,7 @@ fn contract_services(state: AppState, limits: &Limits) -> Routes {
         .add_service(limited!(DelegationServiceServer, DelegationApi))
         .add_service(limited!(ObserverServiceServer, ObserverApi))
         .add_service(limited!(MeetingServiceServer, MeetingApi))
+        .add_service(limited!(InvitationServiceServer, InvitationApi))
         .add_service(limited!(AuditServiceServer, AuditApi))
         .add_service(limited!(VerificationServiceServer, VerificationApi))
 }

@@ -279,12 +279,14 @@ pub async fn list(conn: &mut PgConnection, query: &ListQuery) -> Result<(Vec<Ele
     Ok((elections, total))
 }
 
-/// Whether any delegation, observer or meeting, deleted or not, belongs to the election.
+/// Whether any delegation, observer, meeting or invitation, deleted or not, belongs to the
+/// election.
 pub async fn has_children(conn: &mut PgConnection, id: &str) -> Result<bool> {
     Ok(sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM delegations WHERE election_id = $1) \
              OR EXISTS (SELECT 1 FROM observers WHERE election_id = $1) \
-             OR EXISTS (SELECT 1 FROM meetings WHERE election_id = $1)",
+             OR EXISTS (SELECT 1 FROM meetings WHERE election_id = $1) \
+             OR EXISTS (SELECT 1 FROM invitations WHERE election_id = $1)",
     )
     .bind(id)
     .fetch_one(conn)
@@ -297,6 +299,7 @@ pub async fn delete_children(conn: &mut PgConnection, id: &str) -> Result<()> {
         .bind(id)
         .execute(&mut *conn)
         .await?;
+    crate::store::invitations::delete_of_election(conn, id).await?;
     // Heads first, so the deferred head key has nothing to check when observers go.
     sqlx::query("UPDATE delegations SET head_observer_id = NULL WHERE election_id = $1")
         .bind(id)
@@ -343,6 +346,7 @@ pub async fn observer_facts(
 /// them (each is audited on its own).
 pub struct Children {
     pub meetings: Vec<Meeting>,
+    pub invitations: Vec<crate::domain::invitation::Invitation>,
     pub observers: Vec<Observer>,
     pub delegations: Vec<Delegation>,
 }
@@ -380,8 +384,10 @@ pub async fn children(conn: &mut PgConnection, id: &str) -> Result<Children> {
         .iter()
         .map(delegations::from_change_row)
         .collect::<Result<_>>()?;
+    let invitations = crate::store::invitations::of_election(conn, id).await?;
     Ok(Children {
         meetings,
+        invitations,
         observers,
         delegations,
     })

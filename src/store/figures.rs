@@ -4,14 +4,15 @@ use sqlx::PgConnection;
 
 use crate::aip::filter::{FieldType, FilterField};
 use crate::aip::paging::{KeyValue, Keyed, ListQuery, ListSpec, SortField};
+use crate::domain::invitation::InvitationState;
 use crate::domain::names;
 use crate::domain::organization::OrganizationKind;
-use crate::domain::summary::{OrganizationCount, Summary};
+use crate::domain::summary::{InvitationFigures, InvitationTally, OrganizationCount, Summary};
 use crate::error::{Error, Result};
 use crate::store::listing::{Source, fetch_page};
 
 /// One row of the summary query: a tally grouped by (state, organization) or by (state,
-/// citizenship), with the election-wide counts repeated.
+/// citizenship), with the election-wide counts repeated (the invitations' as arrays by state).
 type SummaryRow = (
     Option<String>,
     Option<String>,
@@ -21,6 +22,9 @@ type SummaryRow = (
     Option<i64>,
     i64,
     i64,
+    Vec<String>,
+    Vec<i64>,
+    Vec<i64>,
 );
 
 /// The figures of an election, `None` when it does not exist. One statement, so one snapshot:
@@ -30,12 +34,17 @@ type SummaryRow = (
 pub async fn summary(conn: &mut PgConnection, election_id: &str) -> Result<Option<Summary>> {
     let rows: Vec<SummaryRow> = sqlx::query_as(
         "SELECT g.organization_id, o.display_name, o.kind, g.citizenship, g.accreditation_state, \
-                g.n, d.delegations, d.meetings \
+                g.n, d.delegations, d.meetings, i.states, i.invitations, i.expected \
          FROM (SELECT (SELECT count(*) FROM delegations \
                         WHERE election_id = $1 AND delete_time IS NULL) AS delegations, \
                       (SELECT count(*) FROM meetings WHERE election_id = $1 \
                           AND delete_time IS NULL AND state <> 'CANCELLED') AS meetings \
                  FROM elections WHERE id = $1) d \
+         CROSS JOIN (SELECT coalesce(array_agg(state), '{}') AS states, \
+                            coalesce(array_agg(n), '{}') AS invitations, \
+                            coalesce(array_agg(expected), '{}') AS expected \
+                       FROM (SELECT state, count(*) AS n, sum(expected_observers)::bigint AS expected \
+                               FROM invitations WHERE election_id = $1 GROUP BY state) t) i \
          LEFT JOIN LATERAL ( \
                SELECT organization_id, citizenship::text AS citizenship, accreditation_state, \
                       sum(observers)::bigint AS n \
@@ -49,9 +58,26 @@ pub async fn summary(conn: &mut PgConnection, election_id: &str) -> Result<Optio
     .bind(election_id)
     .fetch_all(conn)
     .await?;
-    let Some(&(.., delegations, meetings)) = rows.first() else {
+    let Some((.., delegations, meetings, states, invitations, expected)) = rows.first() else {
         return Ok(None);
     };
+    let (delegations, meetings) = (*delegations, *meetings);
+    let tallies = states
+        .iter()
+        .zip(invitations)
+        .zip(expected)
+        .map(|((state, &invitations), &expected_observers)| {
+            let state = InvitationState::parse(state).ok_or_else(|| {
+                Error::internal(anyhow::anyhow!("stored invitation state {state}"))
+            })?;
+            Ok(InvitationTally {
+                state,
+                invitations,
+                expected_observers,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let invitations = InvitationFigures::new(&tallies);
     let (mut by_organization, mut by_country, mut pending) = (Vec::new(), Vec::new(), 0);
     for (organization, name, kind, citizenship, state, observers, ..) in rows {
         let (Some(state), Some(observers)) = (state, observers) else {
@@ -79,13 +105,10 @@ pub async fn summary(conn: &mut PgConnection, election_id: &str) -> Result<Optio
             _ => {}
         }
     }
-    Ok(Some(Summary::new(
-        by_organization,
-        by_country,
-        pending,
-        delegations,
-        meetings,
-    )))
+    Ok(Some(Summary {
+        invitations,
+        ..Summary::new(by_organization, by_country, pending, delegations, meetings)
+    }))
 }
 
 fn organization_key(name: &str) -> Option<String> {

@@ -228,11 +228,12 @@ pub async fn existing_ids(conn: &mut PgConnection, ids: &[String]) -> Result<Vec
     )
 }
 
-/// Whether any delegation or observer, deleted or not, names the organization.
+/// Whether any delegation, observer or invitation, deleted or not, names the organization.
 pub async fn is_referenced(conn: &mut PgConnection, id: &str) -> Result<bool> {
     Ok(sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM delegations WHERE organization_id = $1) \
-             OR EXISTS (SELECT 1 FROM observers WHERE organization_id = $1)",
+             OR EXISTS (SELECT 1 FROM observers WHERE organization_id = $1) \
+             OR EXISTS (SELECT 1 FROM invitations WHERE organization_id = $1)",
     )
     .bind(id)
     .fetch_one(conn)

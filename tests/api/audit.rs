@@ -1116,11 +1116,207 @@ async fn every_successful_mutation_writes_one_event_without_personal_data(pool: 
     .await;
     assert_eq!(text(event.after.as_ref(), "state"), Some("CANCELLED"));
 
+    // ---- invitations ----
+    let (i1, i2, i3) = (
+        "elections/kz-2023/invitations/i-1",
+        "elections/kz-2023/invitations/i-2",
+        "elections/kz-2023/invitations/i-3",
+    );
+    let letter = |organization: &str| pb::Invitation {
+        organization: organization.into(),
+        send_date: "2023-01-20".into(),
+        ..Default::default()
+    };
+    let invite = |id: &str, organization: &str, request_id: &str| pb::CreateInvitationRequest {
+        parent: KZ.into(),
+        invitation_id: id.into(),
+        invitation: Some(letter(organization)),
+        request_id: request_id.into(),
+    };
+    let request_id = new_request_id();
+    one_event(
+        &app,
+        &admin,
+        KZ,
+        expect(
+            PROTOCOL,
+            "InvitationService",
+            "CreateInvitation",
+            i1,
+            &request_id,
+            false,
+            true,
+        ),
+        protocol
+            .invitations()
+            .create_invitation(invite("i-1", "organizations/sco", &request_id)),
+    )
+    .await;
+    one_event(
+        &app,
+        &admin,
+        KZ,
+        expect(
+            PROTOCOL,
+            "InvitationService",
+            "UpdateInvitation",
+            i1,
+            "",
+            true,
+            true,
+        ),
+        protocol
+            .invitations()
+            .update_invitation(pb::UpdateInvitationRequest {
+                invitation: Some(pb::Invitation {
+                    name: i1.into(),
+                    notes: "delivered by hand".into(),
+                    ..Default::default()
+                }),
+                update_mask: mask(&["notes"]),
+            }),
+    )
+    .await;
+    one_event(
+        &app,
+        &admin,
+        KZ,
+        expect(
+            PROTOCOL,
+            "InvitationService",
+            "AcceptInvitation",
+            i1,
+            "",
+            true,
+            true,
+        ),
+        protocol
+            .invitations()
+            .accept_invitation(pb::AcceptInvitationRequest {
+                name: i1.into(),
+                reply_date: "2023-02-01".into(),
+                expected_observers: 40,
+                etag: String::new(),
+            }),
+    )
+    .await;
+    let (_, event) = one_event(
+        &app,
+        &admin,
+        KZ,
+        expect(
+            PROTOCOL,
+            "InvitationService",
+            "WithdrawInvitation",
+            i1,
+            "",
+            true,
+            true,
+        ),
+        protocol
+            .invitations()
+            .withdraw_invitation(pb::WithdrawInvitationRequest {
+                name: i1.into(),
+                reason: "The mission was called off".into(),
+                etag: String::new(),
+            }),
+    )
+    .await;
+    assert_eq!(event.reason, "The mission was called off");
+    // A second organization, for a deletion and a decline (an organization has one
+    // invitation per election).
+    admin
+        .organizations()
+        .create_organization(organization("cis-ipa", "CIS IPA"))
+        .await
+        .unwrap();
+    one_event(
+        &app,
+        &admin,
+        KZ,
+        expect(
+            PROTOCOL,
+            "InvitationService",
+            "CreateInvitation",
+            i2,
+            "",
+            false,
+            true,
+        ),
+        protocol
+            .invitations()
+            .create_invitation(invite("i-2", "organizations/cis-ipa", "")),
+    )
+    .await;
+    one_event(
+        &app,
+        &admin,
+        KZ,
+        expect(
+            PROTOCOL,
+            "InvitationService",
+            "DeleteInvitation",
+            i2,
+            "",
+            true,
+            false,
+        ),
+        protocol
+            .invitations()
+            .delete_invitation(pb::DeleteInvitationRequest {
+                name: i2.into(),
+                etag: String::new(),
+            }),
+    )
+    .await;
+    one_event(
+        &app,
+        &admin,
+        KZ,
+        expect(
+            PROTOCOL,
+            "InvitationService",
+            "CreateInvitation",
+            i3,
+            "",
+            false,
+            true,
+        ),
+        protocol
+            .invitations()
+            .create_invitation(invite("i-3", "organizations/cis-ipa", "")),
+    )
+    .await;
+    let (_, event) = one_event(
+        &app,
+        &admin,
+        KZ,
+        expect(
+            PROTOCOL,
+            "InvitationService",
+            "DeclineInvitation",
+            i3,
+            "",
+            true,
+            true,
+        ),
+        protocol
+            .invitations()
+            .decline_invitation(pb::DeclineInvitationRequest {
+                name: i3.into(),
+                reply_date: "2023-02-02".into(),
+                reason: String::new(),
+                etag: String::new(),
+            }),
+    )
+    .await;
+    assert_eq!(text(event.after.as_ref(), "state"), Some("DECLINED"));
+
     // ---- what the trail holds ----
     let election_events = events(&admin, KZ, "").await;
     let organization_events = events(&admin, ORGANIZATIONS, "").await;
-    assert_eq!(election_events.len(), 24);
-    assert_eq!(organization_events.len(), 4);
+    assert_eq!(election_events.len(), 32);
+    assert_eq!(organization_events.len(), 5);
     assert_eq!(
         election_events[0].method,
         method("ElectionService", "CreateElection"),
@@ -1227,7 +1423,7 @@ async fn every_successful_mutation_writes_one_event_without_personal_data(pool: 
             .unwrap()
             .into_inner();
         assert!(page.audit_events.len() <= 5);
-        assert_eq!(page.total_size, 24);
+        assert_eq!(page.total_size, 32);
         paged.extend(page.audit_events);
         if page.next_page_token.is_empty() {
             break;

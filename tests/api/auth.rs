@@ -86,7 +86,7 @@ fn role_by_contract(service: &str, method: &str) -> Role {
     }
     match service {
         "ElectionService" | "OrganizationService" => Role::Admin,
-        "MeetingService" => Role::Protocol,
+        "MeetingService" | "InvitationService" => Role::Protocol,
         "ObserverService"
             if matches!(
                 method,

@@ -20,6 +20,7 @@ mod feeds;
 mod figures;
 mod health_command;
 mod import_export;
+mod invitations;
 mod meetings;
 mod metrics;
 mod observers;

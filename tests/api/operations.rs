@@ -153,6 +153,7 @@ async fn reflection_lists_the_served_services_and_knows_the_error_types(pool: Pg
         "observer_registry.v1.DelegationService",
         "observer_registry.v1.ObserverService",
         "observer_registry.v1.MeetingService",
+        "observer_registry.v1.InvitationService",
         "observer_registry.v1.AuditService",
     ] {
         assert!(

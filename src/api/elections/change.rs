@@ -77,7 +77,7 @@ impl ElectionApi {
                             return Err(Error::precondition(
                                 Reason::HasChildren,
                                 format!(
-                                    "{} has delegations, observers or meetings (also deleted ones); \
+                                    "{} has delegations, observers, meetings or invitations (also deleted ones); \
                                      set force to delete them with it",
                                     request.name
                                 ),
@@ -121,9 +121,19 @@ async fn remove_children(conn: &mut Tx<'_>, caller: &Caller, id: &str) -> Result
         .iter()
         .map(delegation_convert::to_proto)
         .collect();
+    let invitations: Vec<pb::Invitation> = children
+        .invitations
+        .iter()
+        .map(crate::api::invitations::convert::to_proto)
+        .collect();
     store::elections::delete_children(conn, id).await?;
     for meeting in &meetings {
         entry_removed(Some(id), meeting)
+            .record(conn, caller)
+            .await?;
+    }
+    for invitation in &invitations {
+        entry_removed(Some(id), invitation)
             .record(conn, caller)
             .await?;
     }
@@ -137,9 +147,10 @@ async fn remove_children(conn: &mut Tx<'_>, caller: &Caller, id: &str) -> Result
             .record(conn, caller)
             .await?;
     }
-    let (election_, meetings_, observers_, delegations_) = (
+    let (election_, meetings_, invitations_, observers_, delegations_) = (
         id.to_owned(),
         children.meetings.len(),
+        children.invitations.len(),
         children.observers.len(),
         children.delegations.len(),
     );
@@ -147,6 +158,7 @@ async fn remove_children(conn: &mut Tx<'_>, caller: &Caller, id: &str) -> Result
         tracing::info!(
             election = election_,
             meetings = meetings_,
+            invitations = invitations_,
             observers = observers_,
             delegations = delegations_,
             "children of a deleted election removed"

@@ -8,9 +8,11 @@ use super::ObserverApi;
 use super::decide::{self, parse_decision, terms};
 use super::register::MAX_BATCH;
 use crate::aip::request_id;
+use crate::api::invitations::check_invited;
 use crate::api::require_election;
 use crate::auth::Caller;
 use crate::database::Tx;
+use crate::domain::invitation::Sender;
 use crate::domain::names;
 use crate::domain::observer::accreditation::{self, BatchEntry};
 use crate::error::{Error, Result, Violations};
@@ -66,7 +68,8 @@ impl ObserverApi {
         batch: &Batch<'_>,
         request_id: &str,
     ) -> Result<Vec<pb::Observer>> {
-        let terms = terms(&require_election(tx, batch.election_id).await?);
+        let election = require_election(tx, batch.election_id).await?;
+        let terms = terms(&election);
         let ids: Vec<&str> = batch.entries.iter().map(|(_, _, id)| *id).collect();
         let found = store::observers::lock_live(tx, batch.election_id, &ids).await?;
         let by_id: HashMap<&str, _> = found.iter().map(|o| (o.id.as_str(), o)).collect();
@@ -81,6 +84,17 @@ impl ObserverApi {
             .collect();
         // Checked before the sequence is locked: a refused batch holds no number.
         accreditation::check_batch(&entries, &batch.decision, &terms)?;
+        let senders: Vec<Sender> = batch
+            .entries
+            .iter()
+            .filter_map(|(at, _, id)| {
+                by_id.get(id).map(|o| Sender {
+                    at,
+                    organization_id: &o.fields.organization_id,
+                })
+            })
+            .collect();
+        check_invited(tx, &election, &senders).await?;
         let first = store::observers::next_accreditation_sequence(
             tx,
             terms.host_country,

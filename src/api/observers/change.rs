@@ -10,9 +10,11 @@ use super::convert::{OUTPUT_ONLY, fields_given, merge_message, parse_observer, t
 use super::register::{disclosure, scope};
 use crate::aip::{etag, field_mask};
 use crate::api::audit::AuditEntry;
+use crate::api::invitations::check_invited;
 use crate::api::require_election;
 use crate::api::skeleton::{SoftDeletion, entry_changed};
 use crate::auth::Caller;
+use crate::domain::invitation::Sender;
 use crate::domain::observer::record::{self, ObserverField};
 use crate::domain::observer::registration::{self, Candidate};
 use crate::domain::observer::{Observer, observer_name};
@@ -229,12 +231,17 @@ async fn check_registration(
     let candidates = [candidate];
     let facts =
         store::registration::load(conn, &election.id, &candidates, Some(&current.id)).await?;
-    Ok(registration::check(
-        scope(&election),
-        &candidates,
-        &facts,
-        disclosure(caller),
-    )?)
+    registration::check(scope(&election), &candidates, &facts, disclosure(caller))?;
+    // Only a move to another organization needs its invitation: an observer registered
+    // before a withdrawal stays.
+    if candidate.fields.organization_id == current.fields.organization_id {
+        return Ok(());
+    }
+    let sender = Sender {
+        at: "observer.organization",
+        organization_id: &candidate.fields.organization_id,
+    };
+    check_invited(conn, &election, &[sender]).await
 }
 
 async fn audit_change(

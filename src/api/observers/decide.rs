@@ -10,11 +10,13 @@ use super::change::live_observer;
 use super::convert::{for_caller, to_proto};
 use crate::aip::etag;
 use crate::api::audit::AuditEntry;
+use crate::api::invitations::check_invited;
 use crate::api::require_election;
 use crate::api::skeleton::entry_changed;
 use crate::auth::Caller;
 use crate::database::Tx;
 use crate::domain::election::Election;
+use crate::domain::invitation::Sender;
 use crate::domain::observer::accreditation::{self, Command, ElectionTerms};
 use crate::domain::observer::{Accreditation, AccreditationState, Observer};
 use crate::domain::text;
@@ -144,8 +146,17 @@ impl ObserverApi {
                 Box::pin(async move {
                     let current = live_observer(tx, election_id, id, name).await?;
                     etag::check(etag_given, current.etag, name)?;
-                    let terms = terms(&require_election(tx, election_id).await?);
+                    let election = require_election(tx, election_id).await?;
+                    let terms = terms(&election);
                     let (from, to) = (current.accreditation.state, decision.target());
+                    if matches!(decision.act, Act::Accredit) && accreditation::can_become(from, to)
+                    {
+                        let sender = Sender {
+                            at: "name",
+                            organization_id: &current.fields.organization_id,
+                        };
+                        check_invited(tx, &election, &[sender]).await?;
+                    }
                     let made = decision.decision.clone();
                     let command = match &decision.act {
                         // The sequence is locked only for a transition the machine allows.

@@ -11,10 +11,12 @@ use super::ObserverApi;
 use super::convert::{ParsedObserver, parse_observer, to_proto};
 use crate::aip::request_id;
 use crate::api::audit::AuditEntry;
+use crate::api::invitations::check_invited;
 use crate::api::require_election;
 use crate::api::skeleton::{self, Creation, Resource};
 use crate::auth::Caller;
 use crate::domain::election::Election;
+use crate::domain::invitation::Sender;
 use crate::domain::names;
 use crate::domain::observer::Observer;
 use crate::domain::observer::registration::{self, Candidate, Disclosure, ElectionScope};
@@ -263,6 +265,19 @@ async fn register(
     let candidates: Vec<Candidate> = entries.iter().map(Entry::candidate).collect();
     let facts = store::registration::load(conn, &election.id, &candidates, None).await?;
     registration::check(scope(election), &candidates, &facts, disclosure(caller))?;
+    let fields: Vec<String> = entries
+        .iter()
+        .map(|e| format!("{}.organization", e.at))
+        .collect();
+    let senders: Vec<Sender> = entries
+        .iter()
+        .zip(&fields)
+        .map(|(e, at)| Sender {
+            at,
+            organization_id: &e.observer.fields.organization_id,
+        })
+        .collect();
+    check_invited(conn, election, &senders).await?;
     let rows: Vec<_> = entries
         .iter()
         .map(|e| (e.id.clone(), e.observer.fields.clone()))
