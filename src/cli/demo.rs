@@ -3,12 +3,14 @@
 //!
 //! Idempotent: every resource is "get or create" under a stable id, creates carry a
 //! `request_id` derived from their content (a retried create or batch is answered, not
-//! repeated), only PENDING observers are accredited, the election's `decision_required` is
-//! set only when unset, and only SCHEDULED meetings completed, so a second run changes
+//! repeated), only SENT invitations are accepted and only PENDING observers accredited, the
+//! election's `invitation_required` and `decision_required` are set only when unset, and
+//! only SCHEDULED meetings completed, so a second run changes
 //! nothing. The client repeats reads and those creates when the service is
 //! unreachable for a moment (`--retries`, `--timeout`); other writes run once.
 
 mod calls;
+mod invitations;
 mod observers;
 mod report;
 mod story;
@@ -22,6 +24,7 @@ use crate::cli::ClientArgs;
 use crate::pb::v1 as pb;
 use pb::delegation_service_client::DelegationServiceClient;
 use pb::election_service_client::ElectionServiceClient;
+use pb::invitation_service_client::InvitationServiceClient;
 use pb::meeting_service_client::MeetingServiceClient;
 use pb::observer_service_client::ObserverServiceClient;
 use pb::organization_service_client::OrganizationServiceClient;
@@ -48,6 +51,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
 struct Demo {
     elections: ElectionServiceClient<AuthenticatedChannel>,
     organizations: OrganizationServiceClient<AuthenticatedChannel>,
+    invitations: InvitationServiceClient<AuthenticatedChannel>,
     delegations: DelegationServiceClient<AuthenticatedChannel>,
     observers: ObserverServiceClient<AuthenticatedChannel>,
     meetings: MeetingServiceClient<AuthenticatedChannel>,
@@ -59,6 +63,7 @@ impl Demo {
         Demo {
             elections: ElectionServiceClient::new(channel.clone()),
             organizations: OrganizationServiceClient::new(channel.clone()),
+            invitations: InvitationServiceClient::new(channel.clone()),
             delegations: DelegationServiceClient::new(channel.clone()),
             observers: ObserverServiceClient::new(channel.clone()),
             meetings: MeetingServiceClient::new(channel),
@@ -66,13 +71,16 @@ impl Demo {
         }
     }
 
-    /// Delegations before observers (observers name them), observers before the head of
-    /// delegation and accreditation, delegations before meetings.
+    /// Invitations before delegations and observers (only invited organizations send
+    /// them), delegations before observers (observers name them), observers before the head
+    /// of delegation and accreditation, delegations before meetings.
     async fn load(&mut self) -> anyhow::Result<()> {
         let election = self.election().await?;
         for organization in story::ORGANIZATIONS {
             self.organization(organization).await?;
         }
+        self.invitations().await?;
+        let election = self.require_invitations(election).await?;
         for organization in story::ORGANIZATIONS {
             if let Some(display_name) = organization.delegation {
                 self.delegation(organization, display_name).await?;
@@ -99,6 +107,10 @@ impl Demo {
                 accreditation_deadline: Some(timestamp(story::ACCREDITATION_DEADLINE)?),
                 description: story::ELECTION_DESCRIPTION.to_owned(),
                 decision_required: true,
+                invitation_required: true,
+                // A replay of a past election: with the default retention, its personal data
+                // would be due for erasure at once. Kept until ErasePersonalData.
+                personal_data_retention_days: Some(0),
                 ..Default::default()
             }),
             request_id: String::new(),

@@ -279,6 +279,12 @@ async fn the_demo_loads_the_astana_story_and_a_second_run_changes_nothing(pool: 
     let app = spawn_app(pool).await;
 
     let first = run_demo(&app).await;
+    assert_eq!(row(&first, "invitations"), (17, 0), "{first}");
+    assert_eq!(row(&first, "accepted"), (17, 0), "{first}");
+    assert!(
+        first.contains("Invitations: 17 organizations invited, 17 accepted, 793 observers announced"),
+        "{first}"
+    );
     assert_eq!(row(&first, "observers"), (793, 0), "{first}");
     assert_eq!(row(&first, "accreditations"), (793, 0), "{first}");
     assert_eq!(row(&first, "meetings held"), (4, 0), "{first}");
@@ -413,8 +419,40 @@ async fn the_demo_loads_the_astana_story_and_a_second_run_changes_nothing(pool: 
     let delegations: BTreeSet<_> = loaded.delegations.iter().map(|d| &d.name).collect();
     assert_eq!(met, delegations);
 
-    // Every accreditation has its decision behind it from now on.
+    // Every accreditation has its decision behind it from now on, and only invited
+    // organizations send observers. A replayed past election keeps its personal data.
     assert!(loaded.election.decision_required);
+    assert!(loaded.election.invitation_required);
+    assert_eq!(loaded.election.personal_data_retention_days, Some(0));
+    assert_eq!(loaded.election.personal_data_erase_time, None);
+
+    // Every organization was invited by an (illustrative) letter and accepted.
+    let invitations = app
+        .invitations()
+        .list_invitations(pb::ListInvitationsRequest {
+            parent: KZ.into(),
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .invitations;
+    assert_eq!(invitations.len(), 17);
+    for invitation in &invitations {
+        assert_eq!(invitation.state(), pb::InvitationState::Accepted);
+        assert!(invitation.reference.ends_with("(illustrative)"));
+        assert_eq!(invitation.send_date, "2023-01-27");
+        assert!(invitation.expected_observers > 0);
+    }
+    assert_eq!(
+        (
+            loaded.summary.invited_organizations,
+            loaded.summary.accepted_invitations,
+            loaded.summary.expected_observers
+        ),
+        (17, 17, 793)
+    );
 
     // Accreditation is closed again, at the start of voting day.
     assert_eq!(
@@ -437,6 +475,8 @@ async fn the_demo_loads_the_astana_story_and_a_second_run_changes_nothing(pool: 
     // etags, no new rows, the same headline.
     let second = run_demo(&app).await;
     assert!(second.contains("Nothing changed"), "{second}");
+    assert_eq!(row(&second, "invitations"), (0, 17), "{second}");
+    assert_eq!(row(&second, "accepted"), (0, 17), "{second}");
     assert_eq!(row(&second, "observers"), (0, 793), "{second}");
     assert_eq!(row(&second, "accreditations"), (0, 793), "{second}");
     assert_eq!(row(&second, "meetings held"), (0, 4), "{second}");

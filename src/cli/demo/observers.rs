@@ -242,7 +242,7 @@ impl Demo {
     }
 
     /// UpdateElection of the one field `path`.
-    async fn update_election(
+    pub(super) async fn update_election(
         &mut self,
         election: pb::Election,
         path: &str,

@@ -53,6 +53,9 @@ impl DecisionTaken {
 pub struct Report {
     pub election: Tally,
     pub organizations: Tally,
+    pub invitations: Tally,
+    /// `created`: accepted by this run.
+    pub accepted: Tally,
     pub delegations: Tally,
     pub observers: Tally,
     /// `created`: accredited by this run.
@@ -63,6 +66,8 @@ pub struct Report {
     pub head_set: bool,
     /// The election's `decision_required` was set by this run.
     pub decisions_required: bool,
+    /// The election's `invitation_required` was set by this run.
+    pub invitations_required: bool,
     /// The decisions this run accredited observers by, in order.
     pub decisions: Vec<DecisionTaken>,
     /// The number of the first observer of the first decision, once accredited.
@@ -87,6 +92,8 @@ impl Report {
         let tallies = [
             self.election,
             self.organizations,
+            self.invitations,
+            self.accepted,
             self.delegations,
             self.observers,
             self.accredited,
@@ -96,6 +103,7 @@ impl Report {
         tallies.iter().all(|t| t.created == 0)
             && !self.head_set
             && !self.decisions_required
+            && !self.invitations_required
             && self.deadline_changes == 0
     }
 
@@ -120,6 +128,8 @@ impl Report {
         for (what, tally) in [
             ("election", self.election),
             ("organizations", self.organizations),
+            ("invitations", self.invitations),
+            ("accepted", self.accepted),
             ("delegations", self.delegations),
             ("observers", self.observers),
             ("accreditations", self.accredited),
@@ -141,6 +151,12 @@ impl Report {
                 story::HEAD_OF_CEC_TJ.family_name,
                 story::observer_id(1),
                 story::HEADED_DELEGATION,
+            );
+        }
+        if self.invitations_required {
+            let _ = writeln!(
+                out,
+                "{election} now admits observers of organizations with an accepted invitation only."
             );
         }
         if self.decisions_required {
@@ -186,6 +202,14 @@ impl Report {
         match &self.summary {
             Some(summary) => {
                 let _ = writeln!(out, "\nHeadline: {}", summary.headline);
+                let _ = writeln!(
+                    out,
+                    "Invitations: {} organizations invited, {} accepted, {} observers announced \
+                     (letters' dates and references illustrative)",
+                    summary.invited_organizations,
+                    summary.accepted_invitations,
+                    summary.expected_observers
+                );
                 if summary.headline != story::HEADLINE {
                     let _ = writeln!(
                         out,
