@@ -282,7 +282,9 @@ async fn the_demo_loads_the_astana_story_and_a_second_run_changes_nothing(pool: 
     assert_eq!(row(&first, "invitations"), (17, 0), "{first}");
     assert_eq!(row(&first, "accepted"), (17, 0), "{first}");
     assert!(
-        first.contains("Invitations: 17 organizations invited, 17 accepted, 793 observers announced"),
+        first.contains(
+            "Invitations: 17 organizations invited, 17 accepted, 793 observers announced"
+        ),
         "{first}"
     );
     assert_eq!(row(&first, "observers"), (793, 0), "{first}");

@@ -386,6 +386,81 @@ async fn every_row_with_another_number_of_fields_is_named_and_the_rest_imports(p
 }
 
 #[sqlx::test]
+async fn rows_of_organizations_without_an_accepted_invitation_are_line_errors(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    election_with_delegations(&app, "kz-2023").await;
+    // `sco` accepted its invitation; `cec-az` was never invited. Then the election requires
+    // invitations.
+    let invitation = app
+        .invitations()
+        .create_invitation(pb::CreateInvitationRequest {
+            parent: KZ.into(),
+            invitation_id: "sco".into(),
+            invitation: Some(pb::Invitation {
+                organization: "organizations/sco".into(),
+                send_date: "2023-01-27".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    app.invitations()
+        .accept_invitation(pb::AcceptInvitationRequest {
+            name: invitation.name,
+            reply_date: "2023-02-03".into(),
+            expected_observers: 4,
+            etag: invitation.etag,
+        })
+        .await
+        .unwrap();
+    app.elections()
+        .update_election(pb::UpdateElectionRequest {
+            election: Some(pb::Election {
+                name: KZ.into(),
+                invitation_required: true,
+                ..Default::default()
+            }),
+            update_mask: crate::common::registry::mask(&["invitation_required"]),
+        })
+        .await
+        .unwrap();
+    // Rows 0 and 3 (lines 2 and 5) are sent by cec-az.
+    let rows: Vec<Vec<String>> = (0..6).map(person).collect();
+    let file = TempFile::new(&csv_file(HEADER, &rows));
+
+    let run = import(&app, KZ, &file, None).await;
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    for line in [2, 5] {
+        let expected = format!("line {line}, column organization: ");
+        let reported = run.stderr.lines().find(|l| l.starts_with(&expected));
+        let reported = reported.unwrap_or_else(|| panic!("no `{expected}` in:\n{}", run.stderr));
+        assert!(reported.ends_with("(NOT_INVITED)"), "{reported}");
+    }
+    let reported = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("line "))
+        .count();
+    assert_eq!(reported, 2, "only the uninvited rows:\n{}", run.stderr);
+    assert_eq!(
+        app.count("observers").await,
+        0,
+        "a refused batch writes nothing"
+    );
+
+    let run = import(&app, KZ, &file, Some("1")).await;
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("4 rows imported, 0 already present (replayed), 2 rows refused"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[sqlx::test]
 async fn an_export_imports_into_another_election_as_the_same_people(pool: PgPool) {
     let app = spawn_app(pool).await;
     election_with_delegations(&app, "kz-2023").await;

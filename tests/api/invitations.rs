@@ -20,7 +20,7 @@ use tonic_types::StatusExt;
 // ---- fixtures ----
 
 fn invitations(app: &TestApp) -> InvitationServiceClient<Channel> {
-    InvitationServiceClient::new(app.channel.clone())
+    app.invitations()
 }
 
 fn invitation_name(id: &str) -> String {

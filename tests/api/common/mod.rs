@@ -36,6 +36,7 @@ use tonic_types::StatusExt;
 
 pub use pb::delegation_service_client::DelegationServiceClient;
 pub use pb::election_service_client::ElectionServiceClient;
+pub use pb::invitation_service_client::InvitationServiceClient;
 pub use pb::observer_service_client::ObserverServiceClient;
 pub use pb::organization_service_client::OrganizationServiceClient;
 pub use tonic_health::pb::health_client::HealthClient;
@@ -265,6 +266,10 @@ impl TestApp {
 
     pub fn organizations(&self) -> OrganizationServiceClient<Channel> {
         OrganizationServiceClient::new(self.channel.clone())
+    }
+
+    pub fn invitations(&self) -> InvitationServiceClient<Channel> {
+        InvitationServiceClient::new(self.channel.clone())
     }
 
     pub fn delegations(&self) -> DelegationServiceClient<Channel> {
