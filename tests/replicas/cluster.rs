@@ -1,12 +1,15 @@
 //! Three replicas of the real binary on one database, with bearer-token agencies, and the
 //! shipped client pointed at any of them.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use observer_registry::client::{Client, ClientOptions, RetryPolicy};
 use sqlx::PgPool;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
 
+use crate::common::HealthClient;
 use crate::common::agencies::{Agencies, Agency};
 use crate::common::binary::{self, Binary};
 
@@ -27,6 +30,9 @@ pub struct Cluster {
     pub agencies: Agencies,
     /// The test's own connection, for what the database holds.
     pub pool: PgPool,
+    /// What a replica is started with, so that one can be replaced (`restart`).
+    url: String,
+    identities: String,
 }
 
 impl Cluster {
@@ -45,19 +51,41 @@ impl Cluster {
         );
         let url = binary::database_url(&pool);
         let identities = agencies.path().to_str().unwrap().to_owned();
-        let env = [
-            ("LISTEN_ADDR", "127.0.0.1:0"),
-            ("IDENTITIES_FILE", identities.as_str()),
-            // Three replicas share the machine's PostgreSQL with other tests: a small
-            // budget each (16 by default).
-            ("DB_POOL_SIZE", "8"),
-        ];
-        let replicas = join_all((0..REPLICAS).map(|_| Binary::start(&url, &env))).await;
+        let replicas = join_all((0..REPLICAS).map(|_| start_replica(&url, &identities))).await;
         Cluster {
             replicas: replicas.into_iter().map(Some).collect(),
             agencies,
             pool,
+            url,
+            identities,
         }
+    }
+
+    /// A new instance in `replica`'s place (on a new port, as a new pod has a new address),
+    /// once the one there has gone; returned when its readiness is SERVING.
+    pub async fn restart(&mut self, replica: usize) -> &Binary {
+        assert!(
+            self.replicas[replica].is_none(),
+            "replica {replica} still runs"
+        );
+        let binary = start_replica(&self.url, &self.identities).await;
+        let mut health = HealthClient::new(binary.channel().await);
+        let give_up = Instant::now() + Duration::from_secs(10);
+        loop {
+            let status = health
+                .check(HealthCheckRequest::default())
+                .await
+                .map(|r| r.into_inner().status);
+            if matches!(status, Ok(s) if s == ServingStatus::Serving as i32) {
+                break;
+            }
+            assert!(
+                Instant::now() < give_up,
+                "replica {replica} not SERVING: {status:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.replicas[replica].insert(binary)
     }
 
     pub fn replica(&self, replica: usize) -> &Binary {
@@ -112,6 +140,15 @@ impl Cluster {
         assert!(!status.success(), "replica {replica} was killed: {status}");
     }
 
+    /// SIGTERM, as kubelet stops a pod: the replica leaves the cluster, handed back to wait
+    /// for its exit (its graceful shutdown: readiness NOT_SERVING, the listener closed, the
+    /// calls in flight finished).
+    pub fn sigterm(&mut self, replica: usize) -> Binary {
+        let binary = self.replicas[replica].take().expect("a running replica");
+        binary::kill(&binary.child, "-TERM");
+        binary
+    }
+
     /// Sends `signal` (`-STOP`, `-CONT`) to a running replica.
     pub fn signal(&self, replica: usize, signal: &str) {
         binary::kill(&self.replica(replica).child, signal);
@@ -124,4 +161,15 @@ impl Cluster {
             .await
             .unwrap()
     }
+}
+
+async fn start_replica(url: &str, identities: &str) -> Binary {
+    let env = [
+        ("LISTEN_ADDR", "127.0.0.1:0"),
+        ("IDENTITIES_FILE", identities),
+        // Three replicas share the machine's PostgreSQL with other tests: a small budget
+        // each (16 by default).
+        ("DB_POOL_SIZE", "8"),
+    ];
+    Binary::start(url, &env).await
 }

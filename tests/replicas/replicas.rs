@@ -25,16 +25,16 @@ fn kz_number(seq: usize) -> String {
     format!("KZ-2023-{seq:06}")
 }
 
-fn kz_numbers(count: usize) -> Vec<String> {
+pub(crate) fn kz_numbers(count: usize) -> Vec<String> {
     (1..=count).map(kz_number).collect()
 }
 
-fn observer_name(id: &str) -> String {
+pub(crate) fn observer_name(id: &str) -> String {
     format!("{KZ}/observers/{id}")
 }
 
 /// `organizations/sco` and kz-2023 with accreditation open, made through replica 0.
-async fn open_election(cluster: &Cluster) {
+pub(crate) async fn open_election(cluster: &Cluster) {
     let admin = cluster.client(0, ADMIN).await;
     create_organization_as(&admin, "sco", "Shanghai Cooperation Organization").await;
     create_open_kz_election_as(&admin, "Early parliamentary election").await;
@@ -58,7 +58,7 @@ async fn register(client: &Client, prefix: &str, count: usize) -> Vec<String> {
     observers.into_iter().map(|o| o.name).collect()
 }
 
-async fn accredit_through(client: &Client, name: &str) -> Result<pb::Observer, Status> {
+pub(crate) async fn accredit_through(client: &Client, name: &str) -> Result<pb::Observer, Status> {
     client
         .observers()
         .accredit_observer(pb::AccreditObserverRequest {
@@ -70,7 +70,7 @@ async fn accredit_through(client: &Client, name: &str) -> Result<pb::Observer, S
 }
 
 /// Every accreditation number of kz-2023 in the database, with its observer's id, by number.
-async fn stored_numbers(pool: &PgPool) -> Vec<(String, String)> {
+pub(crate) async fn stored_numbers(pool: &PgPool) -> Vec<(String, String)> {
     sqlx::query_as(
         "SELECT accreditation_number, id FROM observers \
          WHERE election_id = 'kz-2023' AND accreditation_number IS NOT NULL ORDER BY 1",
@@ -278,7 +278,11 @@ async fn of_overlapping_meetings_booked_through_different_replicas_exactly_one_w
 
 /// A create of `observers/{id}`, a Chinese citizen sent by `sco` who holds this travel
 /// document, under a fresh request id.
-fn create_request(id: &str, family_name: &str, travel_document: &str) -> pb::CreateObserverRequest {
+pub(crate) fn create_request(
+    id: &str,
+    family_name: &str,
+    travel_document: &str,
+) -> pb::CreateObserverRequest {
     let person = observer("Wei", family_name, "CN", "sco", travel_document);
     pb::CreateObserverRequest {
         request_id: new_request_id(),
