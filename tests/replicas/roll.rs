@@ -4,8 +4,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
@@ -64,23 +64,33 @@ fn balanced_client(cluster: &Cluster, agency: &str, channel: Channel) -> Client 
     Client::with_options(channel, &options).unwrap()
 }
 
-/// Counts the shipped client's retries: its "trying again" events.
-struct Retries(Arc<AtomicUsize>);
+/// The shipped client's retries: the failure of each attempt it repeated, from its "trying
+/// again" events.
+#[derive(Clone, Default)]
+struct Retries(Arc<Mutex<Vec<String>>>);
 
 impl<S: tracing::Subscriber> Layer<S> for Retries {
     fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        struct Message(bool);
-        impl tracing::field::Visit for Message {
+        #[derive(Default)]
+        struct Fields {
+            retry: bool,
+            failure: String,
+        }
+        impl tracing::field::Visit for Fields {
             fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                if field.name() == "message" {
-                    self.0 = format!("{value:?}") == "the call failed; trying again";
+                match field.name() {
+                    "message" => {
+                        self.retry = format!("{value:?}") == "the call failed; trying again"
+                    }
+                    "failure" => self.failure = format!("{value:?}"),
+                    _ => {}
                 }
             }
         }
-        let mut message = Message(false);
-        event.record(&mut message);
-        if message.0 {
-            self.0.fetch_add(1, Ordering::Relaxed);
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        if fields.retry {
+            self.0.lock().unwrap().push(fields.failure);
         }
     }
 }
@@ -200,11 +210,10 @@ async fn blocked_by(pool: &PgPool, holder: i32) -> bool {
 
 #[sqlx::test]
 async fn a_rolling_restart_under_load_fails_no_call_and_writes_each_call_once(pool: PgPool) {
-    let retries = Arc::new(AtomicUsize::new(0));
+    let retries = Retries::default();
     // The test's runtime has one thread, so this sees every task's client.
-    let _subscriber = tracing::subscriber::set_default(
-        tracing_subscriber::registry().with(Retries(retries.clone())),
-    );
+    let _subscriber =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(retries.clone()));
     let mut cluster = Cluster::start(pool, "replicas-roll").await;
     open_election(&cluster).await;
     let (channel, changes) = Channel::balance_channel(16);
@@ -300,12 +309,14 @@ async fn a_rolling_restart_under_load_fails_no_call_and_writes_each_call_once(po
         load.created.extend(worker.created);
         load.accredited.extend(worker.accredited);
     }
-    let retried = retries.load(Ordering::Relaxed);
+    let retried = retries.0.lock().unwrap().clone();
     println!(
         "rolling restart of {REPLICAS} replicas in {roll:?}: {} calls by {WORKERS} tasks, \
-         {retried} attempts repeated by the client, longest call {:?}; calls finished by \
-         each replica after its SIGTERM: {drained:?}",
-        load.calls, load.longest
+         {} attempts repeated by the client ({retried:?}), longest call {:?}; calls finished \
+         by each replica after its SIGTERM: {drained:?}",
+        load.calls,
+        retried.len(),
+        load.longest
     );
 
     // Every call got its answer.
