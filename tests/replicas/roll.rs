@@ -248,7 +248,7 @@ async fn a_rolling_restart_under_load_fails_no_call_and_writes_each_call_once(po
 
     let roll = Instant::now();
     let mut drained = Vec::new();
-    for replica in 0..REPLICAS {
+    for (replica, held) in held.iter().enumerate() {
         // An accreditation through this replica that waits on the test's lock of its
         // observer, so that a call is surely in flight when SIGTERM comes.
         let mut lock = cluster.pool.begin().await.unwrap();
@@ -259,12 +259,12 @@ async fn a_rolling_restart_under_load_fails_no_call_and_writes_each_call_once(po
         sqlx::query(
             "SELECT FROM observers WHERE 'elections/kz-2023/observers/' || id = $1 FOR UPDATE",
         )
-        .bind(&held[replica])
+        .bind(held)
         .execute(&mut *lock)
         .await
         .unwrap();
         let once = cluster.client_once(replica, ACCREDITOR).await;
-        let name = held[replica].clone();
+        let name = held.clone();
         let in_flight = tokio::spawn(async move { accredit_through(&once, &name).await });
         while !blocked_by(&cluster.pool, holder).await {
             tokio::time::sleep(Duration::from_millis(10)).await;
