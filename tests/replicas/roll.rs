@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
@@ -27,6 +27,8 @@ use crate::replicas::{
 
 /// Tasks calling at once, each one call after another.
 const WORKERS: usize = 8;
+/// The load alone before the roll: the latencies to compare with.
+const WARM_UP: Duration = Duration::from_secs(1);
 /// How long a terminating replica stays in the clients' list after its SIGTERM: an endpoints
 /// controller and kube-proxy that lag behind the pod's termination (without a preStop sleep,
 /// or with one shorter than the lag).
@@ -74,6 +76,7 @@ impl<S: tracing::Subscriber> Layer<S> for Retries {
         #[derive(Default)]
         struct Fields {
             retry: bool,
+            method: String,
             failure: String,
         }
         impl tracing::field::Visit for Fields {
@@ -83,6 +86,7 @@ impl<S: tracing::Subscriber> Layer<S> for Retries {
                         self.retry = format!("{value:?}") == "the call failed; trying again"
                     }
                     "failure" => self.failure = format!("{value:?}"),
+                    "method" => self.method = format!("{value:?}"),
                     _ => {}
                 }
             }
@@ -90,7 +94,13 @@ impl<S: tracing::Subscriber> Layer<S> for Retries {
         let mut fields = Fields::default();
         event.record(&mut fields);
         if fields.retry {
-            self.0.lock().unwrap().push(fields.failure);
+            let method = fields
+                .method
+                .trim_matches('"')
+                .rsplit('/')
+                .next()
+                .unwrap_or_default();
+            (self.0.lock().unwrap()).push(format!("{method}: {}", fields.failure));
         }
     }
 }
@@ -98,8 +108,12 @@ impl<S: tracing::Subscriber> Layer<S> for Retries {
 /// What the load saw.
 #[derive(Default)]
 struct Load {
-    calls: usize,
-    longest: Duration,
+    /// When the roll began, once it has: calls before it are the baseline.
+    rolling: Arc<OnceLock<Instant>>,
+    /// Calls made before the roll and during it.
+    calls: [usize; 2],
+    /// The longest call before the roll and during it, and what it was.
+    longest: [(Duration, String); 2],
     failures: Vec<String>,
     /// Observer name → its create's request id.
     created: HashMap<String, String>,
@@ -116,8 +130,11 @@ impl Load {
     ) -> Option<T> {
         let start = Instant::now();
         let result = call.await;
-        self.calls += 1;
-        self.longest = self.longest.max(start.elapsed());
+        let during = usize::from(self.rolling.get().is_some_and(|roll| start >= *roll));
+        self.calls[during] += 1;
+        self.longest[during] = self.longest[during]
+            .clone()
+            .max((start.elapsed(), what.clone()));
         match result {
             Ok(response) => Some(response.into_inner()),
             Err(status) => {
@@ -135,9 +152,13 @@ async fn work(
     registrar: Client,
     accreditor: Client,
     reader: Client,
+    rolling: Arc<OnceLock<Instant>>,
     done: Arc<AtomicBool>,
 ) -> Load {
-    let mut load = Load::default();
+    let mut load = Load {
+        rolling,
+        ..Default::default()
+    };
     let (mut registrar, mut accreditor, mut reader) = (
         registrar.observers(),
         accreditor.observers(),
@@ -235,18 +256,21 @@ async fn a_rolling_restart_under_load_fails_no_call_and_writes_each_call_once(po
         held.push(observer.name);
     }
 
+    let rolling = Arc::new(OnceLock::new());
     let done = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..WORKERS)
         .map(|worker| {
             let registrar = balanced_client(&cluster, REGISTRAR, channel.clone());
             let accreditor = balanced_client(&cluster, ACCREDITOR, channel.clone());
             let reader = balanced_client(&cluster, REGISTRAR, channel.clone());
-            tokio::spawn(work(worker, registrar, accreditor, reader, done.clone()))
+            let (rolling, done) = (rolling.clone(), done.clone());
+            tokio::spawn(work(worker, registrar, accreditor, reader, rolling, done))
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(WARM_UP).await;
 
     let roll = Instant::now();
+    rolling.set(roll).unwrap();
     let mut drained = Vec::new();
     for (replica, held) in held.iter().enumerate() {
         // An accreditation through this replica that waits on the test's lock of its
@@ -303,25 +327,36 @@ async fn a_rolling_restart_under_load_fails_no_call_and_writes_each_call_once(po
     let mut load = Load::default();
     for worker in join_all(workers).await {
         let worker = worker.unwrap();
-        load.calls += worker.calls;
-        load.longest = load.longest.max(worker.longest);
+        for during in 0..2 {
+            load.calls[during] += worker.calls[during];
+            load.longest[during] = load.longest[during]
+                .clone()
+                .max(worker.longest[during].clone());
+        }
         load.failures.extend(worker.failures);
         load.created.extend(worker.created);
         load.accredited.extend(worker.accredited);
     }
     let retried = retries.0.lock().unwrap().clone();
     println!(
-        "rolling restart of {REPLICAS} replicas in {roll:?}: {} calls by {WORKERS} tasks, \
-         {} attempts repeated by the client ({retried:?}), longest call {:?}; calls finished \
-         by each replica after its SIGTERM: {drained:?}",
-        load.calls,
+        "rolling restart of {REPLICAS} replicas in {roll:?} under {WORKERS} tasks: {} calls \
+         during it ({} in the {WARM_UP:?} before), {} attempts repeated by the client \
+         ({retried:?}); longest call during the roll {:?}, before it {:?}; calls finished by \
+         each replica after its SIGTERM: {drained:?}",
+        load.calls[1],
+        load.calls[0],
         retried.len(),
-        load.longest
+        load.longest[1],
+        load.longest[0],
     );
 
     // Every call got its answer.
     assert_eq!(load.failures, Vec::<String>::new());
-    assert!(load.calls > 100, "too little load: {} calls", load.calls);
+    assert!(
+        load.calls[1] > 100,
+        "too little load: {:?} calls",
+        load.calls
+    );
     // Each replica finished its call in flight, and every call it finished after SIGTERM
     // was answered OK: nothing was cut.
     for (replica, finished) in drained.iter().enumerate() {
