@@ -29,10 +29,21 @@ use crate::replicas::{
 const WORKERS: usize = 8;
 /// The load alone before the roll: the latencies to compare with.
 const WARM_UP: Duration = Duration::from_secs(1);
-/// How long a terminating replica stays in the clients' list after its SIGTERM: an endpoints
-/// controller and kube-proxy that lag behind the pod's termination (without a preStop sleep,
-/// or with one shorter than the lag).
-const ENDPOINT_LAG: Duration = Duration::from_millis(200);
+/// How a replica leaves the clients' list of addresses, against its SIGTERM.
+#[derive(Clone, Copy, Debug)]
+enum Rollout {
+    /// 200 ms after its SIGTERM: an endpoints controller and kube-proxy that lag behind the
+    /// pod's termination (no preStop sleep, or one shorter than the lag), so calls still
+    /// reach the terminating replica. The load is only calls the client may repeat.
+    EndpointsLag,
+    /// 200 ms before its SIGTERM, the Deployment's order (the preStop sleep, scaled down):
+    /// no new call reaches the terminating replica, so the load may include AccreditObserver,
+    /// which the client never repeats.
+    PreStop,
+}
+
+/// The lag of `Rollout::EndpointsLag`, the sleep of `Rollout::PreStop`.
+const ENDPOINT_DELAY: Duration = Duration::from_millis(200);
 
 /// The addresses the clients' channel balances over, changed as an endpoints controller
 /// changes a Service's endpoints.
@@ -145,9 +156,11 @@ impl Load {
     }
 }
 
-/// Creates observers, accredits each (a batch of one, so that the client may repeat it under
-/// its request id) and reads it back, one call after another, until `done`.
+/// Creates observers, accredits each (a batch of one, which the client may repeat under its
+/// request id, or AccreditObserver with `Rollout::PreStop`) and reads it back, one call after
+/// another, until `done`.
 async fn work(
+    rollout: Rollout,
     worker: usize,
     registrar: Client,
     accreditor: Client,
@@ -179,16 +192,31 @@ async fn work(
             continue;
         };
         load.created.insert(created.name.clone(), request_id);
-        let accredit = accreditor.batch_accredit_observers(pb::BatchAccreditObserversRequest {
-            parent: KZ.into(),
-            names: vec![created.name.clone()],
-            request_id: crate::common::new_request_id(),
-            ..Default::default()
-        });
-        let Some(accredited) = load.call(format!("accredit {id}"), accredit).await else {
+        let what = format!("accredit {id}");
+        let accredited = match rollout {
+            Rollout::EndpointsLag => {
+                let batch = pb::BatchAccreditObserversRequest {
+                    parent: KZ.into(),
+                    names: vec![created.name.clone()],
+                    request_id: crate::common::new_request_id(),
+                    ..Default::default()
+                };
+                let accredit = accreditor.batch_accredit_observers(batch);
+                load.call(what, accredit)
+                    .await
+                    .map(|mut batch| batch.observers.remove(0))
+            }
+            Rollout::PreStop => {
+                let single = pb::AccreditObserverRequest {
+                    name: created.name.clone(),
+                    ..Default::default()
+                };
+                load.call(what, accreditor.accredit_observer(single)).await
+            }
+        };
+        let Some(observer) = &accredited else {
             continue;
         };
-        let observer = &accredited.observers[0];
         load.accredited
             .insert(observer.name.clone(), number(observer).to_owned());
         let get = reader.get_observer(pb::GetObserverRequest {
@@ -231,11 +259,25 @@ async fn blocked_by(pool: &PgPool, holder: i32) -> bool {
 
 #[sqlx::test]
 async fn a_rolling_restart_under_load_fails_no_call_and_writes_each_call_once(pool: PgPool) {
+    roll_under_load(pool, Rollout::EndpointsLag).await;
+}
+
+#[sqlx::test]
+async fn a_rolling_restart_after_the_prestop_wait_fails_not_even_a_call_never_repeated(
+    pool: PgPool,
+) {
+    roll_under_load(pool, Rollout::PreStop).await;
+}
+
+/// Replaces the replicas one by one under load (HA.md, "Rolling out"): with SIGTERM, each
+/// replica's address leaving the clients' channel as `rollout` says.
+async fn roll_under_load(pool: PgPool, rollout: Rollout) {
     let retries = Retries::default();
     // The test's runtime has one thread, so this sees every task's client.
     let _subscriber =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(retries.clone()));
-    let mut cluster = Cluster::start(pool, "replicas-roll").await;
+    let label = format!("replicas-roll-{rollout:?}").to_lowercase();
+    let mut cluster = Cluster::start(pool, &label).await;
     open_election(&cluster).await;
     let (channel, changes) = Channel::balance_channel(16);
     let endpoints = Endpoints(changes);
@@ -264,7 +306,9 @@ async fn a_rolling_restart_under_load_fails_no_call_and_writes_each_call_once(po
             let accreditor = balanced_client(&cluster, ACCREDITOR, channel.clone());
             let reader = balanced_client(&cluster, REGISTRAR, channel.clone());
             let (rolling, done) = (rolling.clone(), done.clone());
-            tokio::spawn(work(worker, registrar, accreditor, reader, rolling, done))
+            tokio::spawn(work(
+                rollout, worker, registrar, accreditor, reader, rolling, done,
+            ))
         })
         .collect();
     tokio::time::sleep(WARM_UP).await;
@@ -295,13 +339,19 @@ async fn a_rolling_restart_under_load_fails_no_call_and_writes_each_call_once(po
         }
 
         let address = cluster.replica(replica).address;
+        if let Rollout::PreStop = rollout {
+            endpoints.remove(address).await;
+            tokio::time::sleep(ENDPOINT_DELAY).await;
+        }
         let mut stopped = cluster.sigterm(replica);
         let terminating = tokio::spawn(async move {
             let status = stopped.child.wait().await.unwrap();
             (stopped, status)
         });
-        tokio::time::sleep(ENDPOINT_LAG).await;
-        endpoints.remove(address).await;
+        if let Rollout::EndpointsLag = rollout {
+            tokio::time::sleep(ENDPOINT_DELAY).await;
+            endpoints.remove(address).await;
+        }
         // The held call finishes after SIGTERM, within SHUTDOWN_GRACE_PERIOD (1 s here).
         lock.commit().await.unwrap();
         let accredited = in_flight.await.unwrap().unwrap_or_else(|e| {
@@ -339,7 +389,7 @@ async fn a_rolling_restart_under_load_fails_no_call_and_writes_each_call_once(po
     }
     let retried = retries.0.lock().unwrap().clone();
     println!(
-        "rolling restart of {REPLICAS} replicas in {roll:?} under {WORKERS} tasks: {} calls \
+        "{rollout:?}: rolling restart of {REPLICAS} replicas in {roll:?} under {WORKERS} tasks: {} calls \
          during it ({} in the {WARM_UP:?} before), {} attempts repeated by the client \
          ({retried:?}); longest call during the roll {:?}, before it {:?}; calls finished by \
          each replica after its SIGTERM: {drained:?}",
