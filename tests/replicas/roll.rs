@@ -29,6 +29,7 @@ use crate::replicas::{
 const WORKERS: usize = 8;
 /// The load alone before the roll: the latencies to compare with.
 const WARM_UP: Duration = Duration::from_secs(1);
+
 /// How a replica leaves the clients' list of addresses, against its SIGTERM.
 #[derive(Clone, Copy, Debug)]
 enum Rollout {
@@ -65,8 +66,8 @@ impl Endpoints {
     }
 }
 
-/// The shipped client of `agency` with its default retries, over one channel that spreads
-/// calls over every address of `endpoints` (tonic's balanced channel).
+/// The shipped client of `agency` with its default retries, over `channel`, which spreads
+/// calls over the addresses of `Endpoints` (tonic's balanced channel).
 fn balanced_client(cluster: &Cluster, agency: &str, channel: Channel) -> Client {
     let options = ClientOptions {
         token: Some(cluster.agencies.token(agency).to_owned()),
