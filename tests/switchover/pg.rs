@@ -183,7 +183,7 @@ impl Drop for Pair {
             if Path::new(&data).join("postmaster.pid").exists() {
                 let _ = postgres_command("pg_ctl")
                     .args(["-D", &data, "stop", "-w", "-m", "immediate"])
-                    .status();
+                    .output();
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);

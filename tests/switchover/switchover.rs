@@ -213,10 +213,19 @@ async fn write(writer: usize, shared: Arc<Shared>) -> Written {
 }
 
 async fn client(address: SocketAddr, agencies: &Agencies, agency: &str) -> Client {
+    client_with(address, agencies, agency, retries()).await
+}
+
+async fn client_with(
+    address: SocketAddr,
+    agencies: &Agencies,
+    agency: &str,
+    retry: RetryPolicy,
+) -> Client {
     let options = ClientOptions {
         token: Some(agencies.token(agency).to_owned()),
         timeout: Some(CALL_TIMEOUT),
-        retry: retries(),
+        retry,
         ..Default::default()
     };
     Client::connect(format!("http://{address}"), options)
@@ -234,38 +243,63 @@ fn handled(metrics: &str, code: &str) -> u64 {
         .sum()
 }
 
+/// The real binary on the pair's primary, through a proxy that stands for the `-rw` Service.
+struct Service {
+    proxy: Proxy,
+    agencies: Agencies,
+    binary: Binary,
+    metrics_addr: SocketAddr,
+}
+
+impl Service {
+    async fn start(pair: &Pair) -> Service {
+        let proxy = Proxy::start(pair.primary).await;
+        let agencies = Agencies::new(
+            "switchover",
+            vec![
+                Agency::with_token(ADMIN, &["admin"]),
+                Agency::with_token(REGISTRAR, &["registrar", "reader"]),
+                Agency::with_token(ACCREDITOR, &["accreditor"]),
+            ],
+        );
+        let metrics_addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let (identities, metrics) = (
+            agencies.path().to_str().unwrap().to_owned(),
+            metrics_addr.to_string(),
+        );
+        let service = Binary::start(
+            &Pair::url(proxy.addr, "registry"),
+            &[
+                ("LISTEN_ADDR", "127.0.0.1:0"),
+                ("IDENTITIES_FILE", identities.as_str()),
+                ("METRICS_ADDR", metrics.as_str()),
+                ("DB_POOL_SIZE", "8"),
+            ],
+        )
+        .await;
+        Service {
+            proxy,
+            agencies,
+            binary: service,
+            metrics_addr,
+        }
+    }
+}
+
 /// Runs the service on a fresh pair through a proxy, writes, switches over a third of the way
 /// in (the primary stopped with `stop_mode`, the standby promoted, the proxy re-pointed), and
 /// compares what was acknowledged with what the new primary holds.
 async fn switch_over_under_load(replication: Replication, stop_mode: &str) -> Measured {
     let pair = Pair::start(replication).await;
-    let proxy = Proxy::start(pair.primary).await;
-    let agencies = Agencies::new(
-        "switchover",
-        vec![
-            Agency::with_token(ADMIN, &["admin"]),
-            Agency::with_token(REGISTRAR, &["registrar", "reader"]),
-            Agency::with_token(ACCREDITOR, &["accreditor"]),
-        ],
-    );
-    let metrics_addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let (identities, metrics) = (
-        agencies.path().to_str().unwrap().to_owned(),
-        metrics_addr.to_string(),
-    );
-    let service = Binary::start(
-        &Pair::url(proxy.addr, "registry"),
-        &[
-            ("LISTEN_ADDR", "127.0.0.1:0"),
-            ("IDENTITIES_FILE", identities.as_str()),
-            ("METRICS_ADDR", metrics.as_str()),
-            ("DB_POOL_SIZE", "8"),
-        ],
-    )
-    .await;
+    let Service {
+        proxy,
+        agencies,
+        binary: service,
+        metrics_addr,
+    } = Service::start(&pair).await;
     let admin = client(service.address, &agencies, ADMIN).await;
     create_organization_as(&admin, "sco", "Shanghai Cooperation Organization").await;
     create_open_kz_election_as(&admin, "Early parliamentary election").await;
@@ -435,4 +469,78 @@ async fn with_asynchronous_replication_a_clean_switchover_loses_nothing() {
     }
     let crashed = switch_over_under_load(Replication::Asynchronous, "immediate").await;
     assert_failed_over(&crashed);
+}
+
+/// The service's sessions on the server at `address`.
+async fn sessions_of_the_service(address: SocketAddr) -> i64 {
+    let mut connection = Pair::connect(address, "postgres").await;
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'observer-registry'",
+    )
+    .fetch_one(&mut connection)
+    .await
+    .unwrap()
+}
+
+/// The `-rw` address led to a standby for a while (an endpoint moved too early, or to a
+/// primary being demoted): the writes that reached it are UNAVAILABLE, never INTERNAL, and
+/// once the address leads to the primary again the connections opened to the standby, alive
+/// and read-only for good, are closed rather than handed out again: every write lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_to_a_read_only_server_are_dropped_once_the_address_leads_to_the_primary() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let pair = Pair::start(Replication::Synchronous).await;
+    let Service {
+        proxy,
+        agencies,
+        binary: service,
+        metrics_addr,
+    } = Service::start(&pair).await;
+    let admin = client(service.address, &agencies, ADMIN).await;
+    create_organization_as(&admin, "sco", "Shanghai Cooperation Organization").await;
+    create_open_kz_election_as(&admin, "Early parliamentary election").await;
+    let once = client_with(service.address, &agencies, REGISTRAR, RetryPolicy::never()).await;
+    let create = |id: String| {
+        let once = once.clone();
+        async move {
+            let document = format!("STANDBY{}", id.to_uppercase().replace('-', ""));
+            let person = observer("Wei", "Standby", "CN", "sco", &document);
+            once.observers()
+                .create_observer(create_observer_request(KZ, &id, person))
+                .await
+        }
+    };
+
+    // New connections lead to the standby; a burst of writes needs more than the pool holds.
+    proxy.retarget(pair.standby);
+    let burst = join_all((0..16).map(|i| create(format!("b{i}")))).await;
+    let refused: Vec<&Status> = burst.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(!refused.is_empty(), "no write reached the standby");
+    for status in &refused {
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    }
+    assert!(
+        sessions_of_the_service(pair.standby).await > 0,
+        "the service opened no connection to the standby"
+    );
+
+    // The address leads to the primary again: every write lands, and the standby's
+    // connections are gone.
+    proxy.retarget(pair.primary);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while create("probe".to_owned()).await.is_err() {
+        assert!(Instant::now() < deadline, "writes did not come back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for round in 0..5 {
+        let results = join_all((0..8).map(|i| create(format!("r{round}-{i}")))).await;
+        for result in results {
+            let observer = result.unwrap_or_else(|status| panic!("round {round}: {status:?}"));
+            assert!(observer.get_ref().name.starts_with(KZ));
+        }
+    }
+    assert_eq!(sessions_of_the_service(pair.standby).await, 0);
+    let (_, metrics) = http_get(metrics_addr, "/metrics").await;
+    assert_eq!(handled(&metrics, "Internal"), 0);
+    service.stop().await;
 }
