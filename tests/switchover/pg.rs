@@ -12,7 +12,22 @@ use std::time::{Duration, Instant};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 
-const BIN: &str = "/usr/lib/postgresql/15/bin";
+/// The newest installed PostgreSQL's programs (Debian's layout; `.ci/run` installs them).
+fn bin() -> PathBuf {
+    std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL's server programs under /usr/lib/postgresql")
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.path().join("bin/initdb").exists())
+        .max_by_key(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .and_then(|v| v.parse::<u32>().ok())
+                .unwrap_or(0)
+        })
+        .map(|entry| entry.path().join("bin"))
+        .expect("initdb under /usr/lib/postgresql/*/bin")
+}
 
 /// How the primary waits for the standby at commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,10 +222,10 @@ fn is_root() -> bool {
 
 /// PostgreSQL's `program`, as the `postgres` user when the test runs as root.
 fn postgres_command(program: &str) -> Command {
-    let path = format!("{BIN}/{program}");
+    let path = bin().join(program);
     if is_root() {
         let mut command = Command::new("runuser");
-        command.args(["-u", "postgres", "--", &path]);
+        command.args(["-u", "postgres", "--"]).arg(&path);
         command
     } else {
         Command::new(path)
