@@ -5,8 +5,9 @@
 //! process runs, so Kubernetes does not restart pods because PostgreSQL is away.
 
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -55,6 +56,10 @@ pub struct Availability {
     database_up: AtomicBool,
     stopping: AtomicBool,
     recheck: Notify,
+    /// When the database was last lost (a broken connection, a failed check, a read-only
+    /// server): the pool hands out no connection opened before, since after a switchover it
+    /// may lead to the old primary, dead or now a read-only standby.
+    lost_at: Mutex<Option<Instant>>,
 }
 
 impl Availability {
@@ -79,10 +84,31 @@ impl Availability {
     /// A call lost its database connection: stop sending calls to the database and check it
     /// now rather than at the next interval.
     pub fn database_failed(&self) {
+        self.database_lost();
         if self.database_up.swap(false, Ordering::AcqRel) {
             tracing::warn!("a call lost the database: failing calls fast until it answers");
         }
         self.recheck.notify_one();
+    }
+
+    /// Marks every connection open now as not to be reused (see [`Availability::predates_loss`]).
+    pub fn database_lost(&self) {
+        if let Ok(mut lost_at) = self.lost_at.lock() {
+            *lost_at = Some(Instant::now());
+        }
+    }
+
+    /// Whether a connection opened `age` ago was already open when the database was last
+    /// lost: the pool closes it instead of handing it out.
+    pub fn predates_loss(&self, age: Duration) -> bool {
+        let Ok(lost_at) = self.lost_at.lock() else {
+            return false;
+        };
+        lost_at.is_some_and(|lost| {
+            Instant::now()
+                .checked_sub(age)
+                .is_none_or(|opened| opened <= lost)
+        })
     }
 
     /// Records the result of a database check (the watch does; tests may).
@@ -123,7 +149,7 @@ impl DatabaseWatch {
         }
     }
 
-    /// Checks once and reports the result.
+    /// Checks once and reports the result: up when the database answers as a primary.
     pub async fn check(&mut self) {
         // A check that hangs (a half-open connection) counts as down.
         let limit = self.interval.max(Duration::from_secs(1));
@@ -133,6 +159,7 @@ impl DatabaseWatch {
         };
         if result.is_err() {
             self.connection = None;
+            self.availability.database_lost();
         }
         let up = result.is_ok();
         self.availability.set_database_up(up);
@@ -153,10 +180,19 @@ impl DatabaseWatch {
                 .map_err(|e| e.to_string())?;
             self.connection = Some(connection);
         }
-        match &mut self.connection {
-            Some(connection) => connection.ping().await.map_err(|e| e.to_string()),
-            None => Err("no connection".to_owned()),
+        let Some(connection) = &mut self.connection else {
+            return Err("no connection".to_owned());
+        };
+        // A standby answers but refuses every write: after a switchover the address may still
+        // lead to the old primary, demoted, or to a standby not yet promoted.
+        let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
+            .fetch_one(connection)
+            .await
+            .map_err(|e| e.to_string())?;
+        if in_recovery {
+            return Err("the server is a standby (in recovery): it refuses writes".to_owned());
         }
+        Ok(())
     }
 
     /// Checks every interval (more often while down, and at once when a call lost the
@@ -183,5 +219,23 @@ impl DatabaseWatch {
             let _ = connection.close().await;
         }
         tracing::info!("shutting down: NOT_SERVING");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_open_when_the_database_was_lost_are_not_reused() {
+        let availability = Availability::new();
+        assert!(!availability.predates_loss(Duration::from_secs(3600)));
+        availability.set_database_up(true);
+        availability.database_failed();
+        assert!(!availability.database_up());
+        // Opened a second ago: before the loss. Opened from now on: after it.
+        assert!(availability.predates_loss(Duration::from_secs(1)));
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(!availability.predates_loss(Duration::from_millis(1)));
     }
 }

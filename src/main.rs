@@ -44,10 +44,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate => {
             cli.settings.log();
             // The migrations run on one connection, under an advisory lock.
-            database::prepare(&cli.settings.database, 1, database::Schema::Migrate)
-                .await?
-                .close()
-                .await;
+            let availability = Default::default();
+            database::prepare(
+                &cli.settings.database,
+                1,
+                database::Schema::Migrate,
+                &availability,
+            )
+            .await?
+            .close()
+            .await;
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve => {
@@ -107,7 +113,13 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     } else {
         database::Schema::Check
     };
-    let pool = database::prepare(&settings.database, budget.calls, schema).await?;
+    let pool = database::prepare(
+        &settings.database,
+        budget.calls,
+        schema,
+        &options.availability,
+    )
+    .await?;
     let listener = settings.listen_addr.bind().await?;
     let admin_listener = TcpListener::bind(settings.metrics_addr)
         .await

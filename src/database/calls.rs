@@ -245,7 +245,12 @@ impl Database {
 
     fn record(&self, failure: DatabaseFailure) {
         self.metrics.database_error(failure);
-        if failure == DatabaseFailure::Connection {
+        // A read-only server is lost too: the primary moved, and calls fail fast until the
+        // watch finds a primary behind the address again.
+        if matches!(
+            failure,
+            DatabaseFailure::Connection | DatabaseFailure::ReadOnly
+        ) {
             self.availability.database_failed();
         }
     }
@@ -255,7 +260,7 @@ impl Database {
 fn takes_database_away(failure: DatabaseFailure) -> bool {
     matches!(
         failure,
-        DatabaseFailure::Connection | DatabaseFailure::PoolExhausted
+        DatabaseFailure::Connection | DatabaseFailure::ReadOnly | DatabaseFailure::PoolExhausted
     )
 }
 

@@ -2,6 +2,7 @@
 //! the database and migrating it at start-up, or checking that it was migrated.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -9,6 +10,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::config::DatabaseSettings;
+use crate::health::Availability;
 
 /// The embedded migrations (`migrations/`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -45,13 +47,15 @@ fn names_root_certificate(url: &str) -> bool {
 }
 
 /// A pool of at most `max_connections` that connects on demand, so the service starts and
-/// reports NOT_SERVING while the database is away instead of failing.
+/// reports NOT_SERVING while the database is away instead of failing. It hands out no
+/// connection opened before `availability` last lost the database.
 pub fn pool(
     options: PgConnectOptions,
     settings: &DatabaseSettings,
     max_connections: u32,
+    availability: Arc<Availability>,
 ) -> PgPool {
-    ping_when_idle(PgPoolOptions::new())
+    ping_when_idle(PgPoolOptions::new(), availability)
         .max_connections(max_connections)
         .acquire_timeout(settings.acquire_timeout)
         .connect_lazy_with(options)
@@ -64,11 +68,19 @@ pub const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 /// restarted PostgreSQL meanwhile), not on every acquire as sqlx does by default: under load
 /// that ping is a round trip per call. A connection that dies between two calls is caught
 /// by the database watch, which then fails calls fast until PostgreSQL answers.
-pub fn ping_when_idle(options: PgPoolOptions) -> PgPoolOptions {
+///
+/// A connection that was open when the database was lost is closed instead (the pool opens
+/// another): after a switchover it may be alive on the old primary, demoted to a read-only
+/// standby, where every write would fail for as long as the connection lives.
+pub fn ping_when_idle(options: PgPoolOptions, availability: Arc<Availability>) -> PgPoolOptions {
     options
         .test_before_acquire(false)
-        .before_acquire(|conn, meta| {
+        .before_acquire(move |conn, meta| {
+            let stale = availability.predates_loss(meta.age);
             Box::pin(async move {
+                if stale {
+                    return Ok(false);
+                }
                 if meta.idle_for >= PING_AFTER_IDLE {
                     conn.ping().await?;
                 }
@@ -127,13 +139,19 @@ pub async fn prepare(
     settings: &DatabaseSettings,
     max_connections: u32,
     schema: Schema,
+    availability: &Arc<Availability>,
 ) -> anyhow::Result<PgPool> {
     let options = connect_options(settings)?;
     let deadline = Instant::now() + settings.startup_timeout;
     let mut delay = Duration::from_millis(200);
     loop {
         let attempt = async {
-            let pool = pool(options.clone(), settings, max_connections);
+            let pool = pool(
+                options.clone(),
+                settings,
+                max_connections,
+                availability.clone(),
+            );
             match schema {
                 Schema::Migrate => {
                     ensure_database(&options).await?;

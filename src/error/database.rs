@@ -11,8 +11,13 @@ pub enum DatabaseFailure {
     /// No connection came free within the pool's acquire timeout.
     PoolExhausted,
     PoolClosed,
-    /// The connection broke or could not be made: the database is likely down.
+    /// The connection broke or could not be made, or the server is shutting down or not yet
+    /// accepting connections (a switchover in progress): the database is likely down.
     Connection,
+    /// The server refused a write as read-only (25006): a standby, or a primary being demoted,
+    /// reached through an address that will soon lead to the new primary. Retryable: the
+    /// connections opened before are not trusted any more (`Availability::database_lost`).
+    ReadOnly,
     Constraint,
     /// PostgreSQL could not take a value of the request (SQLSTATE class 22: out of range,
     /// not in the encoding, too long…): the caller's to fix, not ours.
@@ -30,7 +35,7 @@ impl DatabaseFailure {
         match error {
             E::PoolTimedOut => DatabaseFailure::PoolExhausted,
             E::PoolClosed => DatabaseFailure::PoolClosed,
-            E::Io(_) | E::Tls(_) => DatabaseFailure::Connection,
+            E::Io(_) | E::Tls(_) | E::WorkerCrashed => DatabaseFailure::Connection,
             E::Database(db) => match db.code().as_deref() {
                 Some("23505" | "23503" | "23P01" | "23514" | "23502") => {
                     DatabaseFailure::Constraint
@@ -39,9 +44,14 @@ impl DatabaseFailure {
                 Some("40001") => DatabaseFailure::SerializationFailure,
                 Some("40P01") => DatabaseFailure::Deadlock,
                 Some("57014") => DatabaseFailure::StatementTimeout,
+                Some("25006") => DatabaseFailure::ReadOnly,
+                // 08: connection exceptions; 57P01-04: the server is shutting down, crashed,
+                // is starting up or in recovery, or dropped the database; 53300: no connection
+                // slot free (a server just promoted, or still starting).
                 Some(code) if code.starts_with("08") || code.starts_with("57P") => {
                     DatabaseFailure::Connection
                 }
+                Some("53300") => DatabaseFailure::Connection,
                 _ => DatabaseFailure::Internal,
             },
             _ => DatabaseFailure::Internal,
@@ -54,6 +64,7 @@ impl DatabaseFailure {
             DatabaseFailure::PoolExhausted => "pool_exhausted",
             DatabaseFailure::PoolClosed => "pool_closed",
             DatabaseFailure::Connection => "connection",
+            DatabaseFailure::ReadOnly => "read_only",
             DatabaseFailure::Constraint => "constraint",
             DatabaseFailure::DataException => "data_exception",
             DatabaseFailure::SerializationFailure => "serialization_failure",
@@ -83,7 +94,9 @@ impl Error {
                 Reason::Unavailable,
                 "no database connection came free in time; retry later",
             ),
-            DatabaseFailure::PoolClosed | DatabaseFailure::Connection => unavailable(),
+            DatabaseFailure::PoolClosed
+            | DatabaseFailure::Connection
+            | DatabaseFailure::ReadOnly => unavailable(),
             DatabaseFailure::Constraint => match &error {
                 sqlx::Error::Database(db) => constraint_error(
                     db.code().as_deref().unwrap_or_default(),
@@ -293,6 +306,45 @@ mod tests {
         }
         fn kind(&self) -> sqlx::error::ErrorKind {
             sqlx::error::ErrorKind::Other
+        }
+    }
+
+    /// What a switchover sends: a server shutting down, crashed, starting or in recovery, a
+    /// broken connection, a standby refusing a write, a full server. Each is UNAVAILABLE, which
+    /// the shipped client retries, never INTERNAL; lost races stay ABORTED (the service runs
+    /// the transaction again itself).
+    #[test]
+    fn a_switchover_is_unavailable_never_internal() {
+        for (code, failure) in [
+            ("25006", DatabaseFailure::ReadOnly),
+            ("57P01", DatabaseFailure::Connection),
+            ("57P02", DatabaseFailure::Connection),
+            ("57P03", DatabaseFailure::Connection),
+            ("57P04", DatabaseFailure::Connection),
+            ("08000", DatabaseFailure::Connection),
+            ("08003", DatabaseFailure::Connection),
+            ("08006", DatabaseFailure::Connection),
+            ("08001", DatabaseFailure::Connection),
+            ("08P01", DatabaseFailure::Connection),
+            ("53300", DatabaseFailure::Connection),
+        ] {
+            let error = Error::from_sqlx(sqlx::Error::Database(Box::new(Refused(code))));
+            assert_eq!(error.reason, Reason::Unavailable, "{code}");
+            assert_eq!(error.database_failure(), Some(failure), "{code}");
+            let status = tonic::Status::from(error);
+            assert_eq!(status.code(), tonic::Code::Unavailable, "{code}");
+            assert!(!status.message().contains("integer"), "{status:?}");
+        }
+        let crashed = Error::from_sqlx(sqlx::Error::WorkerCrashed);
+        assert_eq!(crashed.reason, Reason::Unavailable);
+        for (code, failure) in [
+            ("40001", DatabaseFailure::SerializationFailure),
+            ("40P01", DatabaseFailure::Deadlock),
+        ] {
+            let error = Error::from_sqlx(sqlx::Error::Database(Box::new(Refused(code))));
+            assert_eq!(error.reason, Reason::Aborted, "{code}");
+            assert_eq!(error.database_failure(), Some(failure), "{code}");
+            assert!(error.is_retryable(), "{code}");
         }
     }
 

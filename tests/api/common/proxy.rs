@@ -14,6 +14,8 @@ use tokio::task::AbortHandle;
 
 pub struct Proxy {
     pub addr: SocketAddr,
+    /// Where new connections go (`retarget`); open ones stay where they went.
+    target: Arc<Mutex<SocketAddr>>,
     up: Arc<AtomicBool>,
     /// The next connection forwards what the client sends but loses every answer, and is
     /// closed after a while: the server did the work, the client never hears of it.
@@ -34,8 +36,9 @@ impl Proxy {
         let lose_next_answers = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(AtomicUsize::new(0));
         let links: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
+        let target = Arc::new(Mutex::new(target));
         let accept = {
-            let (up, links) = (up.clone(), links.clone());
+            let (up, links, target) = (up.clone(), links.clone(), target.clone());
             let (lose_next_answers, connections) = (lose_next_answers.clone(), connections.clone());
             tokio::spawn(async move {
                 loop {
@@ -48,6 +51,7 @@ impl Proxy {
                         continue;
                     }
                     let lose_answers = lose_next_answers.swap(false, Ordering::SeqCst);
+                    let target = *target.lock().unwrap();
                     let link = tokio::spawn(async move {
                         let Ok(mut server) = TcpStream::connect(target).await else {
                             return;
@@ -75,12 +79,19 @@ impl Proxy {
         };
         Proxy {
             addr,
+            target,
             up,
             lose_next_answers,
             connections,
             links,
             accept,
         }
+    }
+
+    /// Sends new connections to `target`, as a Kubernetes Service does when its endpoint
+    /// moves to another pod: open connections stay with the old one.
+    pub fn retarget(&self, target: SocketAddr) {
+        *self.target.lock().unwrap() = target;
     }
 
     /// The next connection loses every answer and then closes; later ones work again.
