@@ -10,8 +10,8 @@ use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio::time::Instant;
 
-use crate::error::{DatabaseFailure, Error, Reason, Result};
 use crate::database::DatabaseRoute;
+use crate::error::{DatabaseFailure, Error, Reason, Result};
 use crate::health::Availability;
 use crate::layers::deadline::{current_deadline, run_with_deadline};
 use crate::metrics::Metrics;

@@ -32,11 +32,19 @@ pub fn direct_options(settings: &DatabaseSettings) -> anyhow::Result<Option<PgCo
     settings
         .listen_url
         .as_deref()
-        .map(|url| Ok(with_statement_timeout(url_options(url, "LISTEN_DATABASE_URL")?, settings)))
+        .map(|url| {
+            Ok(with_statement_timeout(
+                url_options(url, "LISTEN_DATABASE_URL")?,
+                settings,
+            ))
+        })
         .transpose()
 }
 
-fn with_statement_timeout(options: PgConnectOptions, settings: &DatabaseSettings) -> PgConnectOptions {
+fn with_statement_timeout(
+    options: PgConnectOptions,
+    settings: &DatabaseSettings,
+) -> PgConnectOptions {
     let timeout_ms = settings.statement_timeout.as_millis().to_string();
     options.options([("statement_timeout", timeout_ms.as_str())])
 }
@@ -221,25 +229,26 @@ async fn migrate(pool: &PgPool) -> anyhow::Result<anyhow::Result<()>> {
 /// the start-up timeout: the migration Job may still be running.
 async fn check_migrated(pool: &PgPool) -> anyhow::Result<()> {
     // One simple-protocol statement: it needs no session beyond itself, behind a pooler too.
-    let applied: Vec<i64> = match sqlx::raw_sql(
-        "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
-    )
-    .fetch_all(pool)
-    .await
-    .and_then(|rows| rows.iter().map(|row| row.try_get(0)).collect())
-    {
-        Ok(applied) => applied,
-        Err(error) if is_connection_error(&error) => {
-            return Err(anyhow::Error::new(error).context(cannot_connect(&pool.connect_options())));
-        }
-        // No such table (42P01): never migrated; no SELECT on it (42501): not by us.
-        Err(error) => {
-            return Err(anyhow::Error::new(error).context(
-                "cannot read which migrations have run: run `observer-registry migrate` \
+    let applied: Vec<i64> =
+        match sqlx::raw_sql("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(pool)
+            .await
+            .and_then(|rows| rows.iter().map(|row| row.try_get(0)).collect())
+        {
+            Ok(applied) => applied,
+            Err(error) if is_connection_error(&error) => {
+                return Err(
+                    anyhow::Error::new(error).context(cannot_connect(&pool.connect_options()))
+                );
+            }
+            // No such table (42P01): never migrated; no SELECT on it (42501): not by us.
+            Err(error) => {
+                return Err(anyhow::Error::new(error).context(
+                    "cannot read which migrations have run: run `observer-registry migrate` \
                  as the owner role first",
-            ));
-        }
-    };
+                ));
+            }
+        };
     let missing: Vec<i64> = MIGRATOR
         .iter()
         .filter(|m| !m.migration_type.is_down_migration())

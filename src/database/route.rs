@@ -70,8 +70,10 @@ impl DatabaseRoute {
 
     /// A transaction on a connection of `pool`, for work outside calls (start-up, purges).
     pub async fn begin(&self, pool: &PgPool) -> sqlx::Result<Transaction<'static, Postgres>> {
-        pool.begin_with(sqlx::AssertSqlSafe(self.begin_statement("BEGIN").into_owned()))
-            .await
+        pool.begin_with(sqlx::AssertSqlSafe(
+            self.begin_statement("BEGIN").into_owned(),
+        ))
+        .await
     }
 
     /// A read-only transaction on a connection of its own (a point-read slot's).
