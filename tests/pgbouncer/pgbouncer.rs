@@ -411,3 +411,50 @@ async fn meetings_invitations_watches_and_erasure_work_through_pgbouncer(pool: P
     assert_eq!(listening, 1);
     assert_through_pgbouncer(&pooled, &pool);
 }
+
+/// Why the setting matters. Without it the service's connections carry session settings
+/// (PgBouncer 1.18 refuses them unless told to ignore them), and sqlx names its prepared
+/// statements per connection and keeps them for the next transaction: in sessions that other
+/// connections' transactions used, the names collide (`prepared statement "sqlx_s_1" already
+/// exists`) or are missing (`… does not exist`), and calls fail.
+#[sqlx::test]
+async fn without_the_pooler_setting_calls_fail_behind_pgbouncer(pool: PgPool) {
+    let mut pooled = Pooled::start_with(
+        pool.clone(),
+        "ignore_startup_parameters = extra_float_digits,options",
+        &[("MIGRATE", "false")],
+    )
+    .await;
+    let client = pooled.client().await;
+    // Reads of organizations that do not exist: NOT_FOUND, when the statements work.
+    let calls = (0..40).map(|i| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let request = pb::GetOrganizationRequest {
+                name: format!("organizations/missing-{i}"),
+            };
+            client.organizations().get_organization(request).await
+        })
+    });
+    let failed: Vec<Status> = join_all(calls)
+        .await
+        .into_iter()
+        .filter_map(|r| r.unwrap().err())
+        .filter(|status| status.code() != Code::NotFound)
+        .collect();
+    assert!(!failed.is_empty(), "every read worked without the setting");
+    let mut logged = Vec::new();
+    while let Ok(line) = pooled.binary.logs.try_recv() {
+        logged.push(line.to_string());
+    }
+    // `… already exists`, `… does not exist`, or worse: another connection's statement of
+    // that name given our parameters (`bind message supplies 2 parameters, but prepared
+    // statement "sqlx_s_3" requires 9`).
+    assert!(
+        logged
+            .iter()
+            .any(|line| line.contains(r#"prepared statement \"sqlx_s_"#)),
+        "{}",
+        logged.join("\n")
+    );
+}
