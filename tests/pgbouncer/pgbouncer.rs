@@ -13,9 +13,10 @@ use observer_registry::pb::v1 as pb;
 use sqlx::PgPool;
 use tonic::{Code, Status};
 
-use crate::bouncer::Pooled;
+use crate::bouncer::{Bouncer, Pooled};
 use crate::common::registry::*;
 use crate::common::{assert_error, new_request_id};
+use crate::common::{binary, operator};
 
 fn kz_numbers(count: usize) -> Vec<String> {
     (1..=count).map(|seq| format!("KZ-2023-{seq:06}")).collect()
@@ -457,4 +458,33 @@ async fn without_the_pooler_setting_calls_fail_behind_pgbouncer(pool: PgPool) {
         "{}",
         logged.join("\n")
     );
+}
+
+/// The migrator holds a session advisory lock from its first migration to its last, which a
+/// transaction pooler cannot keep: behind one, `migrate` refuses to start without the direct
+/// connection, and with it migrates over that connection.
+#[sqlx::test(migrations = false)]
+async fn migrations_behind_a_transaction_pooler_take_the_direct_connection(pool: PgPool) {
+    let bouncer = Bouncer::start("").await;
+    let (pooled, direct) = (bouncer.url(&pool), binary::database_url(&pool));
+    let env = [
+        ("DATABASE_URL", pooled.as_str()),
+        ("DATABASE_POOLER", "transaction"),
+    ];
+    let (status, log) = operator::run(&["migrate"], &env).await;
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("--listen-database-url"), "{log}");
+    let tables = "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'";
+    let count = || async {
+        sqlx::query_scalar::<_, i64>(tables)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(count().await, 0, "migrated through the pooler");
+
+    let with_direct = [env[0], env[1], ("LISTEN_DATABASE_URL", direct.as_str())];
+    let (status, log) = operator::run(&["migrate"], &with_direct).await;
+    assert!(status.success(), "{log}");
+    assert!(count().await > 0);
 }
