@@ -13,7 +13,7 @@ use observer_registry::pb::v1 as pb;
 use sqlx::PgPool;
 use tonic::{Code, Status};
 
-use crate::bouncer::{Bouncer, Pooled};
+use crate::bouncer::{Bouncer, Pooled, SERVER_CONNECTIONS};
 use crate::common::registry::*;
 use crate::common::{assert_error, new_request_id};
 use crate::common::{binary, operator};
@@ -262,6 +262,20 @@ async fn accreditation_numbers_stay_gapless_under_concurrent_calls_through_pgbou
     let audited: i64 = sqlx::query_scalar(audited).fetch_one(&pool).await.unwrap();
     assert_eq!(audited, (SINGLES + BATCH) as i64);
     assert_through_pgbouncer(&pooled, &pool);
+    // The service's connections (eight) took turns on PgBouncer's two sessions; only LISTEN
+    // has a session of its own.
+    let sessions: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = 'observer-registry' \
+           AND query NOT LIKE 'LISTEN%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(
+        (1..=SERVER_CONNECTIONS as i64).contains(&sessions),
+        "{sessions} sessions"
+    );
 }
 
 fn meeting(host: &str, delegations: Vec<String>, minute: usize) -> pb::Meeting {
