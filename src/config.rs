@@ -190,6 +190,42 @@ pub struct DatabaseSettings {
     /// The same as `--migrate=false`: serve under a runtime role that may not run DDL.
     #[arg(long = "no-migrate", global = true)]
     pub no_migrate: bool,
+
+    /// What DATABASE_URL reaches: PostgreSQL itself (`none`), or a pooler in transaction
+    /// mode such as PgBouncer's `pool_mode = transaction` (`transaction`): then nothing the
+    /// service relies on outlives a transaction (HA.md, "Behind PgBouncer").
+    #[arg(
+        long = "database-pooler",
+        value_name = "DATABASE_POOLER",
+        env = "DATABASE_POOLER",
+        value_enum,
+        default_value = "none",
+        global = true
+    )]
+    pub pooler: Pooler,
+
+    /// A direct connection to PostgreSQL, past any pooler, for the change feed's LISTEN and,
+    /// behind a transaction pooler, for migrations (both need a session of their own).
+    /// Unset: DATABASE_URL.
+    #[arg(
+        long = "listen-database-url",
+        value_name = "LISTEN_DATABASE_URL",
+        env = "LISTEN_DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub listen_url: Option<String>,
+}
+
+/// What sits between the service and PostgreSQL (`--database-pooler`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Pooler {
+    /// Nothing, or a pooler in session mode: a connection is one PostgreSQL session.
+    #[default]
+    None,
+    /// A pooler in transaction mode: consecutive transactions of one connection may run in
+    /// different PostgreSQL sessions.
+    Transaction,
 }
 
 impl DatabaseSettings {
@@ -209,6 +245,8 @@ impl std::fmt::Debug for DatabaseSettings {
             .field("statement_timeout", &self.statement_timeout)
             .field("startup_timeout", &self.startup_timeout)
             .field("migrate", &self.migrates_at_start())
+            .field("pooler", &self.pooler)
+            .field("listen_url", &self.listen_url.as_deref().map(mask_password))
             .finish()
     }
 }
@@ -414,6 +452,8 @@ impl Settings {
             db_statement_timeout = %duration(database.statement_timeout),
             db_startup_timeout = %duration(database.startup_timeout),
             migrate = database.migrates_at_start(),
+            database_pooler = ?database.pooler,
+            listen_database_url = ?database.listen_url.as_deref().map(mask_password),
             health_check_interval = %duration(self.health_check_interval),
             shutdown_grace_period = %duration(self.shutdown_grace_period),
             request_id_retention = %duration(self.retention.request_id_retention),
@@ -507,7 +547,10 @@ mod tests {
             startup_timeout: Duration::from_secs(1),
             migrate: true,
             no_migrate: false,
+            pooler: Pooler::Transaction,
+            listen_url: Some("postgres://u:hunter3@direct/db".to_owned()),
         };
-        assert!(!format!("{settings:?}").contains("hunter2"));
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("hunter2") && !printed.contains("hunter3"));
     }
 }

@@ -6,10 +6,12 @@
 mod budget;
 mod calls;
 mod connect;
+mod route;
 
 pub use budget::ConnectionBudget;
-pub use calls::{Attempt, Database, Tx};
+pub use calls::{Attempt, Autocommit, Database, Tx};
 pub use connect::{
-    APPLICATION_NAME, MIGRATOR, PING_AFTER_IDLE, Schema, connect_options, ensure_database,
-    ping_when_idle, pool, prepare,
+    APPLICATION_NAME, MIGRATOR, PING_AFTER_IDLE, Schema, connect_options, direct_options,
+    ensure_database, ping_when_idle, pool, prepare,
 };
+pub use route::DatabaseRoute;

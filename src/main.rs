@@ -138,6 +138,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             pool: pool.clone(),
             availability: options.availability.clone(),
             metrics: options.metrics.clone(),
+            route: options.database_route.clone(),
         },
         options.clock.clone(),
         options.badges.clone(),

@@ -8,14 +8,14 @@ mod tls;
 use std::future::Future;
 use std::time::Duration;
 
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
 
 use crate::aip::paging::PageTokens;
 use crate::api::AppState;
 use crate::api::point_reads::PointReads;
 use crate::api::watch::{FeedSettings, Feeds};
-use crate::database::Database;
+use crate::database::{Attempt, Database, DatabaseRoute};
 use crate::health::{DatabaseWatch, Readiness};
 use crate::listen::Listener;
 use crate::retention::Eraser;
@@ -50,6 +50,7 @@ pub async fn serve(
     database_watch.check().await;
     tokio::spawn(database_watch.run(stopping.clone()));
     tokio::spawn(purge_expired(
+        options.database_route.clone(),
         pool.clone(),
         options.request_id_retention,
         options.change_retention,
@@ -92,15 +93,17 @@ async fn app_state(
     options: &ServeOptions,
     stopping: watch::Receiver<bool>,
 ) -> anyhow::Result<AppState> {
-    let page_tokens = PageTokens::new(
-        &store::secrets::page_token_key(pool)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot read the page-token key: {e}"))?,
-    );
+    let key = in_transaction(&options.database_route, pool, |conn| {
+        Box::pin(store::secrets::page_token_key(conn))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot read the page-token key: {e}"))?;
+    let page_tokens = PageTokens::new(&key);
     let db = Database {
         pool: pool.clone(),
         availability: options.availability.clone(),
         metrics: options.metrics.clone(),
+        route: options.database_route.clone(),
     };
     Ok(AppState {
         point_reads: PointReads::start(db.clone(), options.limits.point_read_batches),
@@ -122,8 +125,22 @@ async fn app_state(
     })
 }
 
+/// Runs `work` in a transaction of its own and commits it (a transaction pooler lends a
+/// session for no less), for work outside calls.
+async fn in_transaction<T>(
+    route: &DatabaseRoute,
+    pool: &PgPool,
+    work: impl for<'c> FnOnce(&'c mut PgConnection) -> Attempt<'c, T>,
+) -> crate::error::Result<T> {
+    let mut transaction = route.begin(pool).await?;
+    let done = work(&mut transaction).await?;
+    transaction.commit().await?;
+    Ok(done)
+}
+
 /// Forgets request ids and change-feed entries past their retention, hourly, until shutdown.
 async fn purge_expired(
+    route: DatabaseRoute,
     pool: PgPool,
     retention: Duration,
     change_retention: Duration,
@@ -135,12 +152,18 @@ async fn purge_expired(
             _ = ticker.tick() => {}
             _ = stopping.wait_for(|stopping| *stopping) => return,
         }
-        match store::request_ids::purge(&pool, retention).await {
+        let purged = in_transaction(&route, &pool, |conn| {
+            Box::pin(store::request_ids::purge(conn, retention))
+        });
+        match purged.await {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "forgot expired request ids"),
             Err(error) => tracing::warn!(%error, "could not purge expired request ids"),
         }
-        match store::changes::purge(&pool, change_retention).await {
+        let purged = in_transaction(&route, &pool, |conn| {
+            Box::pin(store::changes::purge(conn, change_retention))
+        });
+        match purged.await {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "forgot change-feed entries past retention"),
             Err(error) => tracing::warn!(%error, "could not purge the change feed"),

@@ -68,10 +68,15 @@ impl PointReads {
     /// whose statements are planned once (`force_generic_plan`): planning an observer lookup
     /// each time (eleven indexes to consider) costs PostgreSQL more than running it.
     pub fn start(db: Database, slots: usize) -> Self {
+        let options = (*db.pool.connect_options()).clone();
         let connector = Connector {
-            options: (*db.pool.connect_options())
-                .clone()
-                .options([("plan_cache_mode", "force_generic_plan")]),
+            // A transaction pooler takes no session settings (and its sessions plan nothing
+            // of ours twice: each transaction prepares its statements afresh).
+            options: if db.route.transactions_only() {
+                options
+            } else {
+                options.options([("plan_cache_mode", "force_generic_plan")])
+            },
             timeout: db.pool.options().get_acquire_timeout(),
         };
         let (queue, waiting) = mpsc::channel(MAX_BATCH * 64);
@@ -202,18 +207,15 @@ async fn read_batch(
     let result = db
         .in_scope(async {
             let conn = slot.ready(db, connector).await?;
-            let found_observers = if observers.is_empty() {
-                Vec::new()
-            } else {
-                read_observers(conn, &observers).await?
-            };
-            let found_accreditations = if accreditations.is_empty() {
-                Vec::new()
-            } else {
-                let numbers: Vec<&str> = accreditations.iter().map(|(n, _)| n.as_str()).collect();
-                store::verification::by_numbers(&mut *conn, &numbers).await?
-            };
-            Ok::<_, Error>((found_observers, found_accreditations))
+            if !db.route.transactions_only() {
+                return read_lookups(conn, &observers, &accreditations).await;
+            }
+            // Behind a transaction pooler, a statement outside a transaction may lose its
+            // session between parsing and binding.
+            let mut transaction = db.route.read_on(conn).await?;
+            let found = read_lookups(&mut transaction, &observers, &accreditations).await?;
+            transaction.commit().await?;
+            Ok(found)
         })
         .await;
     match result {
@@ -244,6 +246,26 @@ async fn read_batch(
         }
     }
     slot
+}
+
+/// The observers and accreditations of a batch.
+async fn read_lookups(
+    conn: &mut PgConnection,
+    observers: &[(Key, Reply<Observer>)],
+    accreditations: &[(String, Reply<Accreditation>)],
+) -> Result<(Vec<Observer>, Vec<Accreditation>)> {
+    let found_observers = if observers.is_empty() {
+        Vec::new()
+    } else {
+        read_observers(conn, observers).await?
+    };
+    let found_accreditations = if accreditations.is_empty() {
+        Vec::new()
+    } else {
+        let numbers: Vec<&str> = accreditations.iter().map(|(n, _)| n.as_str()).collect();
+        store::verification::by_numbers(&mut *conn, &numbers).await?
+    };
+    Ok((found_observers, found_accreditations))
 }
 
 /// The observers of a batch: a statement per election (nearly always one).

@@ -64,6 +64,7 @@ impl Verifier {
         }
         let mut conn = self.db.connection().await?;
         let found = store::verification::by_numbers(&mut conn, &[number]).await?;
+        conn.finish().await?;
         Ok(found.into_iter().next())
     }
 

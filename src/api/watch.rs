@@ -80,10 +80,11 @@ impl Feeds {
     /// Starts the listener that turns NOTIFY into wake-ups, until `stopping` turns true.
     pub fn start(db: &Database, stopping: watch::Receiver<bool>, settings: FeedSettings) -> Self {
         let (notices, _) = broadcast::channel(1024);
-        // LISTEN holds its connection for good: one of its own, not one of the calls' pool.
+        // LISTEN holds its connection for good: one of its own, not one of the calls' pool,
+        // and past any pooler (a transaction pooler lends no session to listen in).
         let listener_pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(1)
-            .connect_lazy_with((*db.pool.connect_options()).clone());
+            .connect_lazy_with(db.route.listen_options(&db.pool));
         let listening = Arc::new(AtomicBool::new(false));
         tokio::spawn(listen::listen(
             listener_pool,
@@ -146,7 +147,7 @@ impl AppState {
             Some(position) => position,
             None => store::changes::last_position(&mut conn, election_id).await?,
         };
-        drop(conn);
+        conn.finish().await?;
         let (changes, received) = mpsc::channel(READ_AHEAD);
         tokio::spawn(follow(
             self.clone(),

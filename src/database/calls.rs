@@ -10,6 +10,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio::time::Instant;
 
+use crate::database::DatabaseRoute;
 use crate::error::{DatabaseFailure, Error, Reason, Result};
 use crate::health::Availability;
 use crate::layers::deadline::{current_deadline, run_with_deadline};
@@ -27,6 +28,47 @@ pub struct Database {
     pub pool: PgPool,
     pub availability: Arc<Availability>,
     pub metrics: Arc<Metrics>,
+    /// What the pool's connections go through (a transaction pooler asks for transactions).
+    pub route: DatabaseRoute,
+}
+
+/// What [`Database::connection`] lends: a pool connection, or behind a transaction pooler a
+/// read-only transaction (a statement outside one may lose its session halfway).
+pub enum Autocommit {
+    Connection(PoolConnection<Postgres>),
+    Transaction(Transaction<'static, Postgres>),
+}
+
+impl Autocommit {
+    /// Gives the connection back; commits the transaction, if it is one, so that the
+    /// pooler's session is free at once.
+    pub async fn finish(self) -> Result<()> {
+        match self {
+            Autocommit::Connection(_) => Ok(()),
+            Autocommit::Transaction(transaction) => {
+                transaction.commit().await.map_err(Error::from_sqlx)
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for Autocommit {
+    type Target = sqlx::PgConnection;
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Autocommit::Connection(connection) => connection,
+            Autocommit::Transaction(transaction) => transaction,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Autocommit {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match self {
+            Autocommit::Connection(connection) => connection,
+            Autocommit::Transaction(transaction) => transaction,
+        }
+    }
 }
 
 /// One attempt of the work of a transaction: borrows the transaction's connection.
@@ -109,11 +151,22 @@ impl Database {
     }
 
     /// A connection for autocommit statements (change feeds): fails fast while the database
-    /// is down; the wait is bounded by the pool's acquire timeout.
-    pub async fn connection(&self) -> Result<PoolConnection<Postgres>> {
+    /// is down; the wait is bounded by the pool's acquire timeout. Behind a transaction
+    /// pooler, a read-only transaction instead: end it with [`Autocommit::finish`].
+    pub async fn connection(&self) -> Result<Autocommit> {
         self.ensure_available()?;
         let _waiting = self.metrics.waiting_for_connection();
-        self.pool.acquire().await.map_err(|e| self.map_db_err(e))
+        let connection = if self.route.transactions_only() {
+            self.pool
+                .begin_with(sqlx::AssertSqlSafe(
+                    self.route.begin_statement("BEGIN READ ONLY").into_owned(),
+                ))
+                .await
+                .map(Autocommit::Transaction)
+        } else {
+            self.pool.acquire().await.map(Autocommit::Connection)
+        };
+        connection.map_err(|e| self.map_db_err(e))
     }
 
     /// Fails fast while the database is known to be down.
@@ -171,15 +224,18 @@ impl Database {
             return Err(unavailable());
         }
         let Some(deadline) = current_deadline() else {
-            return self.begin_in_own_task(begin.to_owned()).await;
+            return self
+                .begin_in_own_task(self.route.begin_statement(begin).into_owned())
+                .await;
         };
         let remaining = remaining_ms(deadline)?;
         let acquire = async {
             let _waiting = self.metrics.waiting_for_connection();
             self.begin_in_own_task(format!(
                 "{begin}; SET LOCAL statement_timeout = {remaining}; \
-                 SET LOCAL idle_in_transaction_session_timeout = {}",
-                remaining + IDLE_AFTER_DEADLINE_MS
+                 SET LOCAL idle_in_transaction_session_timeout = {}{}",
+                remaining + IDLE_AFTER_DEADLINE_MS,
+                self.route.after_begin()
             ))
             .await
         };

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool, Row};
 
-use crate::config::DatabaseSettings;
+use crate::config::{DatabaseSettings, Pooler};
 use crate::health::Availability;
 
 /// The embedded migrations (`migrations/`).
@@ -17,17 +17,48 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Connection options from the settings: TLS from the URL's `sslmode` and `sslrootcert`,
 /// application name for `pg_stat_activity`, and a statement timeout so no query outlives its
-/// purpose.
+/// purpose. Behind a transaction pooler (`DatabaseRoute`), the connection carries no session
+/// setting — a pooler lends sessions set up by others, and PgBouncer refuses the startup
+/// parameters `options` and `extra_float_digits` — and sqlx caches no statement: each
+/// transaction sets its statement timeout itself (`calls.rs`).
 pub fn connect_options(settings: &DatabaseSettings) -> anyhow::Result<PgConnectOptions> {
+    let options = url_options(&settings.url, "DATABASE_URL")?;
+    Ok(match settings.pooler {
+        Pooler::None => with_statement_timeout(options, settings),
+        Pooler::Transaction => options.statement_cache_capacity(0).extra_float_digits(None),
+    })
+}
+
+/// The options of the direct connection (`--listen-database-url`), if one is given.
+pub fn direct_options(settings: &DatabaseSettings) -> anyhow::Result<Option<PgConnectOptions>> {
+    settings
+        .listen_url
+        .as_deref()
+        .map(|url| {
+            Ok(with_statement_timeout(
+                url_options(url, "LISTEN_DATABASE_URL")?,
+                settings,
+            ))
+        })
+        .transpose()
+}
+
+fn with_statement_timeout(
+    options: PgConnectOptions,
+    settings: &DatabaseSettings,
+) -> PgConnectOptions {
     let timeout_ms = settings.statement_timeout.as_millis().to_string();
-    let mut options = PgConnectOptions::from_str(&settings.url)
-        .context("DATABASE_URL is not a valid PostgreSQL URL")?
-        .application_name(APPLICATION_NAME)
-        .options([("statement_timeout", timeout_ms.as_str())]);
+    options.options([("statement_timeout", timeout_ms.as_str())])
+}
+
+/// The options of `url` (the setting `name`), with TLS read as libpq reads it.
+fn url_options(url: &str, name: &str) -> anyhow::Result<PgConnectOptions> {
+    let mut options = PgConnectOptions::from_str(url)
+        .with_context(|| format!("{name} is not a valid PostgreSQL URL"))?
+        .application_name(APPLICATION_NAME);
     // libpq verifies the server's chain under `require` when a root certificate is given (as
     // `verify-ca`); sqlx would accept any certificate.
-    if matches!(options.get_ssl_mode(), PgSslMode::Require) && names_root_certificate(&settings.url)
-    {
+    if matches!(options.get_ssl_mode(), PgSslMode::Require) && names_root_certificate(url) {
         options = options.ssl_mode(PgSslMode::VerifyCa);
     }
     Ok(options)
@@ -142,6 +173,19 @@ pub async fn prepare(
     availability: &Arc<Availability>,
 ) -> anyhow::Result<PgPool> {
     let options = connect_options(settings)?;
+    // The migrator holds a session advisory lock from the first migration to the last: behind
+    // a transaction pooler it migrates over the direct connection, or not at all.
+    let migrate_options = match (settings.pooler, direct_options(settings)?) {
+        (Pooler::None, _) => options.clone(),
+        (Pooler::Transaction, Some(direct)) => direct,
+        (Pooler::Transaction, None) if schema == Schema::Migrate => anyhow::bail!(
+            "migrations need a session of their own, which a transaction pooler does not \
+             lend: give --listen-database-url (LISTEN_DATABASE_URL), a direct connection to \
+             PostgreSQL, or run `observer-registry migrate` against PostgreSQL directly and \
+             serve with --no-migrate"
+        ),
+        (Pooler::Transaction, None) => options.clone(),
+    };
     let deadline = Instant::now() + settings.startup_timeout;
     let mut delay = Duration::from_millis(200);
     loop {
@@ -153,6 +197,14 @@ pub async fn prepare(
                 availability.clone(),
             );
             match schema {
+                Schema::Migrate if settings.pooler == Pooler::Transaction => {
+                    ensure_database(&migrate_options).await?;
+                    let direct =
+                        self::pool(migrate_options.clone(), settings, 1, availability.clone());
+                    let migrated = migrate(&direct).await;
+                    direct.close().await;
+                    migrated.map(|migrated| migrated.map(|()| pool))
+                }
                 Schema::Migrate => {
                     ensure_database(&options).await?;
                     migrate(&pool).await.map(|migrated| migrated.map(|()| pool))
@@ -195,24 +247,27 @@ async fn migrate(pool: &PgPool) -> anyhow::Result<anyhow::Result<()>> {
 /// migrated ahead of a rolling update, are fine). Every failure is worth waiting for until
 /// the start-up timeout: the migration Job may still be running.
 async fn check_migrated(pool: &PgPool) -> anyhow::Result<()> {
-    let applied: Vec<i64> = match sqlx::query_scalar(
-        "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
-    )
-    .fetch_all(pool)
-    .await
-    {
-        Ok(applied) => applied,
-        Err(error) if is_connection_error(&error) => {
-            return Err(anyhow::Error::new(error).context(cannot_connect(&pool.connect_options())));
-        }
-        // No such table (42P01): never migrated; no SELECT on it (42501): not by us.
-        Err(error) => {
-            return Err(anyhow::Error::new(error).context(
-                "cannot read which migrations have run: run `observer-registry migrate` \
+    // One simple-protocol statement: it needs no session beyond itself, behind a pooler too.
+    let applied: Vec<i64> =
+        match sqlx::raw_sql("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(pool)
+            .await
+            .and_then(|rows| rows.iter().map(|row| row.try_get(0)).collect())
+        {
+            Ok(applied) => applied,
+            Err(error) if is_connection_error(&error) => {
+                return Err(
+                    anyhow::Error::new(error).context(cannot_connect(&pool.connect_options()))
+                );
+            }
+            // No such table (42P01): never migrated; no SELECT on it (42501): not by us.
+            Err(error) => {
+                return Err(anyhow::Error::new(error).context(
+                    "cannot read which migrations have run: run `observer-registry migrate` \
                  as the owner role first",
-            ));
-        }
-    };
+                ));
+            }
+        };
     let missing: Vec<i64> = MIGRATOR
         .iter()
         .filter(|m| !m.migration_type.is_down_migration())

@@ -9,6 +9,7 @@ use crate::auth::IdentityStore;
 use crate::badge::Badges;
 use crate::clock::Clock;
 use crate::config::{LimitSettings, Settings, TlsSettings};
+use crate::database::DatabaseRoute;
 use crate::health::Availability;
 use crate::metrics::Metrics;
 
@@ -37,6 +38,8 @@ pub struct ServeOptions {
     pub availability: Arc<Availability>,
     /// Badge keys, the verification URL and the limits on verification.
     pub badges: Arc<Badges>,
+    /// What the pool's connections go through, and where LISTEN connects.
+    pub database_route: DatabaseRoute,
 }
 
 /// What one caller or connection may ask of the server (see `config::LimitSettings` for each).
@@ -134,6 +137,7 @@ impl ServeOptions {
             metrics: Arc::new(Metrics::new()),
             availability: Arc::new(Availability::new()),
             badges: Badges::from_settings(&settings.badges)?,
+            database_route: DatabaseRoute::from_settings(&settings.database)?,
         })
     }
 }

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, Row};
 
 use crate::error::Result;
 
@@ -75,11 +75,11 @@ pub async fn last_position(conn: &mut PgConnection, election_id: &str) -> Result
 
 /// Forgets changes older than `retention` (never younger than a day). Through a function
 /// that runs as the schema's owner: the runtime role may not delete from the change feed.
-pub async fn purge(pool: &PgPool, retention: std::time::Duration) -> Result<u64> {
+pub async fn purge(conn: &mut PgConnection, retention: std::time::Duration) -> Result<u64> {
     let purged: i64 =
         sqlx::query_scalar("SELECT purge_changes(make_interval(secs => $1::double precision))")
             .bind(retention.as_secs_f64())
-            .fetch_one(pool)
+            .fetch_one(conn)
             .await?;
     Ok(u64::try_from(purged).unwrap_or(0))
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use prost::Message;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 
 use crate::aip::request_id::IdempotencyKey;
 use crate::error::{Error, Result};
@@ -69,13 +69,13 @@ pub async fn record<R: Message>(
 }
 
 /// Forgets keys older than `retention`; returns how many.
-pub async fn purge(pool: &PgPool, retention: Duration) -> Result<u64> {
+pub async fn purge(conn: &mut PgConnection, retention: Duration) -> Result<u64> {
     let seconds = retention.as_secs_f64();
     let purged = sqlx::query(
         "DELETE FROM request_ids WHERE create_time < now() - make_interval(secs => $1)",
     )
     .bind(seconds)
-    .execute(pool)
+    .execute(conn)
     .await?
     .rows_affected();
     Ok(purged)

@@ -332,6 +332,7 @@ fn database(pool: &PgPool) -> Database {
         pool: pool.clone(),
         availability,
         metrics: Arc::new(Metrics::new()),
+        route: Default::default(),
     }
 }
 

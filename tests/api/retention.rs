@@ -691,6 +691,7 @@ async fn erasers_racing_for_the_same_elections_erase_each_once(pool: PgPool) {
             pool: pool.clone(),
             availability: up(),
             metrics: Arc::new(Metrics::new()),
+            route: Default::default(),
         },
         clock: ManualClock::new(at("2023-07-01T00:00:00Z")).clock(),
         metrics: Arc::new(Metrics::new()),

@@ -93,7 +93,10 @@ impl SharedFeed {
                 .map_err(|e| Error::internal(anyhow::anyhow!("watch reads closed: {e}")))?;
             let mut conn = reads.db.connection().await?;
             reads.db.metrics.watch_read();
-            store::changes::after(&mut conn, &self.feed, &self.election, after, BATCH).await?
+            let changes =
+                store::changes::after(&mut conn, &self.feed, &self.election, after, BATCH).await?;
+            conn.finish().await?;
+            changes
         };
         let full = changes.len() == usize::try_from(BATCH).unwrap_or(usize::MAX);
         let changes: Arc<[Change]> = changes.into_iter().map(Arc::new).collect();

@@ -87,6 +87,7 @@ pub fn test_options() -> ServeOptions {
         metrics: Arc::new(Metrics::new()),
         availability: Arc::new(Availability::new()),
         badges: Arc::new(Badges::none()),
+        database_route: Default::default(),
     }
 }
 
@@ -328,6 +329,7 @@ impl TestApp {
                 pool: self.server_pool.clone(),
                 availability,
                 metrics: self.metrics.clone(),
+                route: Default::default(),
             },
             self.clock.clone(),
             self.badges.clone(),
