@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool, Row};
 use tokio::sync::{Notify, watch};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -185,10 +185,13 @@ impl DatabaseWatch {
         };
         // A standby answers but refuses every write: after a switchover the address may still
         // lead to the old primary, demoted, or to a standby not yet promoted.
-        let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
+        // The simple query protocol: no prepared statement, which a transaction pooler
+        // (PgBouncer 1.18) would hand to another client's session.
+        let row = sqlx::raw_sql("SELECT pg_is_in_recovery()")
             .fetch_one(connection)
             .await
             .map_err(|e| e.to_string())?;
+        let in_recovery: bool = row.try_get(0).map_err(|e| e.to_string())?;
         if in_recovery {
             return Err("the server is a standby (in recovery): it refuses writes".to_owned());
         }
