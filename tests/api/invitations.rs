@@ -10,18 +10,12 @@ use agencies::*;
 use common::*;
 use observer_registry::pb::v1 as pb;
 use pb::InvitationState as State;
-use pb::invitation_service_client::InvitationServiceClient;
 use registry::*;
 use sqlx::PgPool;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
 // ---- fixtures ----
-
-fn invitations(app: &TestApp) -> InvitationServiceClient<Channel> {
-    app.invitations()
-}
 
 fn invitation_name(id: &str) -> String {
     format!("{KZ}/invitations/{id}")
@@ -54,7 +48,7 @@ async fn try_invite(
     id: &str,
     organization_id: &str,
 ) -> Result<pb::Invitation, Status> {
-    invitations(app)
+    app.invitations()
         .create_invitation(create_request(id, letter(organization_id)))
         .await
         .map(|r| r.into_inner())
@@ -65,7 +59,7 @@ async fn invite(app: &TestApp, id: &str, organization_id: &str) -> pb::Invitatio
 }
 
 async fn try_accept(app: &TestApp, id: &str, observers: i32) -> Result<pb::Invitation, Status> {
-    invitations(app)
+    app.invitations()
         .accept_invitation(pb::AcceptInvitationRequest {
             name: invitation_name(id),
             reply_date: "2023-02-01".into(),
@@ -77,7 +71,7 @@ async fn try_accept(app: &TestApp, id: &str, observers: i32) -> Result<pb::Invit
 }
 
 async fn try_decline(app: &TestApp, id: &str) -> Result<pb::Invitation, Status> {
-    invitations(app)
+    app.invitations()
         .decline_invitation(pb::DeclineInvitationRequest {
             name: invitation_name(id),
             reply_date: "2023-02-02".into(),
@@ -89,7 +83,7 @@ async fn try_decline(app: &TestApp, id: &str) -> Result<pb::Invitation, Status> 
 }
 
 async fn try_withdraw(app: &TestApp, id: &str) -> Result<pb::Invitation, Status> {
-    invitations(app)
+    app.invitations()
         .withdraw_invitation(pb::WithdrawInvitationRequest {
             name: invitation_name(id),
             reason: "the organization's statement breached neutrality".into(),
@@ -100,7 +94,7 @@ async fn try_withdraw(app: &TestApp, id: &str) -> Result<pb::Invitation, Status>
 }
 
 async fn try_delete(app: &TestApp, id: &str) -> Result<pb::Invitation, Status> {
-    invitations(app)
+    app.invitations()
         .delete_invitation(pb::DeleteInvitationRequest {
             name: invitation_name(id),
             etag: String::new(),
@@ -114,7 +108,7 @@ async fn try_update(
     invitation: pb::Invitation,
     paths: &[&str],
 ) -> Result<pb::Invitation, Status> {
-    invitations(app)
+    app.invitations()
         .update_invitation(pb::UpdateInvitationRequest {
             invitation: Some(invitation),
             update_mask: mask(paths),
@@ -124,7 +118,7 @@ async fn try_update(
 }
 
 async fn list(app: &TestApp, filter: &str) -> Vec<String> {
-    invitations(app)
+    app.invitations()
         .list_invitations(pb::ListInvitationsRequest {
             parent: KZ.into(),
             filter: filter.into(),
@@ -201,7 +195,8 @@ async fn an_invitation_is_sent_accepted_and_withdrawn_each_step_audited(pool: Pg
         withdrawn.reason,
         "the organization's statement breached neutrality"
     );
-    let got = invitations(&app)
+    let got = app
+        .invitations()
         .get_invitation(pb::GetInvitationRequest {
             name: invitation_name("sco"),
         })
@@ -259,7 +254,8 @@ async fn replies_are_checked_field_by_field(pool: PgPool) {
     let app = spawn_app(pool).await;
     election(&app, false).await;
     invite(&app, "sco", "sco").await;
-    let error = invitations(&app)
+    let error = app
+        .invitations()
         .accept_invitation(pb::AcceptInvitationRequest {
             name: invitation_name("sco"),
             reply_date: "2023-02-31".into(),
@@ -276,7 +272,8 @@ async fn replies_are_checked_field_by_field(pool: PgPool) {
     let error = try_accept(&app, "sco", 10_001).await.unwrap_err();
     assert_invalid(&error, "INVALID_ARGUMENT", &["expected_observers"]);
     // A reply dated before the letter (sent 2023-01-20).
-    let error = invitations(&app)
+    let error = app
+        .invitations()
         .decline_invitation(pb::DeclineInvitationRequest {
             name: invitation_name("sco"),
             reply_date: "2023-01-19".into(),
@@ -285,7 +282,8 @@ async fn replies_are_checked_field_by_field(pool: PgPool) {
         .await
         .unwrap_err();
     assert_invalid(&error, "INVALID_ARGUMENT", &["reply_date"]);
-    let error = invitations(&app)
+    let error = app
+        .invitations()
         .withdraw_invitation(pb::WithdrawInvitationRequest {
             name: invitation_name("sco"),
             reason: "  ".into(),
@@ -294,7 +292,8 @@ async fn replies_are_checked_field_by_field(pool: PgPool) {
         .await
         .unwrap_err();
     assert_invalid(&error, "INVALID_ARGUMENT", &["reason"]);
-    let error = invitations(&app)
+    let error = app
+        .invitations()
         .create_invitation(create_request("Bad Id", pb::Invitation::default()))
         .await
         .unwrap_err();
@@ -317,7 +316,7 @@ async fn replies_are_checked_field_by_field(pool: PgPool) {
 }
 
 async fn get_state(app: &TestApp, id: &str) -> State {
-    invitations(app)
+    app.invitations()
         .get_invitation(pb::GetInvitationRequest {
             name: invitation_name(id),
         })
@@ -428,12 +427,14 @@ async fn one_invitation_per_organization_and_a_create_is_answered_once_per_reque
         request_id: new_request_id(),
         ..create_request("cec-az", letter("cec-az"))
     };
-    let first = invitations(&app)
+    let first = app
+        .invitations()
         .create_invitation(request.clone())
         .await
         .unwrap()
         .into_inner();
-    let replay = invitations(&app)
+    let replay = app
+        .invitations()
         .create_invitation(request)
         .await
         .unwrap()
@@ -457,7 +458,8 @@ async fn etags_guard_every_reply(pool: PgPool) {
     )
     .await
     .unwrap();
-    let error = invitations(&app)
+    let error = app
+        .invitations()
         .accept_invitation(pb::AcceptInvitationRequest {
             name: sent.name.clone(),
             reply_date: "2023-02-01".into(),
@@ -467,7 +469,8 @@ async fn etags_guard_every_reply(pool: PgPool) {
         .await
         .unwrap_err();
     assert_error(&error, Code::Aborted, "ETAG_MISMATCH");
-    let error = invitations(&app)
+    let error = app
+        .invitations()
         .delete_invitation(pb::DeleteInvitationRequest {
             name: sent.name.clone(),
             etag: sent.etag,
@@ -503,7 +506,8 @@ async fn lists_filter_on_organization_and_state_and_page_by_keyset(pool: PgPool)
             .len(),
         2
     );
-    let error = invitations(&app)
+    let error = app
+        .invitations()
         .list_invitations(pb::ListInvitationsRequest {
             parent: KZ.into(),
             filter: "delete_time = 1".into(),
@@ -516,7 +520,8 @@ async fn lists_filter_on_organization_and_state_and_page_by_keyset(pool: PgPool)
     let mut seen = Vec::new();
     let mut token = String::new();
     loop {
-        let page = invitations(&app)
+        let page = app
+            .invitations()
             .list_invitations(pb::ListInvitationsRequest {
                 parent: KZ.into(),
                 page_size: 3,
@@ -535,7 +540,8 @@ async fn lists_filter_on_organization_and_state_and_page_by_keyset(pool: PgPool)
         token = page.next_page_token;
     }
     assert_eq!(seen.len(), 4);
-    let error = invitations(&app)
+    let error = app
+        .invitations()
         .list_invitations(pb::ListInvitationsRequest {
             parent: KZ.into(),
             page_size: 3,
