@@ -32,6 +32,13 @@ pub struct AppState {
     pub clock: Clock,
     /// List totals reused while their election is unchanged.
     pub list_counts: std::sync::Arc<crate::store::listing::ListCounts>,
+    /// ListObservers pages kept with their election's position (`store::listing`).
+    pub observer_pages:
+        std::sync::Arc<crate::store::listing::KeptPages<crate::domain::observer::Observer>>,
+    /// Observers of BatchCreateObservers being registered at once, at most one full batch:
+    /// a batch of a thousand holds tens of megabytes while it is checked, inserted and
+    /// answered, and two at once made the service's peak memory (BENCHMARKS.md).
+    pub batch_registrations: std::sync::Arc<tokio::sync::Semaphore>,
     /// Badge keys, the verification URL and the limits on verification.
     pub badges: std::sync::Arc<crate::badge::Badges>,
 }

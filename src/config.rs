@@ -77,6 +77,23 @@ pub struct LimitSettings {
     #[arg(long, env = "POINT_READ_BATCHES", global = true)]
     pub point_read_batches: Option<usize>,
 
+    /// Observers GetObserver keeps between calls, each with its election's change-feed
+    /// position; a call is answered from them only when its batch's statement finds the
+    /// election unchanged. 0 keeps none. About a kilobyte each.
+    #[arg(
+        long,
+        env = "POINT_READ_CACHE",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub point_read_cache: usize,
+
+    /// Rows of ListObservers pages kept between calls, each page with its election's
+    /// change-feed position; a page is answered from them only when its statement finds the
+    /// election unchanged. 0 keeps none. About a kilobyte per row.
+    #[arg(long, env = "LIST_CACHE_ROWS", default_value_t = 5_000, global = true)]
+    pub list_cache_rows: usize,
+
     /// HTTP/2 streams one connection may have open at once.
     #[arg(
         long,
@@ -434,6 +451,8 @@ impl Settings {
             max_concurrent_requests = limits.max_concurrent_requests,
             max_concurrent_streams = limits.max_concurrent_streams,
             point_read_batches = ?limits.point_read_batches,
+            point_read_cache = limits.point_read_cache,
+            list_cache_rows = limits.list_cache_rows,
             max_request_bytes = %limits.max_request_bytes,
             max_response_bytes = %limits.max_response_bytes,
             default_deadline = %duration(limits.default_deadline),

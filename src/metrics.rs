@@ -90,6 +90,7 @@ pub struct Metrics {
     pool_waiting: Gauge,
     pool_max: Gauge,
     watch_reads: Counter,
+    kept_observer_reads: Counter,
     verifications: Family<StatusLabels, Counter>,
     probing: Family<ChannelLabels, Counter>,
 }
@@ -187,6 +188,12 @@ impl Metrics {
             "Change-feed reads by watchers (one serves every watcher of a feed it covers)",
             Counter::default(),
         );
+        let kept_observer_reads = register(
+            r,
+            "observer_registry_point_reads_kept",
+            "GetObserver calls answered from observers kept at their election's unchanged position",
+            Counter::default(),
+        );
         // Labels are the five verdicts and the two channels: never the agency or address,
         // which an attacker could multiply (the warning in the log names them).
         let verifications = register(
@@ -240,6 +247,7 @@ impl Metrics {
             pool_waiting,
             pool_max,
             watch_reads,
+            kept_observer_reads,
             verifications,
             probing,
         }
@@ -307,6 +315,11 @@ impl Metrics {
     /// A watcher read the change feed from the database.
     pub fn watch_read(&self) {
         self.watch_reads.inc();
+    }
+
+    /// Point reads answered from kept observers, their election unchanged.
+    pub fn kept_observers_read(&self, calls: usize) {
+        self.kept_observer_reads.inc_by(calls as u64);
     }
 
     /// Counts a call waiting for a connection until the guard is dropped.

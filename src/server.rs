@@ -6,6 +6,7 @@ mod router;
 mod tls;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::{PgConnection, PgPool};
@@ -20,6 +21,7 @@ use crate::health::{DatabaseWatch, Readiness};
 use crate::listen::Listener;
 use crate::retention::Eraser;
 use crate::store;
+use crate::store::listing::KeptPages;
 
 pub use options::{Limits, ServeOptions, default_point_read_batches};
 pub use tls::{ServerTls, TlsFiles};
@@ -106,7 +108,11 @@ async fn app_state(
         route: options.database_route.clone(),
     };
     Ok(AppState {
-        point_reads: PointReads::start(db.clone(), options.limits.point_read_batches),
+        point_reads: PointReads::start(
+            db.clone(),
+            options.limits.point_read_batches,
+            options.limits.point_read_cache,
+        ),
         feeds: Feeds::start(
             &db,
             stopping,
@@ -122,6 +128,10 @@ async fn app_state(
         clock: options.clock.clone(),
         badges: options.badges.clone(),
         list_counts: Default::default(),
+        observer_pages: Arc::new(KeptPages::new(options.limits.list_cache_rows)),
+        batch_registrations: Arc::new(tokio::sync::Semaphore::new(
+            crate::api::observers::MAX_BATCH_CREATE,
+        )),
     })
 }
 

@@ -92,6 +92,10 @@ struct Args {
     /// A fixed number of calls instead of a duration (closed loop), e.g. an import.
     #[arg(long)]
     total: Option<u64>,
+    /// The list scenarios' filter; empty lists every observer of the election (the Astana
+    /// story's size is listed whole, in pages of 100).
+    #[arg(long, default_value = "citizenship = \"CN\"")]
+    filter: String,
     /// Observers per BatchCreateObservers call.
     #[arg(long, default_value_t = 1000)]
     batch_size: usize,

@@ -28,11 +28,13 @@ pub(super) struct Workload {
     pub(super) scenario: Scenario,
     pub(super) election: String,
     pub(super) keys: u64,
-    /// The page token 90% into the filtered list, for `list-deep`.
+    /// The page token 90% into the list, for `list-deep`.
     pub(super) deep_token: String,
     /// Unique per run, so creates never collide with an earlier run.
     pub(super) run: String,
     pub(super) batch_size: usize,
+    /// The list scenarios' filter.
+    pub(super) filter: String,
     /// Badge tokens of the data set, for `verify-accreditation`.
     pub(super) badges: Vec<String>,
 }
@@ -46,6 +48,7 @@ impl Workload {
             deep_token: String::new(),
             run: format!("{:x}", rand::rng().random::<u32>()),
             batch_size: args.batch_size,
+            filter: args.filter.clone(),
             badges: Vec::new(),
         }
     }
@@ -72,7 +75,7 @@ impl Workload {
                 .list_observers(pb::ListObserversRequest {
                     parent: self.election.clone(),
                     page_size: 100,
-                    filter: "citizenship = \"CN\"".into(),
+                    filter: self.filter.clone(),
                     page_token: if matches!(self.scenario, Scenario::ListDeep) {
                         self.deep_token.clone()
                     } else {
@@ -150,7 +153,7 @@ impl Workload {
         }
     }
 
-    /// Walks the filtered list once to find the token of the page 90% deep.
+    /// Walks the list once to find the token of the page 90% deep.
     pub(super) async fn find_deep_token(&mut self, channel: Transport) -> anyhow::Result<()> {
         let mut tokens = Vec::new();
         let mut token = String::new();
@@ -159,7 +162,7 @@ impl Workload {
                 .list_observers(pb::ListObserversRequest {
                     parent: self.election.clone(),
                     page_size: 100,
-                    filter: "citizenship = \"CN\"".into(),
+                    filter: self.filter.clone(),
                     page_token: token.clone(),
                     ..Default::default()
                 })

@@ -25,6 +25,9 @@ use decide::Decision;
 
 pub use convert::redact;
 
+/// Observers one BatchCreateObservers call registers at most (AIP-233).
+pub const MAX_BATCH_CREATE: usize = register::MAX_BATCH;
+
 /// The ObserverService implementation.
 #[derive(Debug, Clone)]
 pub struct ObserverApi {

@@ -5,9 +5,12 @@
 //! A call queues its key; a dispatcher takes the first key waiting and, once one of a few
 //! batch slots is free, every other key queued by then, and reads them all in one statement.
 //! Under light load a batch is one key and waits for nothing; under heavy load the queue grows
-//! while the slots are busy, so batches grow and the database does less per call. Never a
-//! cache: each batch is a fresh statement that starts after every call in it arrived, so a
-//! read never returns data older than a write acknowledged before the read was sent.
+//! while the slots are busy, so batches grow and the database does less per call. Each batch
+//! is a fresh statement that starts after every call in it arrived, so a read never returns
+//! data older than a write acknowledged before the read was sent. The observers it read are
+//! kept with the election's change-feed position ([`cache`]): the next batch's statement
+//! reads only that position and the observers not kept, unless the election changed. The
+//! same batches read elections' positions for ListObservers, which keeps pages likewise.
 //!
 //! Each slot holds its own connection rather than borrowing one from a pool: sqlx's pool
 //! makes a round trip to PostgreSQL every time a connection is returned, which with one batch
@@ -25,8 +28,13 @@ use crate::database::Database;
 use crate::database::PING_AFTER_IDLE;
 use crate::domain::observer::Observer;
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 use crate::store;
 use crate::store::verification::Accreditation;
+
+mod cache;
+
+use cache::ObserverCache;
 
 /// Keys read by one statement at most.
 const MAX_BATCH: usize = 128;
@@ -39,11 +47,16 @@ type Reply<T> = oneshot::Sender<Result<Option<T>>>;
 enum Lookup {
     Observer {
         key: Key,
-        reply: Reply<Observer>,
+        reply: Reply<Arc<Observer>>,
     },
     Accreditation {
         number: String,
         reply: Reply<Accreditation>,
+    },
+    /// The election's change-feed position: ListObservers checks a kept page with it.
+    Position {
+        election_id: String,
+        reply: Reply<i64>,
     },
 }
 
@@ -53,6 +66,7 @@ impl Lookup {
         match self {
             Lookup::Observer { reply, .. } => reply.is_closed(),
             Lookup::Accreditation { reply, .. } => reply.is_closed(),
+            Lookup::Position { reply, .. } => reply.is_closed(),
         }
     }
 }
@@ -67,7 +81,7 @@ impl PointReads {
     /// Starts the dispatcher; `slots` batches run at once, each on a connection of its own
     /// whose statements are planned once (`force_generic_plan`): planning an observer lookup
     /// each time (eleven indexes to consider) costs PostgreSQL more than running it.
-    pub fn start(db: Database, slots: usize) -> Self {
+    pub fn start(db: Database, slots: usize, cache_capacity: usize) -> Self {
         let options = (*db.pool.connect_options()).clone();
         let connector = Connector {
             // A transaction pooler takes no session settings (and its sessions plan nothing
@@ -80,12 +94,19 @@ impl PointReads {
             timeout: db.pool.options().get_acquire_timeout(),
         };
         let (queue, waiting) = mpsc::channel(MAX_BATCH * 64);
-        tokio::spawn(dispatch(db, Arc::new(connector), waiting, slots.max(1)));
+        let cache = Arc::new(ObserverCache::new(cache_capacity));
+        tokio::spawn(dispatch(
+            db,
+            Arc::new(connector),
+            cache,
+            waiting,
+            slots.max(1),
+        ));
         PointReads { queue }
     }
 
     /// The observer (deleted or not), or None.
-    pub async fn observer(&self, election_id: &str, id: &str) -> Result<Option<Observer>> {
+    pub async fn observer(&self, election_id: &str, id: &str) -> Result<Option<Arc<Observer>>> {
         let (reply, answer) = oneshot::channel();
         let key = (election_id.to_owned(), id.to_owned());
         self.ask(Lookup::Observer { key, reply }, answer).await
@@ -97,6 +118,17 @@ impl PointReads {
         let number = number.to_owned();
         self.ask(Lookup::Accreditation { number, reply }, answer)
             .await
+    }
+
+    /// The election's change-feed position in a snapshot taken after this call (0 before its
+    /// first change).
+    pub async fn position(&self, election_id: &str) -> Result<i64> {
+        let (reply, answer) = oneshot::channel();
+        let election_id = election_id.to_owned();
+        let position = self
+            .ask(Lookup::Position { election_id, reply }, answer)
+            .await?;
+        Ok(position.unwrap_or(0))
     }
 
     async fn ask<T>(
@@ -156,6 +188,7 @@ impl Slot {
 async fn dispatch(
     db: Database,
     connector: Arc<Connector>,
+    cache: Arc<ObserverCache>,
     mut waiting: mpsc::Receiver<Lookup>,
     slots: usize,
 ) {
@@ -176,11 +209,63 @@ async fn dispatch(
             }
         }
         let (db, connector, release) = (db.clone(), connector.clone(), release.clone());
+        let cache = cache.clone();
         tokio::spawn(async move {
-            let slot = read_batch(&db, &connector, slot, batch).await;
+            let slot = read_batch(&db, &connector, &cache, slot, batch).await;
             // Never full: there are as many places as slots.
             let _ = release.try_send(slot);
         });
+    }
+}
+
+/// The lookups of a batch, by kind.
+#[derive(Default)]
+struct Batch {
+    observers: Vec<(Key, Reply<Arc<Observer>>)>,
+    accreditations: Vec<(String, Reply<Accreditation>)>,
+    positions: Vec<(String, Reply<i64>)>,
+}
+
+/// What a batch found, by kind.
+struct Found {
+    observers: Vec<Arc<Observer>>,
+    accreditations: Vec<Accreditation>,
+    positions: Vec<(String, i64)>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.observers.is_empty() && self.accreditations.is_empty() && self.positions.is_empty()
+    }
+
+    fn answer(self, found: Found) {
+        answer(
+            self.observers,
+            found
+                .observers
+                .into_iter()
+                .map(|o| ((o.election_id.clone(), o.id.clone()), o)),
+        );
+        answer(
+            self.accreditations,
+            found
+                .accreditations
+                .into_iter()
+                .map(|a| (a.accreditation_number.clone(), a)),
+        );
+        answer(self.positions, found.positions.into_iter());
+    }
+
+    fn fail(self, error: &Error) {
+        for (_, reply) in self.observers {
+            let _ = reply.send(Err(error.copy_for_client()));
+        }
+        for (_, reply) in self.accreditations {
+            let _ = reply.send(Err(error.copy_for_client()));
+        }
+        for (_, reply) in self.positions {
+            let _ = reply.send(Err(error.copy_for_client()));
+        }
     }
 }
 
@@ -188,18 +273,19 @@ async fn dispatch(
 async fn read_batch(
     db: &Database,
     connector: &Connector,
+    cache: &ObserverCache,
     mut slot: Slot,
-    batch: Vec<Lookup>,
+    lookups: Vec<Lookup>,
 ) -> Slot {
-    let mut observers = Vec::new();
-    let mut accreditations = Vec::new();
-    for lookup in batch.into_iter().filter(|lookup| !lookup.abandoned()) {
+    let mut batch = Batch::default();
+    for lookup in lookups.into_iter().filter(|lookup| !lookup.abandoned()) {
         match lookup {
-            Lookup::Observer { key, reply } => observers.push((key, reply)),
-            Lookup::Accreditation { number, reply } => accreditations.push((number, reply)),
+            Lookup::Observer { key, reply } => batch.observers.push((key, reply)),
+            Lookup::Accreditation { number, reply } => batch.accreditations.push((number, reply)),
+            Lookup::Position { election_id, reply } => batch.positions.push((election_id, reply)),
         }
     }
-    if observers.is_empty() && accreditations.is_empty() {
+    if batch.is_empty() {
         return slot;
     }
     // In a call scope of its own, so database errors are counted and a lost connection
@@ -208,82 +294,109 @@ async fn read_batch(
         .in_scope(async {
             let conn = slot.ready(db, connector).await?;
             if !db.route.transactions_only() {
-                return read_lookups(conn, &observers, &accreditations).await;
+                return read_lookups(conn, cache, &db.metrics, &batch).await;
             }
             // Behind a transaction pooler, a statement outside a transaction may lose its
             // session between parsing and binding.
             let mut transaction = db.route.read_on(conn).await?;
-            let found = read_lookups(&mut transaction, &observers, &accreditations).await?;
+            let found = read_lookups(&mut transaction, cache, &db.metrics, &batch).await?;
             transaction.commit().await?;
             Ok(found)
         })
         .await;
     match result {
-        Ok((found_observers, found_accreditations)) => {
+        Ok(found) => {
             slot.last_used = Some(Instant::now());
-            answer(
-                observers,
-                found_observers
-                    .into_iter()
-                    .map(|o| ((o.election_id.clone(), o.id.clone()), o)),
-            );
-            answer(
-                accreditations,
-                found_accreditations
-                    .into_iter()
-                    .map(|a| (a.accreditation_number.clone(), a)),
-            );
+            batch.answer(found);
         }
         Err(error) => {
             // The connection may be broken; the next batch connects afresh.
             slot.connection = None;
-            for (_, reply) in observers {
-                let _ = reply.send(Err(error.copy_for_client()));
-            }
-            for (_, reply) in accreditations {
-                let _ = reply.send(Err(error.copy_for_client()));
-            }
+            batch.fail(&error);
         }
     }
     slot
 }
 
-/// The observers and accreditations of a batch.
+/// What a batch asks for: a statement per kind.
 async fn read_lookups(
     conn: &mut PgConnection,
-    observers: &[(Key, Reply<Observer>)],
-    accreditations: &[(String, Reply<Accreditation>)],
-) -> Result<(Vec<Observer>, Vec<Accreditation>)> {
-    let found_observers = if observers.is_empty() {
+    cache: &ObserverCache,
+    metrics: &Metrics,
+    batch: &Batch,
+) -> Result<Found> {
+    let observers = if batch.observers.is_empty() {
         Vec::new()
     } else {
-        read_observers(conn, observers).await?
+        read_observers(conn, cache, &batch.observers, metrics).await?
     };
-    let found_accreditations = if accreditations.is_empty() {
+    let accreditations = if batch.accreditations.is_empty() {
         Vec::new()
     } else {
-        let numbers: Vec<&str> = accreditations.iter().map(|(n, _)| n.as_str()).collect();
+        let numbers: Vec<&str> = batch
+            .accreditations
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
         store::verification::by_numbers(&mut *conn, &numbers).await?
     };
-    Ok((found_observers, found_accreditations))
+    let positions = if batch.positions.is_empty() {
+        Vec::new()
+    } else {
+        let mut elections: Vec<&str> = batch.positions.iter().map(|(e, _)| e.as_str()).collect();
+        elections.sort_unstable();
+        elections.dedup();
+        store::changes::last_positions(&mut *conn, &elections).await?
+    };
+    Ok(Found {
+        observers,
+        accreditations,
+        positions,
+    })
 }
 
-/// The observers of a batch: a statement per election (nearly always one).
+/// The observers of a batch: a statement per election (nearly always one), which reads the
+/// rows of the observers the cache does not keep at the election's current position, or of
+/// all of them when the election changed since.
 async fn read_observers(
     conn: &mut PgConnection,
-    lookups: &[(Key, Reply<Observer>)],
-) -> Result<Vec<Observer>> {
+    cache: &ObserverCache,
+    lookups: &[(Key, Reply<Arc<Observer>>)],
+    metrics: &Metrics,
+) -> Result<Vec<Arc<Observer>>> {
     let mut elections: Vec<&str> = lookups.iter().map(|(key, _)| key.0.as_str()).collect();
     elections.sort_unstable();
     elections.dedup();
     let mut found = Vec::with_capacity(lookups.len());
     for election in elections {
-        let ids: Vec<&str> = lookups
+        let mut ids: Vec<&str> = lookups
             .iter()
             .filter(|(key, _)| key.0 == election)
             .map(|(key, _)| key.1.as_str())
             .collect();
-        found.extend(store::observers::get_many(&mut *conn, election, &ids).await?);
+        ids.sort_unstable();
+        ids.dedup();
+        let known = cache.known(election, &ids);
+        let missing: Vec<&str> = ids
+            .iter()
+            .zip(&known.kept)
+            .filter(|(_, kept)| kept.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        let (position, read) =
+            store::observers::get_many_since(&mut *conn, election, known.position, &missing, &ids)
+                .await?;
+        let read: Vec<Arc<Observer>> = read.into_iter().map(Arc::new).collect();
+        let by_id: HashMap<&str, Arc<Observer>> =
+            read.iter().map(|o| (o.id.as_str(), o.clone())).collect();
+        if position == known.position {
+            metrics.kept_observers_read(ids.len() - missing.len());
+            found.extend(known.kept.into_iter().flatten().flatten());
+            cache.keep(election, position, &missing, &by_id);
+        } else {
+            cache.keep(election, position, &ids, &by_id);
+        }
+        found.extend(read);
     }
     Ok(found)
 }

@@ -63,6 +63,10 @@ pub struct Limits {
     pub max_infra_streams_per_peer: usize,
     /// Coalesced GetObserver batches running at once (see `api::point_reads`).
     pub point_read_batches: usize,
+    /// Observers the point reads keep, checked against their election's position.
+    pub point_read_cache: usize,
+    /// Rows of ListObservers pages kept, checked against their election's position.
+    pub list_cache_rows: usize,
 }
 
 impl Default for Limits {
@@ -101,6 +105,8 @@ impl Limits {
             point_read_batches: settings
                 .point_read_batches
                 .map_or_else(default_point_read_batches, |n| n.max(1)),
+            point_read_cache: settings.point_read_cache,
+            list_cache_rows: settings.list_cache_rows,
         }
     }
 }

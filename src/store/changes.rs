@@ -73,6 +73,20 @@ pub async fn last_position(conn: &mut PgConnection, election_id: &str) -> Result
     .await?)
 }
 
+/// The last positions of these elections, for those that have one (coalesced checks that
+/// kept pages are current, `api::point_reads`).
+pub async fn last_positions(
+    conn: &mut PgConnection,
+    election_ids: &[&str],
+) -> Result<Vec<(String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT election_id, last_position FROM change_positions WHERE election_id = ANY($1)",
+    )
+    .bind(election_ids)
+    .fetch_all(conn)
+    .await?)
+}
+
 /// Forgets changes older than `retention` (never younger than a day). Through a function
 /// that runs as the schema's owner: the runtime role may not delete from the change feed.
 pub async fn purge(conn: &mut PgConnection, retention: std::time::Duration) -> Result<u64> {

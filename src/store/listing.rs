@@ -1,7 +1,7 @@
 //! Runs a validated List query: one page by keyset, plus the capped count for `total_size`.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder, Row};
@@ -103,8 +103,67 @@ impl ListCounts {
     }
 }
 
+/// Pages of lists read before, each with its total and the change-feed position of its
+/// election it was read at. A page is answered from here when a statement that started after
+/// the call arrived finds that position unchanged: then the page is what reading it would
+/// give (see [`ListCounts`]). Bounded by the rows kept; all are forgotten at once beyond it.
+#[derive(Debug)]
+pub struct KeptPages<T> {
+    capacity: usize,
+    pages: Mutex<HashMap<String, KeptPage<T>>>,
+}
+
+/// A page as read at `position`.
+#[derive(Debug)]
+pub struct KeptPage<T> {
+    pub position: i64,
+    pub rows: Arc<Vec<T>>,
+    pub total: i64,
+}
+
+impl<T> Clone for KeptPage<T> {
+    fn clone(&self) -> Self {
+        KeptPage {
+            position: self.position,
+            rows: self.rows.clone(),
+            total: self.total,
+        }
+    }
+}
+
+impl<T> KeptPages<T> {
+    /// Keeps pages of `capacity` rows in all at most; 0 keeps none.
+    pub fn new(capacity: usize) -> Self {
+        KeptPages {
+            capacity,
+            pages: Mutex::default(),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<KeptPage<T>> {
+        self.pages.lock().ok()?.get(key).cloned()
+    }
+
+    pub fn keep(&self, key: String, page: KeptPage<T>) {
+        if page.rows.len() > self.capacity {
+            return;
+        }
+        if let Ok(mut pages) = self.pages.lock() {
+            let kept: usize = pages.values().map(|p| p.rows.len()).sum();
+            if kept + page.rows.len() > self.capacity {
+                pages.clear();
+            }
+            // A slower call's older read does not replace a newer one.
+            if pages.get(&key).is_none_or(|p| p.position <= page.position) {
+                pages.insert(key, page);
+            }
+        }
+    }
+}
+
 /// [`fetch_page`] for a list inside one election whose changes move its change-feed
 /// position: the total is counted only when something changed since it was last counted.
+/// Returns the rows, the total and the position they were read at (None for an empty page).
 pub async fn fetch_page_of_election<R>(
     conn: &mut PgConnection,
     source: &Source<'_>,
@@ -112,7 +171,7 @@ pub async fn fetch_page_of_election<R>(
     query: &ListQuery,
     counts: &ListCounts,
     election_id: &str,
-) -> Result<(Vec<R>, i64)>
+) -> Result<(Vec<R>, i64, Option<i64>)>
 where
     R: for<'r> FromRow<'r, PgRow> + Send + Unpin,
 {
@@ -144,7 +203,7 @@ where
     page.push(format!(" AS {POSITION_COLUMN}"));
     let rows = fetch_rows(conn, page, source, scope, query).await?;
     let Some(first) = rows.first() else {
-        return Ok((Vec::new(), count(conn, source, scope, query).await?));
+        return Ok((Vec::new(), count(conn, source, scope, query).await?, None));
     };
     let current_position: i64 = first.try_get(POSITION_COLUMN)?;
     let counted: i64 = first.try_get(TOTAL_COLUMN)?;
@@ -155,7 +214,7 @@ where
         counts.remember(key, current_position, total);
         total
     };
-    Ok((decode(&rows)?, total))
+    Ok((decode(&rows)?, total, Some(current_position)))
 }
 
 /// The election's change-feed position the page was read at.

@@ -279,21 +279,44 @@ pub async fn get(
     row.map(Observer::try_from).transpose()
 }
 
-/// The observers of an election with these ids, deleted ones included, in one statement:
-/// the query behind coalesced GetObserver calls.
-pub async fn get_many(
+/// The election's change-feed position and, in the same snapshot, its observers among
+/// `missing` when that position is still `known`, else among `all` (deleted ones included):
+/// the query behind coalesced GetObserver calls, whose batches keep what they read at a
+/// position (`api::point_reads::cache`). One statement, so one snapshot: PostgreSQL reads
+/// the rows of kept observers only when the election changed.
+pub async fn get_many_since(
     conn: &mut PgConnection,
     election_id: &str,
-    ids: &[&str],
-) -> Result<Vec<Observer>> {
-    let rows: Vec<ObserverRow> = sqlx::query_as(trusted_sql!(
-        "SELECT {COLUMNS} FROM observers WHERE election_id = $1 AND id = ANY($2)"
+    known: i64,
+    missing: &[&str],
+    all: &[&str],
+) -> Result<(i64, Vec<Observer>)> {
+    // The position comes last, after the observer's columns, so that `ObserverRow` decodes
+    // them by position as everywhere; a row without an observer carries only the position.
+    let rows = sqlx::query(trusted_sql!(
+        "SELECT o.*, p.position FROM (SELECT coalesce((SELECT last_position \
+         FROM change_positions WHERE election_id = $1), 0) AS position) p \
+         LEFT JOIN LATERAL (SELECT {COLUMNS} FROM observers WHERE election_id = $1 \
+         AND id = ANY(CASE WHEN p.position = $2 THEN $3::text[] ELSE $4::text[] END)) o ON true"
     ))
     .bind(election_id)
-    .bind(ids)
+    .bind(known)
+    .bind(missing)
+    .bind(all)
     .fetch_all(conn)
     .await?;
-    into_observers(rows)
+    let position_column = COLUMNS.split(',').count();
+    let mut position = 0;
+    let mut observers = Vec::with_capacity(rows.len());
+    for row in &rows {
+        use sqlx::Row;
+        position = row.try_get(position_column)?;
+        if row.try_get::<Option<&str>, _>(1)?.is_some() {
+            let observer = <ObserverRow as sqlx::FromRow<sqlx::postgres::PgRow>>::from_row(row)?;
+            observers.push(Observer::try_from(observer)?);
+        }
+    }
+    Ok((position, observers))
 }
 
 /// The live (not deleted) observers of an election with these ids, locked for the rest of
@@ -455,7 +478,7 @@ pub async fn list(
     election_id: &str,
     query: &ListQuery,
     counts: &ListCounts,
-) -> Result<(Vec<Observer>, i64)> {
+) -> Result<(Vec<Observer>, i64, Option<i64>)> {
     let source = Source {
         columns: COLUMNS,
         from: "observers",
@@ -468,10 +491,10 @@ pub async fn list(
             qb.push(" AND delete_time IS NULL");
         }
     };
-    let (rows, total) =
+    let (rows, total, position) =
         fetch_page_of_election::<ObserverRow>(conn, &source, &scope, query, counts, election_id)
             .await?;
-    Ok((into_observers(rows)?, total))
+    Ok((into_observers(rows)?, total, position))
 }
 
 /// Erases the personal data of every observer of the election, deleted ones included, that

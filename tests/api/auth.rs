@@ -644,6 +644,19 @@ async fn personal_data_is_shown_only_to_personal_data_readers_whatever_the_call(
     for observer in &listed {
         assert_personal_data(observer, "ListObservers by a personal-data reader");
     }
+    // Pages are kept between calls (api::observers::read): the same page again, now kept,
+    // is still masked per caller.
+    let listed = reader
+        .clone()
+        .list_observers(list(""))
+        .await
+        .unwrap()
+        .into_inner()
+        .observers;
+    assert_eq!(listed.len(), 5);
+    for observer in &listed {
+        assert_masked(observer, "ListObservers by a reader, of a kept page");
+    }
 
     // Filters on personal data: refused to a reader, not a hint that the field exists.
     let document = person("b-2", "", "", "").travel_document_number;

@@ -1504,6 +1504,150 @@ async fn an_empty_page_still_counts_every_match(pool: PgPool) {
 }
 
 #[sqlx::test]
+async fn a_kept_observer_answers_only_while_its_election_is_unchanged(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    open_election(&app, "kz-2023").await;
+    let wei = create_observer(
+        &app,
+        KZ,
+        "wei",
+        observer("Wei", "Wang", "CN", "sco", "E0000001"),
+    )
+    .await;
+    let other = create_observer(
+        &app,
+        KZ,
+        "li",
+        observer("Li", "Na", "CN", "sco", "E0000002"),
+    )
+    .await;
+    assert_eq!(get_observer(&app, &wei.name).await, wei);
+    let late = format!("{KZ}/observers/late");
+    assert_eq!(
+        try_get_observer(&app, &late).await.unwrap_err().code(),
+        Code::NotFound
+    );
+
+    // A row changed behind the change feed's back (its trigger off) does not move the
+    // election's position: the observer read before is answered, so it was kept.
+    let behind_the_feed = |sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            let mut tx = pool.begin().await.unwrap();
+            sqlx::query("ALTER TABLE observers DISABLE TRIGGER observers_changes_update")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            sqlx::query(sql).execute(&mut *tx).await.unwrap();
+            sqlx::query("ALTER TABLE observers ENABLE TRIGGER observers_changes_update")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    behind_the_feed("UPDATE observers SET given_name = 'Hidden' WHERE id = 'wei'").await;
+    assert_eq!(get_observer(&app, &wei.name).await.given_name, "Wei");
+
+    // Any committed change to the election's observers moves its position, also one made
+    // outside the service (another replica, an operator's SQL) to another observer: the
+    // next call reads the row again.
+    sqlx::query("UPDATE observers SET phone = '+7 700 000 0000' WHERE id = 'li'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(get_observer(&app, &wei.name).await.given_name, "Hidden");
+    assert_eq!(
+        get_observer(&app, &other.name).await.phone,
+        "+7 700 000 0000"
+    );
+
+    // An id found absent is kept as absent only until the election changes.
+    create_observer(
+        &app,
+        KZ,
+        "late",
+        observer("Late", "Comer", "CN", "sco", "E0000003"),
+    )
+    .await;
+    assert_eq!(get_observer(&app, &late).await.given_name, "Late");
+
+    // The metrics count the calls answered from kept observers.
+    let metrics = app.metrics_text();
+    let kept = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("observer_registry_point_reads_kept_total "))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .unwrap_or_default();
+    assert!(kept >= 1.0, "no call answered from kept observers: {kept}");
+}
+
+#[sqlx::test]
+async fn a_kept_page_answers_only_while_its_election_is_unchanged(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    open_election(&app, "kz-2023").await;
+    create_observer(
+        &app,
+        KZ,
+        "wei",
+        observer("Wei", "Wang", "CN", "sco", "E0000001"),
+    )
+    .await;
+    create_observer(
+        &app,
+        KZ,
+        "li",
+        observer("Li", "Na", "CN", "sco", "E0000002"),
+    )
+    .await;
+    let names = || async {
+        list_observers(
+            &app,
+            pb::ListObserversRequest {
+                parent: KZ.into(),
+                page_size: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .observers
+        .into_iter()
+        .map(|o| o.given_name)
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(names().await, ["Wei", "Li"]);
+
+    // Changed behind the change feed's back, the election's position stays: the page read
+    // before is answered, so it was kept.
+    let mut tx = pool.begin().await.unwrap();
+    for sql in [
+        "ALTER TABLE observers DISABLE TRIGGER observers_changes_update",
+        "UPDATE observers SET given_name = 'Hidden' WHERE id = 'wei'",
+        "ALTER TABLE observers ENABLE TRIGGER observers_changes_update",
+    ] {
+        sqlx::query(sql).execute(&mut *tx).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(names().await, ["Wei", "Li"]);
+
+    // A committed change, made outside the service too, moves the position: read again.
+    sqlx::query("UPDATE observers SET phone = '+7 700 000 0000' WHERE id = 'li'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(names().await, ["Hidden", "Li"]);
+    create_observer(
+        &app,
+        KZ,
+        "late",
+        observer("Late", "Comer", "CN", "sco", "E0000003"),
+    )
+    .await;
+    assert_eq!(names().await, ["Hidden", "Li", "Late"]);
+}
+
+#[sqlx::test]
 async fn a_list_total_is_reused_only_while_the_election_is_unchanged(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     open_election(&app, "kz-2023").await;

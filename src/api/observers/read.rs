@@ -1,6 +1,8 @@
 //! Reads: GetObserver (coalesced point reads), ListObservers, ListPublicRegister and the
 //! change feed. Personal data is cleared for callers without `personal-data-reader`.
 
+use std::sync::Arc;
+
 use super::ObserverApi;
 use super::convert::{for_caller, into_proto, to_proto};
 use crate::aip::paging::{ListRequest, Page};
@@ -9,6 +11,7 @@ use crate::auth::Caller;
 use crate::error::{Error, Result};
 use crate::pb::v1 as pb;
 use crate::store;
+use crate::store::listing::KeptPage;
 
 impl ObserverApi {
     pub(super) async fn get(
@@ -23,7 +26,7 @@ impl ObserverApi {
             .observer(election_id, id)
             .await?
             .ok_or_else(|| Error::not_found(&request.name))?;
-        Ok(for_caller(caller, into_proto(observer)))
+        Ok(for_caller(caller, to_proto(&observer)))
     }
 
     pub(super) async fn list(
@@ -44,10 +47,35 @@ impl ObserverApi {
                 personal_data: caller.reads_personal_data(),
             },
         )?;
-        let mut conn = self.state.db.read().await?;
-        let (rows, total) =
-            store::observers::list(&mut conn, election_id, &query, &self.state.list_counts).await?;
-        require_election_of_page(&mut conn, election_id, rows.is_empty()).await?;
+        // Everything that makes the statement: the same request of any caller is the same
+        // page (personal data are cleared per caller below).
+        let key = format!("{election_id}\0{query:?}");
+        let kept = match self.state.observer_pages.get(&key) {
+            Some(page) if self.state.point_reads.position(election_id).await? == page.position => {
+                Some((page.rows, page.total))
+            }
+            _ => None,
+        };
+        let (rows, total) = match kept {
+            // Shared with later calls: its observers are copied into the answer.
+            Some((rows, total)) => ((*rows).clone(), total),
+            None => {
+                let mut conn = self.state.db.read().await?;
+                let (rows, total, position) =
+                    store::observers::list(&mut conn, election_id, &query, &self.state.list_counts)
+                        .await?;
+                require_election_of_page(&mut conn, election_id, rows.is_empty()).await?;
+                if let Some(position) = position {
+                    let page = KeptPage {
+                        position,
+                        rows: Arc::new(rows.clone()),
+                        total,
+                    };
+                    self.state.observer_pages.keep(key, page);
+                }
+                (rows, total)
+            }
+        };
         let page = Page::from_rows(&self.state.page_tokens, &query, rows, total);
         Ok(pb::ListObserversResponse {
             observers: page

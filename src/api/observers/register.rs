@@ -109,6 +109,14 @@ impl ObserverApi {
             request_id::key(caller, &request.request_id, BATCH_CREATE_METHOD, &request)?
         };
         let (election_id, entries) = parse_batch(&request, self.today())?;
+        // Never more than MAX_BATCH: the request was refused above otherwise.
+        let observers = u32::try_from(entries.len().min(MAX_BATCH)).unwrap_or(1);
+        let _registering = self
+            .state
+            .batch_registrations
+            .acquire_many(observers)
+            .await
+            .map_err(|_| Error::internal(anyhow::anyhow!("the registrations gate closed")))?;
         if request.validate_only {
             let mut tx = self.state.db.begin().await?;
             let election = require_election(&mut tx, election_id).await?;

@@ -1,0 +1,171 @@
+//! Observers that earlier batches read, each kept with its election's change-feed position at
+//! the time: a batch asks PostgreSQL for that position and the observers it does not hold, in
+//! one statement (`store::observers::get_many_since`), and answers from here only when the
+//! position has not moved.
+//!
+//! Every committed change to an election's observers advances the position at commit
+//! (`change_positions`, the change feed's triggers), so an unchanged position in the batch's
+//! own snapshot proves that what is kept is what reading the rows would give in that
+//! snapshot. A read is therefore never older than a write acknowledged before it was sent,
+//! whichever replica took the write. While an election changes, every batch reads its rows as
+//! before and the cache only restarts from them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::domain::observer::Observer;
+
+/// What one batch knows of an election before it asks PostgreSQL.
+pub struct Known {
+    /// The position the kept observers were read at; -1 (below every position) when none.
+    pub position: i64,
+    /// Per asked id, what is kept: `Some(None)` for an id known not to exist.
+    pub kept: Vec<Option<Option<Arc<Observer>>>>,
+}
+
+#[derive(Debug, Default)]
+struct Election {
+    position: i64,
+    observers: HashMap<String, Option<Arc<Observer>>>,
+}
+
+/// Bounded by the number of observers kept across elections; beyond it everything kept is
+/// forgotten at once (a miss costs one row of a statement the batch runs anyway).
+#[derive(Debug)]
+pub struct ObserverCache {
+    capacity: usize,
+    elections: Mutex<HashMap<String, Election>>,
+}
+
+impl ObserverCache {
+    pub fn new(capacity: usize) -> Self {
+        ObserverCache {
+            capacity,
+            elections: Mutex::default(),
+        }
+    }
+
+    /// What is kept of `ids` in the election, at which position.
+    pub fn known(&self, election_id: &str, ids: &[&str]) -> Known {
+        let unknown = || Known {
+            position: -1,
+            kept: vec![None; ids.len()],
+        };
+        let Ok(elections) = self.elections.lock() else {
+            return unknown();
+        };
+        let Some(election) = elections.get(election_id) else {
+            return unknown();
+        };
+        Known {
+            position: election.position,
+            kept: ids
+                .iter()
+                .map(|id| election.observers.get(*id).cloned())
+                .collect(),
+        }
+    }
+
+    /// Keeps what a statement read at `position`: `found` among `asked`, the rest known
+    /// absent. A read at an older position than what is kept (a slower batch) is not kept.
+    pub fn keep(
+        &self,
+        election_id: &str,
+        position: i64,
+        asked: &[&str],
+        found: &HashMap<&str, Arc<Observer>>,
+    ) {
+        if self.capacity == 0 {
+            return;
+        }
+        let Ok(mut elections) = self.elections.lock() else {
+            return;
+        };
+        let kept: usize = elections.values().map(|e| e.observers.len()).sum();
+        if kept + asked.len() > self.capacity {
+            elections.clear();
+        }
+        let election = elections.entry(election_id.to_owned()).or_default();
+        if position < election.position {
+            return;
+        }
+        if position > election.position {
+            election.position = position;
+            election.observers.clear();
+        }
+        for id in asked {
+            election
+                .observers
+                .insert((*id).to_owned(), found.get(id).cloned());
+        }
+    }
+
+    /// Observers kept.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.elections
+            .lock()
+            .map(|elections| elections.values().map(|e| e.observers.len()).sum())
+            .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(observers: &[(&'static str, Arc<Observer>)]) -> HashMap<&'static str, Arc<Observer>> {
+        observers.iter().cloned().collect()
+    }
+
+    #[test]
+    fn nothing_is_known_of_an_election_never_read() {
+        let cache = ObserverCache::new(10);
+        let known = cache.known("e", &["a", "b"]);
+        assert_eq!(known.position, -1);
+        assert!(known.kept.iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn absent_ids_are_kept_as_absent_at_their_position() {
+        let cache = ObserverCache::new(10);
+        cache.keep("e", 7, &["a"], &found(&[]));
+        let known = cache.known("e", &["a", "b"]);
+        assert_eq!(known.position, 7);
+        assert!(matches!(known.kept[0], Some(None)));
+        assert!(known.kept[1].is_none());
+    }
+
+    #[test]
+    fn a_newer_position_forgets_what_was_read_before_it() {
+        let cache = ObserverCache::new(10);
+        cache.keep("e", 7, &["a", "b"], &found(&[]));
+        cache.keep("e", 9, &["c"], &found(&[]));
+        let known = cache.known("e", &["a", "c"]);
+        assert_eq!(known.position, 9);
+        assert!(known.kept[0].is_none(), "read at 7, so not current at 9");
+        assert!(known.kept[1].is_some());
+    }
+
+    #[test]
+    fn an_older_read_finishing_late_is_not_kept() {
+        let cache = ObserverCache::new(10);
+        cache.keep("e", 9, &["a"], &found(&[]));
+        cache.keep("e", 7, &["b"], &found(&[]));
+        let known = cache.known("e", &["b"]);
+        assert_eq!(known.position, 9);
+        assert!(known.kept[0].is_none());
+    }
+
+    #[test]
+    fn the_capacity_bounds_what_is_kept() {
+        let cache = ObserverCache::new(3);
+        cache.keep("e", 1, &["a", "b"], &found(&[]));
+        cache.keep("f", 1, &["c", "d"], &found(&[]));
+        assert!(cache.len() <= 3);
+        assert!(cache.known("f", &["c"]).kept[0].is_some());
+        let off = ObserverCache::new(0);
+        off.keep("e", 1, &["a"], &found(&[]));
+        assert_eq!(off.len(), 0);
+    }
+}
