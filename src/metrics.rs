@@ -191,7 +191,7 @@ impl Metrics {
         let kept_observer_reads = register(
             r,
             "observer_registry_point_reads_kept",
-            "GetObserver calls answered from observers kept at their election's unchanged position",
+            "Observers GetObserver batches answered from those kept at their election's unchanged position",
             Counter::default(),
         );
         // Labels are the five verdicts and the two channels: never the agency or address,
