@@ -17,6 +17,7 @@ use tower::ServiceExt;
 use tower::retry::backoff::{Backoff, ExponentialBackoffMaker, MakeBackoff};
 use tower::util::rng::HasherRng;
 
+use crate::http2::Http2Transport;
 use crate::methods::{self, Method, Retry};
 use crate::request_id::ensure_request_id;
 use crate::{RetryPolicy, TlsFailure, trace_context};
@@ -25,8 +26,39 @@ use crate::{RetryPolicy, TlsFailure, trace_context};
 /// the generated service clients run over it. See [`RetryPolicy`] for what is repeated.
 #[derive(Clone)]
 pub struct RegistryChannel {
-    inner: Channel,
+    inner: Inner,
     settings: Arc<Settings>,
+}
+
+/// What carries the calls: tonic's `Channel`, or HTTP/2 connections driven directly (see
+/// [`Transport`](crate::Transport)).
+#[derive(Clone)]
+pub(crate) enum Inner {
+    Channel(Channel),
+    Http2(Http2Transport),
+}
+
+impl tower::Service<http::Request<Body>> for Inner {
+    type Response = http::Response<Body>;
+    type Error = StdError;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        match self {
+            Inner::Channel(channel) => channel.poll_ready(cx).map_err(Into::into),
+            Inner::Http2(transport) => transport.poll_ready(cx),
+        }
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        match self {
+            Inner::Channel(channel) => {
+                let call = channel.call(request);
+                Box::pin(async move { Ok(call.await?) })
+            }
+            Inner::Http2(transport) => transport.call(request),
+        }
+    }
 }
 
 struct Settings {
@@ -38,7 +70,7 @@ struct Settings {
 
 impl RegistryChannel {
     pub(crate) fn new(
-        inner: Channel,
+        inner: Inner,
         authorization: Option<HeaderValue>,
         timeout: Option<Duration>,
         retry: RetryPolicy,
@@ -96,7 +128,7 @@ impl tower::Service<http::Request<Body>> for RegistryChannel {
 }
 
 async fn send(
-    inner: Channel,
+    inner: Inner,
     settings: Arc<Settings>,
     mut request: http::Request<Body>,
 ) -> Result<http::Response<Body>, StdError> {
@@ -118,7 +150,7 @@ async fn send(
             set_grpc_timeout(request.headers_mut(), timeout);
         }
         let response = within(deadline, inner.oneshot(request)).await?;
-        return response.map_err(|error| connection_failed(error.into()));
+        return response.map_err(connection_failed);
     }
 
     let (parts, body) = request.into_parts();
@@ -229,13 +261,13 @@ fn connection_failed(error: StdError) -> StdError {
 /// Sends one attempt. A unary answer is read whole, since its status may come in the
 /// trailers; a stream is handed on once its headers show it began.
 async fn attempt_call(
-    inner: &Channel,
+    inner: &Inner,
     request: http::Request<Body>,
     server_streaming: bool,
 ) -> Outcome {
     let response = match inner.clone().oneshot(request).await {
         Ok(response) => response,
-        Err(error) => return Outcome::Broken(error.into()),
+        Err(error) => return Outcome::Broken(error),
     };
     if let Some(code) = grpc_status(response.headers()) {
         return refused_or_answered(response, code);
@@ -284,7 +316,11 @@ async fn within<T>(
         None => Ok(future.await),
         Some(deadline) => tokio::time::timeout_at(deadline, future)
             .await
-            .map_err(|_| Box::new(Status::deadline_exceeded("the call's deadline passed")).into()),
+            // Boxed as the error itself: `.into()` would box the box, and tonic, finding no
+            // `Status` at the top, would answer UNKNOWN.
+            .map_err(|_| -> StdError {
+                Box::new(Status::deadline_exceeded("the call's deadline passed"))
+            }),
     }
 }
 

@@ -51,6 +51,7 @@ mod channel;
 mod erasure;
 mod error_reason;
 mod feed;
+mod http2;
 mod list_stream;
 mod methods;
 mod options;
@@ -62,7 +63,7 @@ pub use channel::RegistryChannel;
 pub use error_reason::{ERROR_DOMAIN, ErrorDetails, ErrorReason};
 pub use feed::Feed;
 pub use list_stream::ListStream;
-pub use options::{ClientOptions, Keepalive, RetryPolicy};
+pub use options::{ClientOptions, Keepalive, RetryPolicy, Transport};
 pub use tls_failure::TlsFailure;
 
 // The versions this client is built with: a partner matches on `tonic::Code`, builds a
@@ -98,6 +99,10 @@ pub enum ClientError {
     Transport(tonic::transport::Error),
     /// The token holds characters a header cannot carry.
     InvalidToken,
+    /// An address is not a URL the client can connect to, or none was given.
+    InvalidEndpoint(String),
+    /// No address could be reached (with [`Transport::Http2`]): the last failure.
+    Unreachable(tonic::codegen::StdError),
 }
 
 impl fmt::Display for ClientError {
@@ -109,6 +114,10 @@ impl fmt::Display for ClientError {
                 None => write!(f, "cannot connect: {error}"),
             },
             ClientError::InvalidToken => f.write_str("the token is not a valid header value"),
+            ClientError::InvalidEndpoint(endpoint) => {
+                write!(f, "{endpoint:?} is not an address of the service")
+            }
+            ClientError::Unreachable(error) => write!(f, "cannot connect: {error}"),
         }
     }
 }
@@ -117,7 +126,8 @@ impl std::error::Error for ClientError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ClientError::Transport(error) => Some(error),
-            ClientError::InvalidToken => None,
+            ClientError::Unreachable(error) => Some(error.as_ref()),
+            ClientError::InvalidToken | ClientError::InvalidEndpoint(_) => None,
         }
     }
 }
@@ -168,41 +178,81 @@ pub struct Client {
 
 impl Client {
     /// Connects to `endpoint` (`http://…` or `https://…`), or only prepares to with
-    /// [`ClientOptions::lazy_connect`].
+    /// [`ClientOptions::lazy_connect`], over [`ClientOptions::transport`].
     pub async fn connect(
         endpoint: impl Into<String>,
         options: ClientOptions,
     ) -> Result<Self, ClientError> {
-        let endpoint: String = endpoint.into();
-        let mut builder = Endpoint::from_shared(endpoint.clone())?
-            .connect_timeout(options.connect_timeout)
-            .user_agent(options.user_agent.clone())?;
-        if let Some(keepalive) = options.keepalive {
-            builder = builder
-                .http2_keep_alive_interval(keepalive.interval)
-                .keep_alive_timeout(keepalive.timeout)
-                .keep_alive_while_idle(keepalive.while_idle);
+        Self::connect_many([endpoint.into()], options).await
+    }
+
+    /// Connects to several addresses of the service (its instances) and spreads the calls
+    /// over them: a connection to each, calls round robin (with [`Transport::Http2`]) or to
+    /// the least loaded (`Channel`), and an address that is down is skipped until it is back.
+    /// Connecting succeeds when one address answers (with `Channel`, it never waits: the
+    /// connections open at the first calls).
+    pub async fn connect_many(
+        endpoints: impl IntoIterator<Item = impl Into<String>>,
+        options: ClientOptions,
+    ) -> Result<Self, ClientError> {
+        let endpoints: Vec<String> = endpoints.into_iter().map(Into::into).collect();
+        if endpoints.is_empty() {
+            return Err(ClientError::InvalidEndpoint(String::new()));
         }
-        if endpoint.starts_with("https://") {
-            let mut tls = ClientTlsConfig::new();
-            tls = match &options.ca_certificate_pem {
-                Some(pem) => tls.ca_certificate(Certificate::from_pem(pem)),
-                None => with_roots(tls),
-            };
-            if let Some((cert, key)) = &options.client_identity_pem {
-                tls = tls.identity(Identity::from_pem(cert, key));
-            }
-            if let Some(domain) = &options.tls_domain_name {
-                tls = tls.domain_name(domain.clone());
-            }
-            builder = builder.tls_config(tls)?;
+        // TLS is `Channel`'s: the light transport speaks plain text only.
+        let plain_text = endpoints.iter().all(|e| e.starts_with("http://"));
+        if options.transport == Transport::Http2 && plain_text {
+            return Self::connect_http2(&endpoints, &options).await;
         }
-        let channel = if options.lazy_connect {
-            builder.connect_lazy()
-        } else {
-            builder.connect().await?
+        let mut builders = Vec::with_capacity(endpoints.len());
+        for endpoint in &endpoints {
+            builders.push(endpoint_builder(endpoint, &options)?);
+        }
+        let channel = match builders.len() {
+            1 => {
+                let builder = builders.remove(0);
+                if options.lazy_connect {
+                    builder.connect_lazy()
+                } else {
+                    builder.connect().await?
+                }
+            }
+            _ => Channel::balance_list(builders.into_iter()),
         };
         Self::with_options(channel, &options)
+    }
+
+    async fn connect_http2(
+        endpoints: &[String],
+        options: &ClientOptions,
+    ) -> Result<Self, ClientError> {
+        // The URL and user agent are checked as `Channel` checks them, with the same errors.
+        for endpoint in endpoints {
+            endpoint_builder(endpoint, options)?;
+        }
+        let addresses = endpoints
+            .iter()
+            .map(|e| {
+                http2::Address::parse(e).ok_or_else(|| ClientError::InvalidEndpoint(e.clone()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // As `Channel` sends it: the partner's name, then the library's.
+        let user_agent = format!("{} tonic/{TONIC_VERSION}", options.user_agent);
+        let transport = http2::Http2Transport::new(
+            addresses,
+            http2::Settings {
+                connect_timeout: options.connect_timeout,
+                keepalive: options.keepalive,
+                user_agent: HeaderValue::try_from(user_agent).ok(),
+            },
+        );
+        if !options.lazy_connect {
+            transport
+                .connect_all()
+                .await
+                .map_err(ClientError::Unreachable)?;
+        }
+        Self::over(channel::Inner::Http2(transport), options)
     }
 
     /// Wraps an existing channel (e.g. one a test built) with the token and the default
@@ -218,6 +268,10 @@ impl Client {
     /// Wraps an existing channel with `options`' token, timeout and retries (its connection
     /// settings are the channel's own).
     pub fn with_options(channel: Channel, options: &ClientOptions) -> Result<Self, ClientError> {
+        Self::over(channel::Inner::Channel(channel), options)
+    }
+
+    fn over(inner: channel::Inner, options: &ClientOptions) -> Result<Self, ClientError> {
         let authorization = options
             .token
             .as_deref()
@@ -227,7 +281,7 @@ impl Client {
             })
             .transpose()?;
         Ok(Client {
-            channel: RegistryChannel::new(channel, authorization, options.timeout, options.retry),
+            channel: RegistryChannel::new(inner, authorization, options.timeout, options.retry),
         })
     }
 
@@ -357,6 +411,38 @@ impl Client {
             resume_token,
         )
     }
+}
+
+/// The tonic this client is built with, for the user agent the light transport sends.
+const TONIC_VERSION: &str = "0.14";
+
+/// `endpoint` as tonic's `Channel` connects to it, with the TLS and connection settings of
+/// `options`.
+fn endpoint_builder(endpoint: &str, options: &ClientOptions) -> Result<Endpoint, ClientError> {
+    let mut builder = Endpoint::from_shared(endpoint.to_owned())?
+        .connect_timeout(options.connect_timeout)
+        .user_agent(options.user_agent.clone())?;
+    if let Some(keepalive) = options.keepalive {
+        builder = builder
+            .http2_keep_alive_interval(keepalive.interval)
+            .keep_alive_timeout(keepalive.timeout)
+            .keep_alive_while_idle(keepalive.while_idle);
+    }
+    if endpoint.starts_with("https://") {
+        let mut tls = ClientTlsConfig::new();
+        tls = match &options.ca_certificate_pem {
+            Some(pem) => tls.ca_certificate(Certificate::from_pem(pem)),
+            None => with_roots(tls),
+        };
+        if let Some((cert, key)) = &options.client_identity_pem {
+            tls = tls.identity(Identity::from_pem(cert, key));
+        }
+        if let Some(domain) = &options.tls_domain_name {
+            tls = tls.domain_name(domain.clone());
+        }
+        builder = builder.tls_config(tls)?;
+    }
+    Ok(builder)
 }
 
 /// The roots a server certificate is checked against when no CA certificate is given, as the

@@ -99,8 +99,9 @@ struct Args {
     /// Observers per BatchCreateObservers call.
     #[arg(long, default_value_t = 1000)]
     batch_size: usize,
-    /// What carries the calls: one HTTP/2 connection each, driven directly (lightest, plain
-    /// text only), or the shipped client's channel without retries or a default deadline.
+    /// What carries the calls of the shipped client (without retries or a default deadline):
+    /// its default transport, one HTTP/2 connection each driven directly (lightest; plain
+    /// text only), or tonic's `Channel`.
     #[arg(long, value_enum, default_value = "http2")]
     transport: TransportKind,
 }
@@ -128,7 +129,7 @@ async fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let connections = args.connections.max(1);
     let mut channels = Vec::with_capacity(connections);
     for _ in 0..connections {
-        channels.push(Transport::connect(args.transport, &args.target).await?);
+        channels.push(transport::connect(args.transport, &args.target).await?);
     }
     let mut workload = Workload::new(args);
     if matches!(args.scenario, Scenario::ListDeep) {

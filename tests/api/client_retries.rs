@@ -29,7 +29,7 @@ pub(crate) async fn client_through(proxy: &Proxy, options: ClientOptions) -> Cli
         .unwrap()
 }
 
-fn get_election() -> pb::GetElectionRequest {
+pub(crate) fn get_election() -> pb::GetElectionRequest {
     pb::GetElectionRequest {
         name: ELECTION.into(),
     }

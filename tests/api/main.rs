@@ -10,6 +10,7 @@ mod auth;
 mod badges;
 mod client_retries;
 mod client_streams;
+mod client_transport;
 mod database;
 mod decisions;
 mod delegations;
