@@ -9,6 +9,7 @@ use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
 
 use crate::aip::paging::{ListRequest, Page};
+use crate::aip::request_id::IdempotencyKey;
 use crate::api::{AppState, parse_parent, require_election, to_timestamp, total_size};
 use crate::auth::Caller;
 use crate::error::{Error, Result};
@@ -58,14 +59,34 @@ pub struct AuditEntry<'a> {
 impl AuditEntry<'_> {
     /// Writes the entry in the caller's transaction.
     pub async fn record(self, conn: &mut PgConnection, caller: &Caller) -> Result<()> {
-        write(conn, caller, self).await
+        store::audit::record(conn, &event(caller, self)).await
+    }
+
+    /// Writes the entry of a create and, in the same statement, remembers the create's
+    /// `response` under its claimed `key` (AIP-155), as `request_ids::record` would.
+    pub async fn record_with_response<R: prost::Message>(
+        self,
+        conn: &mut PgConnection,
+        caller: &Caller,
+        key: Option<&IdempotencyKey>,
+        response: &R,
+    ) -> Result<()> {
+        let event = event(caller, self);
+        match key {
+            Some(key) => {
+                store::audit::record_with_response(conn, &event, key, response.encode_to_vec())
+                    .await
+            }
+            None => store::audit::record(conn, &event).await,
+        }
     }
 }
 
-/// `changed_fields` are the fields whose value differs between `before` and `after` (snake_case
-/// paths, nested ones dotted, bookkeeping fields aside), worked out before personal data is
-/// stripped from both: the trail names a changed e-mail without keeping it.
-async fn write(conn: &mut PgConnection, caller: &Caller, entry: AuditEntry<'_>) -> Result<()> {
+/// The event that records `entry`. `changed_fields` are the fields whose value differs
+/// between `before` and `after` (snake_case paths, nested ones dotted, bookkeeping fields
+/// aside), worked out before personal data is stripped from both: the trail names a changed
+/// e-mail without keeping it.
+fn event(caller: &Caller, entry: AuditEntry<'_>) -> NewEvent {
     let AuditEntry {
         election_id,
         resource,
@@ -78,7 +99,7 @@ async fn write(conn: &mut PgConnection, caller: &Caller, entry: AuditEntry<'_>) 
     for value in before.iter_mut().chain(after.iter_mut()) {
         strip_personal_data(value);
     }
-    let event = NewEvent {
+    NewEvent {
         election_id: election_id.map(str::to_owned),
         actor: caller.agency.clone(),
         method: caller.method.clone(),
@@ -88,8 +109,7 @@ async fn write(conn: &mut PgConnection, caller: &Caller, entry: AuditEntry<'_>) 
         before,
         after,
         reason: reason.to_owned(),
-    };
-    store::audit::record(conn, &event).await
+    }
 }
 
 fn strip_personal_data(value: &mut Value) {

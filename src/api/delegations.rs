@@ -54,9 +54,8 @@ impl DelegationApi {
             .db
             .transaction(|tx| {
                 Box::pin(async move {
-                    skeleton::create_once(tx, caller, creation, |tx| {
+                    skeleton::create_once_in_election(tx, caller, creation, |tx, election| {
                         Box::pin(async move {
-                            let election = require_election(tx, election_id).await?;
                             check_organization(tx, &fields.organization_id).await?;
                             check_invited(tx, &election, &fields.organization_id).await?;
                             let delegation =

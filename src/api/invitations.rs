@@ -12,7 +12,7 @@ use crate::aip::paging::{ListRequest, Page};
 use crate::aip::{etag, request_id};
 use crate::api::audit::AuditEntry;
 use crate::api::skeleton::{self, Creation, entry_changed, entry_removed};
-use crate::api::{AppState, parse_parent, require_election, require_election_of_page, total_size};
+use crate::api::{AppState, parse_parent, require_election_of_page, total_size};
 use crate::auth::Caller;
 use crate::domain::election::Election;
 use crate::domain::invitation::{
@@ -55,9 +55,8 @@ impl InvitationApi {
             .db
             .transaction(|tx| {
                 Box::pin(async move {
-                    skeleton::create_once(tx, caller, creation, |tx| {
+                    skeleton::create_once_in_election(tx, caller, creation, |tx, _| {
                         Box::pin(async move {
-                            require_election(tx, election_id).await?;
                             check_organization(tx, election_id, id, &fields.organization_id)
                                 .await?;
                             let invitation =

@@ -11,7 +11,7 @@ use crate::aip::field_mask;
 use crate::aip::paging::{ListRequest, Page};
 use crate::aip::{etag, request_id};
 use crate::api::skeleton::{self, Creation, SoftDeletion, entry_changed};
-use crate::api::{AppState, parse_parent, require_election, require_election_of_page, total_size};
+use crate::api::{AppState, parse_parent, require_election_of_page, total_size};
 use crate::auth::Caller;
 use crate::domain::meeting::{self, Change, Meeting, MeetingFields, MeetingState, ScheduleFacts};
 use crate::domain::names;
@@ -51,9 +51,8 @@ impl MeetingApi {
             .db
             .transaction(|tx| {
                 Box::pin(async move {
-                    skeleton::create_once(tx, caller, creation, |tx| {
+                    skeleton::create_once_in_election(tx, caller, creation, |tx, _| {
                         Box::pin(async move {
-                            require_election(tx, election_id).await?;
                             check_schedule(tx, election_id, id, fields, Change::Create).await?;
                             let inserted =
                                 store::meetings::insert(tx, election_id, id, fields).await;

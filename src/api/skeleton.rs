@@ -1,17 +1,19 @@
 //! The shapes that every resource's handlers share, written once: audit entries of
-//! resources, the idempotent create (claim → insert → remember → audit) and the
+//! resources, the idempotent create (claim → insert → remember and audit) and the
 //! preconditions of soft deletion. (Update masks as enums of fields: `aip::field_mask`.)
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::aip::request_id::IdempotencyKey;
 use crate::api::audit::{self, AuditEntry};
 use crate::auth::Caller;
 use crate::database::{Attempt, Tx};
+use crate::domain::election::Election;
 use crate::error::{Error, Result};
-use crate::store::request_ids;
+use crate::store::{self, request_ids};
 
 /// A contract message that is a resource: what the audit trail and idempotency need of it.
 pub trait Resource: prost::Message + Default {
@@ -100,9 +102,79 @@ where
         return Ok(first);
     }
     let created = insert(tx).await?;
-    request_ids::record(tx, creation.key, &created).await?;
+    remember_and_audit(tx, caller, creation, created).await
+}
+
+/// [`create_once`] of a resource in an election (`creation.election_id`): the election is
+/// read in the statement that claims the request id, and handed to `insert`; NOT_FOUND when
+/// there is none: a round trip less than reading it in `insert`.
+pub async fn create_once_in_election<'a, R, F>(
+    tx: &mut Tx<'a>,
+    caller: &Caller,
+    creation: Creation<'_>,
+    insert: F,
+) -> Result<R>
+where
+    R: Resource,
+    F: for<'t> FnOnce(&'t mut Tx<'a>, Election) -> Attempt<'t, R>,
+{
+    let election_id = creation.election_id.ok_or_else(|| {
+        Error::internal(anyhow::anyhow!(
+            "a create in an election without the election"
+        ))
+    })?;
+    match claim_in_election(tx, creation.key, election_id).await? {
+        Claimed::Replay(first) => Ok(first),
+        Claimed::First(election) => {
+            let created = insert(tx, election).await?;
+            remember_and_audit(tx, caller, creation, created).await
+        }
+    }
+}
+
+/// What [`claim_in_election`] found.
+pub enum Claimed<R> {
+    /// The first call with its key (or one without a key): the election to create in.
+    First(Election),
+    /// The response of the first call with the same key.
+    Replay(R),
+}
+
+/// Claims `key` (as `request_ids::claim` does) and reads the election in the same statement;
+/// NOT_FOUND when a first call finds no election. The claim is undone with the transaction.
+pub async fn claim_in_election<R: prost::Message + Default>(
+    conn: &mut PgConnection,
+    key: Option<&IdempotencyKey>,
+    election_id: &str,
+) -> Result<Claimed<R>> {
+    let election = match key {
+        Some(key) => {
+            let (claimed, election) =
+                store::elections::get_claiming(conn, election_id, key).await?;
+            if !claimed {
+                return request_ids::first_response(conn, key)
+                    .await
+                    .map(Claimed::Replay);
+            }
+            election
+        }
+        None => store::elections::get(conn, election_id, false).await?,
+    };
+    election
+        .map(Claimed::First)
+        .ok_or_else(|| Error::not_found(&format!("elections/{election_id}")))
+}
+
+/// The end of a create: its response remembered under the key and its audit event, in one
+/// statement.
+async fn remember_and_audit<R: Resource>(
+    tx: &mut Tx<'_>,
+    caller: &Caller,
+    creation: Creation<'_>,
+    created: R,
+) -> Result<R> {
     entry_created(creation.election_id, creation.request_id, &created)
-        .record(tx, caller)
+        .record_with_response(tx, caller, creation.key, &created)
         .await?;
     Ok(created)
 }

@@ -5,6 +5,7 @@ use sqlx::PgConnection;
 
 use crate::aip::filter::{FieldType, FilterField};
 use crate::aip::paging::{KeyValue, Keyed, ListQuery, ListSpec, SortField};
+use crate::aip::request_id::IdempotencyKey;
 use crate::error::Result;
 use crate::store::listing::{Source, fetch_page};
 
@@ -94,23 +95,53 @@ pub static LIST_SPEC: ListSpec = ListSpec {
     default_order_by: "event_time",
 };
 
+/// Writes an event: its fields are `$1`–`$9` ([`bind_event`]).
+const INSERT: &str = "INSERT INTO audit_events (election_id, actor, method, resource, \
+                      request_id, changed_fields, before, after, reason) \
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
 pub async fn record(conn: &mut PgConnection, event: &NewEvent) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO audit_events (election_id, actor, method, resource, request_id, \
-         changed_fields, before, after, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(&event.election_id)
-    .bind(&event.actor)
-    .bind(&event.method)
-    .bind(&event.resource)
-    .bind(&event.request_id)
-    .bind(&event.changed_fields)
-    .bind(&event.before)
-    .bind(&event.after)
-    .bind(&event.reason)
-    .execute(conn)
-    .await?;
+    bind_event(sqlx::query(INSERT), event).execute(conn).await?;
     Ok(())
+}
+
+/// The event of a create, and in the same statement the create's response under its
+/// claimed idempotency key (what [`crate::store::request_ids::record`] does): a round trip
+/// less on every create that carries a `request_id`.
+pub async fn record_with_response(
+    conn: &mut PgConnection,
+    event: &NewEvent,
+    key: &IdempotencyKey,
+    response: Vec<u8>,
+) -> Result<()> {
+    let sql = trusted_sql!(
+        "WITH remembered AS (UPDATE request_ids SET response = $12 \
+         WHERE agency = $10 AND request_id = $11) {INSERT}"
+    );
+    bind_event(sqlx::query(sql), event)
+        .bind(&key.agency)
+        .bind(key.request_id)
+        .bind(response)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Binds the event as `$1`–`$9` of [`INSERT`].
+fn bind_event<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    event: &'q NewEvent,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    query
+        .bind(&event.election_id)
+        .bind(&event.actor)
+        .bind(&event.method)
+        .bind(&event.resource)
+        .bind(&event.request_id)
+        .bind(&event.changed_fields)
+        .bind(&event.before)
+        .bind(&event.after)
+        .bind(&event.reason)
 }
 
 /// Events of an election (`Some`) or of organizations (`None`).

@@ -1,11 +1,12 @@
 //! SQL for elections.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::PgConnection;
+use sqlx::{FromRow, PgConnection, Row};
 use uuid::Uuid;
 
 use crate::aip::filter::{FieldType, FilterField};
 use crate::aip::paging::{KeyValue, Keyed, ListQuery, ListSpec, SortField};
+use crate::aip::request_id::IdempotencyKey;
 use crate::domain::country::CountryCode;
 use crate::domain::delegation::Delegation;
 use crate::domain::election::{BadgeValidity, Election, ElectionFields, ObserverFacts, Retention};
@@ -13,6 +14,7 @@ use crate::domain::meeting::Meeting;
 use crate::domain::observer::Observer;
 use crate::error::{Error, Result};
 use crate::store::listing::{Source, fetch_page};
+use crate::store::request_ids;
 
 /// What ListElections filters and orders by.
 pub static LIST_SPEC: ListSpec = ListSpec {
@@ -185,6 +187,37 @@ pub async fn get(conn: &mut PgConnection, id: &str, for_update: bool) -> Result<
     .fetch_optional(conn)
     .await?;
     row.map(Election::try_from).transpose()
+}
+
+/// Whether this call claimed `key` (`false`: an earlier call did, whose response
+/// [`request_ids::first_response`] reads), and the election: both in one statement, a round
+/// trip less for every create in an election. The claim blocks on a concurrent call with the
+/// same key as [`request_ids::claim`] does.
+pub async fn get_claiming(
+    conn: &mut PgConnection,
+    id: &str,
+    key: &IdempotencyKey,
+) -> Result<(bool, Option<Election>)> {
+    let row = sqlx::query(trusted_sql!(
+        "WITH claim AS ({claim} RETURNING 1) \
+         SELECT EXISTS (SELECT FROM claim) AS claimed, {COLUMNS} \
+         FROM (SELECT) AS one LEFT JOIN elections ON id = $5",
+        claim = request_ids::CLAIM
+    ))
+    .bind(&key.agency)
+    .bind(key.request_id)
+    .bind(key.method)
+    .bind(&key.fingerprint)
+    .bind(id)
+    .fetch_one(conn)
+    .await?;
+    let claimed = row.try_get("claimed")?;
+    // The left join's NULLs: no such election.
+    if row.try_get::<Option<String>, _>("id")?.is_none() {
+        return Ok((claimed, None));
+    }
+    let election = ElectionRow::from_row(&row)?.try_into()?;
+    Ok((claimed, Some(election)))
 }
 
 /// The election, locked for the rest of the transaction, unless another transaction holds

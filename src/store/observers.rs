@@ -338,21 +338,6 @@ pub async fn lock_live(
     into_observers(rows)
 }
 
-/// Which of these existing ids are taken in the election.
-pub async fn existing_ids(
-    conn: &mut PgConnection,
-    election_id: &str,
-    ids: &[String],
-) -> Result<Vec<String>> {
-    Ok(
-        sqlx::query_scalar("SELECT id FROM observers WHERE election_id = $1 AND id = ANY($2)")
-            .bind(election_id)
-            .bind(ids)
-            .fetch_all(conn)
-            .await?,
-    )
-}
-
 /// Replaces the caller-set fields and gives the observer a new etag.
 pub async fn update(
     conn: &mut PgConnection,

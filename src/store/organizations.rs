@@ -218,16 +218,6 @@ pub async fn list(conn: &mut PgConnection, query: &ListQuery) -> Result<(Vec<Org
     Ok((organizations, total))
 }
 
-/// Which of `ids` exist, share-locked so they cannot be deleted before the caller commits.
-pub async fn existing_ids(conn: &mut PgConnection, ids: &[String]) -> Result<Vec<String>> {
-    Ok(
-        sqlx::query_scalar("SELECT id FROM organizations WHERE id = ANY($1) FOR SHARE")
-            .bind(ids)
-            .fetch_all(conn)
-            .await?,
-    )
-}
-
 /// Whether any delegation, observer or invitation, deleted or not, names the organization.
 pub async fn is_referenced(conn: &mut PgConnection, id: &str) -> Result<bool> {
     Ok(sqlx::query_scalar(

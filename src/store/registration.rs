@@ -1,7 +1,8 @@
 //! The facts the registration rules (`domain::observer::registration`) are checked against,
-//! loaded for all entries of a request at once — a handful of statements, not one per entry,
-//! so that a batch of 1000 costs a few round trips. Organizations and delegations are read
-//! FOR SHARE, so they cannot change or go before the registering transaction commits.
+//! loaded for all entries of a request at once — one statement (two when they name
+//! delegations), not one per entry, so that a batch of 1000 costs a round trip or two.
+//! Organizations and delegations are read FOR SHARE, so they cannot change or go before the
+//! registering transaction commits.
 
 use std::collections::HashMap;
 
@@ -13,19 +14,56 @@ use crate::domain::observer::registration::{Candidate, DelegationFacts, Registra
 use crate::error::Result;
 use crate::store;
 
-/// The facts about what `candidates` name, in `election_id`; `except` is the observer being
-/// changed itself, which is not a second registration of its own person.
+/// What [`load`] found.
+pub struct Found {
+    /// The ids among the new ones asked about that the election has already (deleted or not).
+    pub taken_ids: Vec<String>,
+    pub facts: RegistrationFacts,
+}
+
+/// The facts about what `candidates` name, in `election_id`, and which of `new_ids` are
+/// taken; `except` is the observer being changed itself, which is not a second registration
+/// of its own person. One statement, and one more only when candidates name delegations.
 pub async fn load(
     conn: &mut PgConnection,
     election_id: &str,
     candidates: &[Candidate<'_>],
     except: Option<&str>,
-) -> Result<RegistrationFacts> {
+    new_ids: &[String],
+) -> Result<Found> {
     let organization_ids = distinct(candidates.iter().map(|c| c.fields.organization_id.as_str()));
-    let organizations = store::organizations::existing_ids(conn, &organization_ids)
-        .await?
-        .into_iter()
+    let citizenships: Vec<&str> = candidates
+        .iter()
+        .map(|c| c.fields.citizenship.as_str())
         .collect();
+    // NULL for an erased candidate: it matches nobody.
+    let documents: Vec<Option<&str>> = candidates
+        .iter()
+        .map(|c| c.fields.travel_document_number.as_ref().map(|d| d.as_str()))
+        .collect();
+    // Registrations of the same person: live observers of the election with a candidate's
+    // citizenship and travel document.
+    let row: FactsRow = sqlx::query_as(
+        "SELECT ARRAY(SELECT id FROM organizations WHERE id = ANY($5) ORDER BY id FOR SHARE) \
+                  AS organizations, \
+                ARRAY(SELECT id FROM observers WHERE election_id = $1 AND id = ANY($6)) \
+                  AS taken_ids, \
+                r.citizenships, r.documents, r.ids \
+         FROM (SELECT array_agg(o.citizenship) AS citizenships, \
+                      array_agg(o.travel_document_number) AS documents, array_agg(o.id) AS ids \
+               FROM unnest($2::text[], $3::text[]) AS p(citizenship, document) \
+               JOIN observers o ON o.election_id = $1 AND o.citizenship = p.citizenship \
+                AND o.travel_document_number = p.document AND o.delete_time IS NULL \
+               WHERE o.id IS DISTINCT FROM $4) AS r",
+    )
+    .bind(election_id)
+    .bind(&citizenships)
+    .bind(&documents)
+    .bind(except)
+    .bind(&organization_ids)
+    .bind(new_ids)
+    .fetch_one(&mut *conn)
+    .await?;
     let delegation_ids = distinct(
         candidates
             .iter()
@@ -46,54 +84,39 @@ pub async fn load(
             })
             .collect()
     };
-    let registered = registered_people(conn, election_id, candidates, except).await?;
-    Ok(RegistrationFacts {
-        organizations,
-        delegations,
-        registered,
-    })
-}
-
-/// Live observers of the election that are the same person (citizenship and travel
-/// document) as a candidate, other than `except`.
-async fn registered_people(
-    conn: &mut PgConnection,
-    election_id: &str,
-    candidates: &[Candidate<'_>],
-    except: Option<&str>,
-) -> Result<HashMap<(CountryCode, TravelDocumentNumber), String>> {
-    let citizenships: Vec<&str> = candidates
-        .iter()
-        .map(|c| c.fields.citizenship.as_str())
-        .collect();
-    // NULL for an erased candidate: it matches nobody.
-    let documents: Vec<Option<&str>> = candidates
-        .iter()
-        .map(|c| c.fields.travel_document_number.as_ref().map(|d| d.as_str()))
-        .collect();
-    let rows: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT o.citizenship, o.travel_document_number, o.id \
-         FROM unnest($2::text[], $3::text[]) AS p(citizenship, document) \
-         JOIN observers o ON o.election_id = $1 AND o.citizenship = p.citizenship \
-          AND o.travel_document_number = p.document AND o.delete_time IS NULL \
-         WHERE o.id IS DISTINCT FROM $4",
-    )
-    .bind(election_id)
-    .bind(&citizenships)
-    .bind(&documents)
-    .bind(except)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows
+    let registered = row
+        .citizenships
+        .unwrap_or_default()
         .into_iter()
-        .filter_map(|(citizenship, document, id)| {
+        .zip(row.documents.unwrap_or_default())
+        .zip(row.ids.unwrap_or_default())
+        .filter_map(|((citizenship, document), id)| {
             let citizenship = CountryCode::parse(&citizenship).ok()?;
             Some((
                 (citizenship, TravelDocumentNumber::from_stored(document)),
                 id,
             ))
         })
-        .collect())
+        .collect();
+    Ok(Found {
+        taken_ids: row.taken_ids,
+        facts: RegistrationFacts {
+            organizations: row.organizations.into_iter().collect(),
+            delegations,
+            registered,
+        },
+    })
+}
+
+/// [`load`]'s statement: the registrations found as three columns of arrays (NULL when
+/// there are none).
+#[derive(sqlx::FromRow)]
+struct FactsRow {
+    organizations: Vec<String>,
+    taken_ids: Vec<String>,
+    citizenships: Option<Vec<String>>,
+    documents: Option<Vec<String>>,
+    ids: Option<Vec<String>>,
 }
 
 /// The distinct values, in first-seen order.

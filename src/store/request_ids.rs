@@ -8,6 +8,11 @@ use sqlx::PgConnection;
 use crate::aip::request_id::IdempotencyKey;
 use crate::error::{Error, Result};
 
+/// Claims a key: `$1` agency, `$2` request id, `$3` method, `$4` fingerprint; a row is
+/// inserted only by the first call. Also the claim of [`crate::store::elections::get_claiming`].
+pub(crate) const CLAIM: &str = "INSERT INTO request_ids (agency, request_id, method, fingerprint, response) \
+     VALUES ($1, $2, $3, $4, '') ON CONFLICT (agency, request_id) DO NOTHING";
+
 /// Claims the key in the caller's transaction. `None`: this is the first call, go on and
 /// [`record`] the response before committing. `Some`: the response of the first call.
 ///
@@ -19,20 +24,26 @@ pub async fn claim<R: Message + Default>(
     key: Option<&IdempotencyKey>,
 ) -> Result<Option<R>> {
     let Some(key) = key else { return Ok(None) };
-    let inserted = sqlx::query(
-        "INSERT INTO request_ids (agency, request_id, method, fingerprint, response) \
-         VALUES ($1, $2, $3, $4, '') ON CONFLICT (agency, request_id) DO NOTHING",
-    )
-    .bind(&key.agency)
-    .bind(key.request_id)
-    .bind(key.method)
-    .bind(&key.fingerprint)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
+    let inserted = sqlx::query(CLAIM)
+        .bind(&key.agency)
+        .bind(key.request_id)
+        .bind(key.method)
+        .bind(&key.fingerprint)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
     if inserted == 1 {
         return Ok(None);
     }
+    first_response(conn, key).await.map(Some)
+}
+
+/// The response of the first call with `key`, which an earlier statement of this
+/// transaction found claimed; INVALID_ARGUMENT when that call asked for something else.
+pub async fn first_response<R: Message + Default>(
+    conn: &mut PgConnection,
+    key: &IdempotencyKey,
+) -> Result<R> {
     let (method, fingerprint, response): (String, Vec<u8>, Vec<u8>) = sqlx::query_as(
         "SELECT method, fingerprint, response FROM request_ids \
          WHERE agency = $1 AND request_id = $2",
@@ -47,9 +58,7 @@ pub async fn claim<R: Message + Default>(
             "this request_id was already used for a different request",
         ));
     }
-    R::decode(response.as_slice())
-        .map(Some)
-        .map_err(Error::internal)
+    R::decode(response.as_slice()).map_err(Error::internal)
 }
 
 /// Stores the response of a first call under its key, in the same transaction as the change.

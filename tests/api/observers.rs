@@ -466,6 +466,63 @@ async fn a_replayed_request_id_returns_the_first_observer_and_a_taken_id_is_alre
 }
 
 #[sqlx::test]
+async fn concurrent_replays_of_one_request_id_register_one_observer_audited_once(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    open_election(&app, "kz-2023").await;
+    let request = pb::CreateObserverRequest {
+        request_id: new_request_id(),
+        ..create_observer_request(KZ, "", huseynova())
+    };
+    let calls = (0..10).map(|_| {
+        let mut client = app.observers();
+        let request = request.clone();
+        tokio::spawn(async move {
+            client
+                .create_observer(request)
+                .await
+                .map(|r| r.into_inner())
+        })
+    });
+    let observers: Vec<pb::Observer> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap())
+        .collect();
+    assert!(
+        observers.iter().all(|o| *o == observers[0]),
+        "{observers:?}"
+    );
+    assert_eq!(app.count("observers").await, 1);
+    let events: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_events WHERE method LIKE '%/CreateObserver'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(events, 1);
+}
+
+#[sqlx::test]
+async fn a_create_with_a_request_id_in_an_unknown_election_is_not_found_and_not_remembered(
+    pool: PgPool,
+) {
+    let app = spawn_app(pool).await;
+    let request = pb::CreateObserverRequest {
+        request_id: new_request_id(),
+        ..create_observer_request("elections/nowhere", "", huseynova())
+    };
+    for _ in 0..2 {
+        let error = app
+            .observers()
+            .create_observer(request.clone())
+            .await
+            .unwrap_err();
+        assert_error(&error, Code::NotFound, "NOT_FOUND");
+    }
+    assert_eq!(app.count("request_ids").await, 0);
+}
+
+#[sqlx::test]
 async fn accreditation_numbers_are_assigned_in_order_and_never_reused(pool: PgPool) {
     let app = spawn_app(pool).await;
     open_election(&app, "kz-2023").await;

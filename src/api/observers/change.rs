@@ -229,9 +229,14 @@ async fn check_registration(
 ) -> Result<()> {
     let election = require_election(conn, &current.election_id).await?;
     let candidates = [candidate];
-    let facts =
-        store::registration::load(conn, &election.id, &candidates, Some(&current.id)).await?;
-    registration::check(scope(&election), &candidates, &facts, disclosure(caller))?;
+    let found =
+        store::registration::load(conn, &election.id, &candidates, Some(&current.id), &[]).await?;
+    registration::check(
+        scope(&election),
+        &candidates,
+        &found.facts,
+        disclosure(caller),
+    )?;
     // Only a move to another organization needs its invitation: an observer registered
     // before a withdrawal stays.
     if candidate.fields.organization_id == current.fields.organization_id {

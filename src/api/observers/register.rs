@@ -1,6 +1,6 @@
 //! Registration: CreateObserver and BatchCreateObservers. Parse every entry → load the facts
 //! the registration rules need for all of them → decide (domain) → insert, remember the
-//! request id, audit.
+//! request id and audit.
 
 use std::collections::HashSet;
 
@@ -13,7 +13,7 @@ use crate::aip::request_id;
 use crate::api::audit::AuditEntry;
 use crate::api::invitations::check_invited;
 use crate::api::require_election;
-use crate::api::skeleton::{self, Creation, Resource};
+use crate::api::skeleton::{self, Claimed, Creation, Resource};
 use crate::auth::Caller;
 use crate::domain::election::Election;
 use crate::domain::invitation::Sender;
@@ -23,7 +23,7 @@ use crate::domain::observer::registration::{self, Candidate, Disclosure, Electio
 use crate::domain::retention;
 use crate::error::{Error, Result, Violations};
 use crate::pb::v1 as pb;
-use crate::store::{self, request_ids};
+use crate::store;
 
 const CREATE_METHOD: &str = "/observer_registry.v1.ObserverService/CreateObserver";
 const BATCH_CREATE_METHOD: &str = "/observer_registry.v1.ObserverService/BatchCreateObservers";
@@ -77,9 +77,8 @@ impl ObserverApi {
             .db
             .transaction(|tx| {
                 Box::pin(async move {
-                    skeleton::create_once(tx, caller, creation, |tx| {
+                    skeleton::create_once_in_election(tx, caller, creation, |tx, election| {
                         Box::pin(async move {
-                            let election = require_election(tx, election_id).await?;
                             let created =
                                 register(tx, caller, &election, std::slice::from_ref(entry))
                                     .await?;
@@ -129,18 +128,17 @@ impl ObserverApi {
             .db
             .transaction(|tx| {
                 Box::pin(async move {
-                    if let Some(first) =
-                        request_ids::claim::<pb::BatchCreateObserversResponse>(tx, key.as_ref()).await?
-                    {
-                        return Ok(first);
-                    }
-                    let election = require_election(tx, election_id).await?;
+                    let election =
+                        match skeleton::claim_in_election(tx, key.as_ref(), election_id).await? {
+                            Claimed::First(election) => election,
+                            Claimed::Replay(first) => return Ok(first),
+                        };
                     let created = register(tx, caller, &election, entries).await?;
                     let response = pb::BatchCreateObserversResponse {
                         observers: created.iter().map(to_proto).collect(),
                     };
-                    request_ids::record(tx, key.as_ref(), &response).await?;
-                    // One event for the batch, about the election, listing its observers.
+                    // One event for the batch, about the election, listing its observers;
+                    // the response remembered in the same statement.
                     let observers: Vec<_> =
                         response.observers.iter().map(Resource::audit_json).collect();
                     let entry = AuditEntry {
@@ -150,7 +148,9 @@ impl ObserverApi {
                         after: Some(serde_json::json!({ "observers": observers })),
                         ..Default::default()
                     };
-                    entry.record(tx, caller).await?;
+                    entry
+                        .record_with_response(tx, caller, key.as_ref(), &response)
+                        .await?;
                     let (election_, count_) = (request.parent.to_string(), response.observers.len());
                     tx.after_commit(move || tracing::info!(election = %election_, count = count_, "observers registered in a batch"));
                     Ok(response)
@@ -261,18 +261,20 @@ async fn register(
 ) -> Result<Vec<Observer>> {
     retention::check_registration(&election.name(), election.personal_data_erase_time)?;
     let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
-    if let Some(taken) = store::observers::existing_ids(conn, &election.id, &ids)
-        .await?
-        .first()
-    {
+    let candidates: Vec<Candidate> = entries.iter().map(Entry::candidate).collect();
+    let found = store::registration::load(conn, &election.id, &candidates, None, &ids).await?;
+    if let Some(taken) = found.taken_ids.first() {
         return Err(Error::already_exists(&store::observers::name(
             &election.id,
             taken,
         )));
     }
-    let candidates: Vec<Candidate> = entries.iter().map(Entry::candidate).collect();
-    let facts = store::registration::load(conn, &election.id, &candidates, None).await?;
-    registration::check(scope(election), &candidates, &facts, disclosure(caller))?;
+    registration::check(
+        scope(election),
+        &candidates,
+        &found.facts,
+        disclosure(caller),
+    )?;
     let fields: Vec<String> = entries
         .iter()
         .map(|e| format!("{}.organization", e.at))
