@@ -620,7 +620,7 @@ async fn terminate_point_read_connections(pool: &PgPool) -> i64 {
     sqlx::query_scalar(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
          WHERE datname = current_database() AND pid <> pg_backend_pid() \
-           AND query LIKE '%id = ANY($2)%'",
+           AND query LIKE '%id = ANY(CASE WHEN p.position%'",
     )
     .fetch_one(pool)
     .await
