@@ -33,6 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         tonic_prost_build::configure()
             .build_server(true)
             .build_client(false)
+            .codec_path("crate::pb::codec::ServerCodec")
             .extern_path(
                 ".observer_registry.v1",
                 "::observer_registry_client::pb::v1",

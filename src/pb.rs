@@ -11,6 +11,9 @@ pub mod v1 {
     tonic::include_proto!("observer_registry.v1");
 }
 
+#[cfg(feature = "server")]
+pub mod codec;
+
 /// Encoded descriptor set of the contract (with imports), for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     tonic::include_file_descriptor_set!("observer_registry_descriptor");

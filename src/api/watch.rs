@@ -198,7 +198,9 @@ async fn follow(
         if *stopping.borrow() {
             return;
         }
-        let read = match shared.read(&feeds.reads, at.after, at.fresh_since).await {
+        // Boxed: a read's future (pool, statement) is kilobytes, and an idle watcher's
+        // task would otherwise carry that much for its whole life.
+        let read = match Box::pin(shared.read(&feeds.reads, at.after, at.fresh_since)).await {
             Ok(read) => read,
             Err(error) => {
                 let _ = changes.send(Err(Status::from(error))).await;
