@@ -56,8 +56,11 @@ impl<T: Message> Encoder for SizedEncoder<T> {
     fn encode(&mut self, item: T, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
         let length = item.encoded_len();
         buf.reserve(length);
-        item.encode(buf)
-            .map_err(|error| Status::internal(format!("encoding the response: {error}")))
+        // Cannot fail after the reserve; if it did, the cause is logged, not sent.
+        item.encode(buf).map_err(|error| {
+            tracing::error!(%error, "a response could not be encoded");
+            Status::internal("the response could not be encoded")
+        })
     }
 
     fn buffer_settings(&self) -> BufferSettings {
