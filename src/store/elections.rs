@@ -145,7 +145,8 @@ impl Keyed for Election {
     }
 }
 
-const COLUMNS: &str = "id, display_name, host_country, voting_day, accreditation_deadline, \
+/// Every column of an election, by the names [`from_joined_row`] reads.
+pub(crate) const COLUMNS: &str = "id, display_name, host_country, voting_day, accreditation_deadline, \
                        description, decision_required, badge_validity_days, \
                        invitation_required, personal_data_retention_days, \
                        personal_data_erase_time, create_time, update_time, etag";
@@ -202,7 +203,7 @@ pub async fn get_claiming(
         "WITH claim AS ({claim} RETURNING 1) \
          SELECT EXISTS (SELECT FROM claim) AS claimed, {COLUMNS} \
          FROM (SELECT) AS one LEFT JOIN elections ON id = $5",
-        claim = request_ids::CLAIM
+        claim = request_ids::claim_statement(1)
     ))
     .bind(&key.agency)
     .bind(key.request_id)
@@ -211,13 +212,16 @@ pub async fn get_claiming(
     .bind(id)
     .fetch_one(conn)
     .await?;
-    let claimed = row.try_get("claimed")?;
-    // The left join's NULLs: no such election.
+    Ok((row.try_get("claimed")?, from_joined_row(&row)?))
+}
+
+/// The election of a row that selected [`COLUMNS`] from a left join with `elections`:
+/// `None` when the join found none (its NULLs).
+pub(crate) fn from_joined_row(row: &sqlx::postgres::PgRow) -> Result<Option<Election>> {
     if row.try_get::<Option<String>, _>("id")?.is_none() {
-        return Ok((claimed, None));
+        return Ok(None);
     }
-    let election = ElectionRow::from_row(&row)?.try_into()?;
-    Ok((claimed, Some(election)))
+    Ok(Some(ElectionRow::from_row(row)?.try_into()?))
 }
 
 /// The election, locked for the rest of the transaction, unless another transaction holds

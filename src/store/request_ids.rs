@@ -8,10 +8,18 @@ use sqlx::PgConnection;
 use crate::aip::request_id::IdempotencyKey;
 use crate::error::{Error, Result};
 
-/// Claims a key: `$1` agency, `$2` request id, `$3` method, `$4` fingerprint; a row is
-/// inserted only by the first call. Also the claim of [`crate::store::elections::get_claiming`].
-pub(crate) const CLAIM: &str = "INSERT INTO request_ids (agency, request_id, method, fingerprint, response) \
-     VALUES ($1, $2, $3, $4, '') ON CONFLICT (agency, request_id) DO NOTHING";
+/// The statement that claims a key, its parameters numbered from `$first`: agency, request
+/// id, method, fingerprint; a row is inserted only by the first call. Also the claim of the
+/// statements that read what a create needs while claiming
+/// ([`crate::store::elections::get_claiming`], [`crate::store::registration::claim_and_load`]).
+pub(crate) fn claim_statement(first: usize) -> String {
+    let [agency, request_id, method, fingerprint] = [0, 1, 2, 3].map(|i| first + i);
+    format!(
+        "INSERT INTO request_ids (agency, request_id, method, fingerprint, response) \
+         VALUES (${agency}, ${request_id}, ${method}, ${fingerprint}, '') \
+         ON CONFLICT (agency, request_id) DO NOTHING"
+    )
+}
 
 /// Claims the key in the caller's transaction. `None`: this is the first call, go on and
 /// [`record`] the response before committing. `Some`: the response of the first call.
@@ -24,7 +32,7 @@ pub async fn claim<R: Message + Default>(
     key: Option<&IdempotencyKey>,
 ) -> Result<Option<R>> {
     let Some(key) = key else { return Ok(None) };
-    let inserted = sqlx::query(CLAIM)
+    let inserted = sqlx::query(sqlx::AssertSqlSafe(claim_statement(1)))
         .bind(&key.agency)
         .bind(key.request_id)
         .bind(key.method)

@@ -10,10 +10,10 @@ use sqlx::PgConnection;
 use super::ObserverApi;
 use super::convert::{ParsedObserver, parse_observer, to_proto};
 use crate::aip::request_id;
+use crate::aip::request_id::IdempotencyKey;
 use crate::api::audit::AuditEntry;
 use crate::api::invitations::check_invited;
-use crate::api::require_election;
-use crate::api::skeleton::{self, Claimed, Creation, Resource};
+use crate::api::skeleton::{self, Resource};
 use crate::auth::Caller;
 use crate::domain::election::Election;
 use crate::domain::invitation::Sender;
@@ -24,6 +24,7 @@ use crate::domain::retention;
 use crate::error::{Error, Result, Violations};
 use crate::pb::v1 as pb;
 use crate::store;
+use crate::store::registration::Registering;
 
 const CREATE_METHOD: &str = "/observer_registry.v1.ObserverService/CreateObserver";
 const BATCH_CREATE_METHOD: &str = "/observer_registry.v1.ObserverService/BatchCreateObservers";
@@ -67,30 +68,29 @@ impl ObserverApi {
                 "validation passed without values"
             )));
         };
-        let creation = Creation {
-            key: key.as_ref(),
-            election_id: Some(election_id),
-            request_id: &request.request_id,
-        };
-        let entry = &entry;
+        let (key, entry, request) = (&key, &entry, &request);
         self.state
             .db
             .transaction(|tx| {
                 Box::pin(async move {
-                    skeleton::create_once_in_election(tx, caller, creation, |tx, election| {
-                        Box::pin(async move {
-                            let created =
-                                register(tx, caller, &election, std::slice::from_ref(entry))
-                                    .await?;
-                            let observer = created.first().map(to_proto).ok_or_else(|| {
-                                Error::internal(anyhow::anyhow!("insert returned no observer"))
-                            })?;
-                            let observer_ = observer.name.to_string();
-                            tx.after_commit(move || tracing::info!(observer = %observer_, "observer registered"));
-                            Ok(observer)
-                        })
-                    })
-                    .await
+                    let entries = std::slice::from_ref(entry);
+                    let (election, found) =
+                        match start(tx, key.as_ref(), election_id, entries).await? {
+                            Start::First(election, found) => (election, found),
+                            Start::Replay(first) => return Ok(first),
+                        };
+                    let created = register(tx, caller, &election, entries, found).await?;
+                    let observer = created.first().map(to_proto).ok_or_else(|| {
+                        Error::internal(anyhow::anyhow!("insert returned no observer"))
+                    })?;
+                    skeleton::entry_created(Some(election_id), &request.request_id, &observer)
+                        .record_with_response(tx, caller, key.as_ref(), &observer)
+                        .await?;
+                    let observer_ = observer.name.to_string();
+                    tx.after_commit(
+                        move || tracing::info!(observer = %observer_, "observer registered"),
+                    );
+                    Ok(observer)
                 })
             })
             .await
@@ -118,8 +118,20 @@ impl ObserverApi {
             .map_err(|_| Error::internal(anyhow::anyhow!("the registrations gate closed")))?;
         if request.validate_only {
             let mut tx = self.state.db.begin().await?;
-            let election = require_election(&mut tx, election_id).await?;
-            register(&mut tx, caller, &election, &entries).await?;
+            let (election, found) = match start::<pb::BatchCreateObserversResponse>(
+                &mut tx,
+                None,
+                election_id,
+                &entries,
+            )
+            .await?
+            {
+                Start::First(election, found) => (election, found),
+                Start::Replay(_) => {
+                    return Err(Error::internal(anyhow::anyhow!("a replay without a key")));
+                }
+            };
+            register(&mut tx, caller, &election, &entries, found).await?;
             // Dropping the transaction rolls the checked inserts back.
             return Ok(pb::BatchCreateObserversResponse::default());
         }
@@ -128,12 +140,12 @@ impl ObserverApi {
             .db
             .transaction(|tx| {
                 Box::pin(async move {
-                    let election =
-                        match skeleton::claim_in_election(tx, key.as_ref(), election_id).await? {
-                            Claimed::First(election) => election,
-                            Claimed::Replay(first) => return Ok(first),
+                    let (election, found) =
+                        match start(tx, key.as_ref(), election_id, entries).await? {
+                            Start::First(election, found) => (election, found),
+                            Start::Replay(first) => return Ok(first),
                         };
-                    let created = register(tx, caller, &election, entries).await?;
+                    let created = register(tx, caller, &election, entries, found).await?;
                     let response = pb::BatchCreateObserversResponse {
                         observers: created.iter().map(to_proto).collect(),
                     };
@@ -252,17 +264,51 @@ pub fn scope(election: &Election) -> ElectionScope<'_> {
     }
 }
 
-/// Registers parsed entries: every rule checked for all of them, then one insert.
+/// How a registration starts.
+enum Start<R> {
+    /// The first call with its key (or one without a key): the election and the facts the
+    /// entries are checked against.
+    First(Election, store::registration::Found),
+    /// The response of the first call with the same key.
+    Replay(R),
+}
+
+/// Claims the request id, reads the election and loads the facts about `entries`, in one
+/// statement; NOT_FOUND when a first call finds no election. The claim is undone with the
+/// transaction.
+async fn start<R: prost::Message + Default>(
+    conn: &mut PgConnection,
+    key: Option<&IdempotencyKey>,
+    election_id: &str,
+    entries: &[Entry],
+) -> Result<Start<R>> {
+    let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
+    let candidates: Vec<Candidate> = entries.iter().map(Entry::candidate).collect();
+    match store::registration::claim_and_load(conn, key, election_id, &candidates, &ids).await? {
+        Registering::First { election, found } => Ok(Start::First(election, found)),
+        Registering::NoElection => Err(Error::not_found(&format!("elections/{election_id}"))),
+        Registering::Replay => match key {
+            Some(key) => store::request_ids::first_response(conn, key)
+                .await
+                .map(Start::Replay),
+            None => Err(Error::internal(anyhow::anyhow!(
+                "a request without a key found claimed"
+            ))),
+        },
+    }
+}
+
+/// Registers parsed entries: every rule checked for all of them against `found`
+/// ([`start`]), then one insert.
 async fn register(
     conn: &mut PgConnection,
     caller: &Caller,
     election: &Election,
     entries: &[Entry],
+    found: store::registration::Found,
 ) -> Result<Vec<Observer>> {
     retention::check_registration(&election.name(), election.personal_data_erase_time)?;
-    let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
     let candidates: Vec<Candidate> = entries.iter().map(Entry::candidate).collect();
-    let found = store::registration::load(conn, &election.id, &candidates, None, &ids).await?;
     if let Some(taken) = found.taken_ids.first() {
         return Err(Error::already_exists(&store::observers::name(
             &election.id,
