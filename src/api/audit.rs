@@ -57,6 +57,12 @@ pub struct AuditEntry<'a> {
 }
 
 impl AuditEntry<'_> {
+    /// The event that records the entry, for a statement that writes it with its change
+    /// (`store::audit::CreateRecord`).
+    pub fn into_event(self, caller: &Caller) -> NewEvent {
+        event(caller, self)
+    }
+
     /// Writes the entry in the caller's transaction.
     pub async fn record(self, conn: &mut PgConnection, caller: &Caller) -> Result<()> {
         store::audit::record(conn, &event(caller, self)).await

@@ -90,6 +90,28 @@ pub struct Observer {
 }
 
 impl Observer {
+    /// A new registration as it is stored: pending, never decided, deleted or erased, created
+    /// and last updated `at` (its transaction's time), with `etag`.
+    pub fn registered(
+        election_id: &str,
+        id: String,
+        fields: ObserverFields,
+        at: DateTime<Utc>,
+        etag: Uuid,
+    ) -> Observer {
+        Observer {
+            election_id: election_id.to_owned(),
+            id,
+            fields,
+            accreditation: Accreditation::pending(),
+            create_time: at,
+            update_time: at,
+            etag,
+            delete_time: None,
+            personal_data_erase_time: None,
+        }
+    }
+
     pub fn name(&self) -> String {
         observer_name(&self.election_id, &self.id)
     }
@@ -109,5 +131,32 @@ mod tests {
             assert_eq!(ObserverRole::parse(name).unwrap().as_str(), *name);
         }
         assert_eq!(ObserverRole::parse("expert"), None);
+    }
+
+    #[test]
+    fn a_registration_is_pending_and_undecided() {
+        let fields = ObserverFields {
+            given_name: PersonName::from_stored("Ana".into()),
+            family_name: PersonName::from_stored("Ruiz".into()),
+            citizenship: CountryCode::parse("ES").unwrap(),
+            organization_id: "osce".into(),
+            delegation_id: None,
+            role: None,
+            travel_document_number: Some(TravelDocumentNumber::from_stored("X1234567".into())),
+            date_of_birth: None,
+            email: None,
+            phone: None,
+            deployment_region: String::new(),
+        };
+        let at = Utc::now();
+        let etag = Uuid::new_v4();
+        let observer = Observer::registered("kz-2023", "ana".into(), fields.clone(), at, etag);
+        assert_eq!(observer.name(), "elections/kz-2023/observers/ana");
+        assert_eq!(observer.fields, fields);
+        assert_eq!(observer.accreditation, Accreditation::pending());
+        assert_eq!((observer.create_time, observer.update_time), (at, at));
+        assert_eq!(observer.etag, etag);
+        assert_eq!(observer.delete_time, None);
+        assert_eq!(observer.personal_data_erase_time, None);
     }
 }

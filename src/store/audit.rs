@@ -100,6 +100,51 @@ const INSERT: &str = "INSERT INTO audit_events (election_id, actor, method, reso
                       request_id, changed_fields, before, after, reason) \
                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
+/// What records a create besides the resource itself: its audit event and, when the call
+/// carried a request id, its response remembered under the key it claimed. Written by the
+/// statement that inserts the resource (`store::observers::insert_many`), as common table
+/// expressions: a round trip less than writing them after it.
+pub struct CreateRecord<'a> {
+    pub event: NewEvent,
+    pub remembered: Option<(&'a IdempotencyKey, Vec<u8>)>,
+}
+
+impl CreateRecord<'_> {
+    /// `, audited AS (…)` and `, remembered AS (…)` with their parameters numbered from
+    /// `$first`, bound by [`CreateRecord::bind`].
+    pub fn ctes(&self, first: usize) -> String {
+        let values: Vec<String> = (first..first + 9).map(|n| format!("${n}")).collect();
+        let mut ctes = format!(
+            ", audited AS (INSERT INTO audit_events (election_id, actor, method, resource, \
+             request_id, changed_fields, before, after, reason) VALUES ({}))",
+            values.join(", ")
+        );
+        if self.remembered.is_some() {
+            let [response, agency, request_id] = [9, 10, 11].map(|i| first + i);
+            ctes.push_str(&format!(
+                ", remembered AS (UPDATE request_ids SET response = ${response} \
+                 WHERE agency = ${agency} AND request_id = ${request_id})"
+            ));
+        }
+        ctes
+    }
+
+    /// Binds the parameters of [`CreateRecord::ctes`], after those bound already.
+    pub fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        let query = bind_event(query, &self.event);
+        match &self.remembered {
+            Some((key, response)) => query
+                .bind(response.as_slice())
+                .bind(key.agency.as_str())
+                .bind(key.request_id),
+            None => query,
+        }
+    }
+}
+
 pub async fn record(conn: &mut PgConnection, event: &NewEvent) -> Result<()> {
     bind_event(sqlx::query(INSERT), event).execute(conn).await?;
     Ok(())

@@ -15,6 +15,7 @@ use crate::domain::observer::{
     Accreditation, AccreditationState, Observer, ObserverFields, ObserverRole, observer_name,
 };
 use crate::error::{Error, Reason, Result};
+use crate::store::audit::CreateRecord;
 use crate::store::listing::{ListCounts, Source, fetch_page_of_election};
 
 pub use list_spec::LIST_SPEC;
@@ -164,7 +165,8 @@ pub const FEED: crate::store::changes::Feed = crate::store::changes::Feed {
     columns: COLUMNS,
 };
 
-/// The observer of a change-feed row (`changes::after`).
+/// The observer of a row that selected [`COLUMNS`] first: a change-feed row
+/// (`changes::after`), an insert's.
 pub fn from_change_row(row: &sqlx::postgres::PgRow) -> Result<Observer> {
     Observer::try_from(<ObserverRow as sqlx::FromRow<sqlx::postgres::PgRow>>::from_row(row)?)
 }
@@ -173,67 +175,93 @@ fn into_observers(rows: Vec<ObserverRow>) -> Result<Vec<Observer>> {
     rows.into_iter().map(Observer::try_from).collect()
 }
 
-/// Inserts observers in one statement (a batch is one round trip, not one per row) and
-/// returns them in the order given.
+/// Inserts new registrations exactly as given (`Observer::registered`: their times and etags
+/// too) in one statement — a batch is one round trip, not one per row — and in the same
+/// statement what `record` writes (the audit event, the remembered response). INTERNAL, and
+/// nothing stays, if the stored rows differ from those given: the record was made of them.
 pub async fn insert_many(
     conn: &mut PgConnection,
-    election_id: &str,
-    observers: &[(String, ObserverFields)],
+    observers: &[Observer],
+    record: Option<&CreateRecord<'_>>,
 ) -> Result<Vec<Observer>> {
-    let column = |get: fn(&ObserverFields) -> String| -> Vec<String> {
-        observers.iter().map(|(_, f)| get(f)).collect()
+    let Some(election_id) = observers.first().map(|o| o.election_id.as_str()) else {
+        return Ok(Vec::new());
     };
-    let ids: Vec<String> = observers.iter().map(|(id, _)| id.clone()).collect();
-    let delegations: Vec<Option<String>> = observers
+    let fields = |get: fn(&ObserverFields) -> String| -> Vec<String> {
+        observers.iter().map(|o| get(&o.fields)).collect()
+    };
+    let ids: Vec<&str> = observers.iter().map(|o| o.id.as_str()).collect();
+    let delegations: Vec<Option<&str>> = observers
         .iter()
-        .map(|(_, f)| f.delegation_id.clone())
+        .map(|o| o.fields.delegation_id.as_deref())
         .collect();
-    let roles: Vec<Option<String>> = observers
+    let roles: Vec<Option<&str>> = observers
         .iter()
-        .map(|(_, f)| f.role.map(|r| r.as_str().to_owned()))
+        .map(|o| o.fields.role.map(|r| r.as_str()))
         .collect();
     let births: Vec<Option<NaiveDate>> = observers
         .iter()
-        .map(|(_, f)| f.date_of_birth.map(DateOfBirth::date))
+        .map(|o| o.fields.date_of_birth.map(DateOfBirth::date))
         .collect();
-    let rows: Vec<ObserverRow> = sqlx::query_as(trusted_sql!(
-        "INSERT INTO observers (election_id, id, given_name, family_name, citizenship, \
-         organization_id, delegation_id, role, travel_document_number, date_of_birth, email, \
-         phone, deployment_region) \
+    let documents: Vec<Option<&str>> = observers
+        .iter()
+        .map(|o| document_column(&o.fields))
+        .collect();
+    let create_times: Vec<DateTime<Utc>> = observers.iter().map(|o| o.create_time).collect();
+    let update_times: Vec<DateTime<Utc>> = observers.iter().map(|o| o.update_time).collect();
+    let etags: Vec<Uuid> = observers.iter().map(|o| o.etag).collect();
+    let recorded = record.map(|r| r.ctes(17)).unwrap_or_default();
+    let query = sqlx::query(trusted_sql!(
+        "WITH inserted AS (INSERT INTO observers (election_id, id, given_name, family_name, \
+         citizenship, organization_id, delegation_id, role, travel_document_number, \
+         date_of_birth, email, phone, deployment_region, create_time, update_time, etag) \
          SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-         $7::text[], $8::text[], $9::text[], $10::date[], $11::text[], $12::text[], $13::text[]) \
-         RETURNING {COLUMNS}"
+         $7::text[], $8::text[], $9::text[], $10::date[], $11::text[], $12::text[], $13::text[], \
+         $14::timestamptz[], $15::timestamptz[], $16::uuid[]) \
+         RETURNING {COLUMNS}){recorded} \
+         SELECT {COLUMNS} FROM inserted"
     ))
     .bind(election_id)
     .bind(&ids)
-    .bind(column(|f| f.given_name.as_str().to_owned()))
-    .bind(column(|f| f.family_name.as_str().to_owned()))
-    .bind(column(|f| f.citizenship.to_string()))
-    .bind(column(|f| f.organization_id.clone()))
+    .bind(fields(|f| f.given_name.as_str().to_owned()))
+    .bind(fields(|f| f.family_name.as_str().to_owned()))
+    .bind(fields(|f| f.citizenship.to_string()))
+    .bind(fields(|f| f.organization_id.clone()))
     .bind(&delegations)
     .bind(&roles)
-    .bind(
-        observers
-            .iter()
-            .map(|(_, f)| document_column(f))
-            .collect::<Vec<_>>(),
-    )
+    .bind(&documents)
     .bind(&births)
-    .bind(column(email_column))
-    .bind(column(phone_column))
-    .bind(column(|f| f.deployment_region.clone()))
-    .fetch_all(conn)
-    .await
-    .map_err(|e| match Error::from(e) {
-        error if error.reason == Reason::AlreadyExists => Error::new(
-            Reason::AlreadyExists,
-            "an observer with one of these ids already exists in the election",
-        ),
-        error => error,
-    })?;
-    let mut inserted = into_observers(rows)?;
-    inserted.sort_by_key(|o| ids.iter().position(|id| *id == o.id));
-    Ok(inserted)
+    .bind(fields(email_column))
+    .bind(fields(phone_column))
+    .bind(fields(|f| f.deployment_region.clone()))
+    .bind(&create_times)
+    .bind(&update_times)
+    .bind(&etags);
+    let query = match record {
+        Some(record) => record.bind(query),
+        None => query,
+    };
+    let rows = query
+        .fetch_all(conn)
+        .await
+        .map_err(|e| match Error::from(e) {
+            error if error.reason == Reason::AlreadyExists => Error::new(
+                Reason::AlreadyExists,
+                "an observer with one of these ids already exists in the election",
+            ),
+            error => error,
+        })?;
+    let mut stored = rows
+        .iter()
+        .map(from_change_row)
+        .collect::<Result<Vec<_>>>()?;
+    stored.sort_by_key(|o| ids.iter().position(|id| *id == o.id));
+    if stored != observers {
+        return Err(Error::internal(anyhow::anyhow!(
+            "the observers stored differ from those registered in election {election_id}"
+        )));
+    }
+    Ok(stored)
 }
 
 /// NULL once erased.

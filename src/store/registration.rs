@@ -1,12 +1,15 @@
 //! The facts the registration rules (`domain::observer::registration`) are checked against,
 //! loaded for all entries of a request at once — one statement (two when they name
 //! delegations), not one per entry, so that a batch of 1000 costs a round trip or two.
-//! Organizations and delegations are read FOR SHARE, so they cannot change or go before the
-//! registering transaction commits.
+//! Organizations are read FOR KEY SHARE, so they cannot go before the registering transaction
+//! commits (only their existence counts: the lock their foreign key takes anyway, which a
+//! concurrent rename does not wait for), and delegations FOR SHARE, so they cannot change
+//! (be deleted, change organization) or go either.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use chrono::{DateTime, Utc};
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::{FromRow, PgConnection, Postgres, Row};
@@ -32,7 +35,7 @@ pub struct Found {
 /// arrays (one row, NULLs when there are none). Parameters: `$1` the election, `$2` the
 /// candidates' citizenships and `$3` their travel documents, `$4` the observer excepted, `$5`
 /// the organizations named, `$6` the new ids.
-const FACTS: &str = "ARRAY(SELECT id FROM organizations WHERE id = ANY($5) ORDER BY id FOR SHARE) \
+const FACTS: &str = "ARRAY(SELECT id FROM organizations WHERE id = ANY($5) ORDER BY id FOR KEY SHARE) \
                        AS organizations, \
                      ARRAY(SELECT id FROM observers WHERE election_id = $1 AND id = ANY($6)) \
                        AS taken_ids, \
@@ -52,7 +55,7 @@ const FACTS: &str = "ARRAY(SELECT id FROM organizations WHERE id = ANY($5) ORDER
 /// judges [`FACTS`]' generic plan dearer than a plan for the values at hand, and plans it
 /// again on every execution: that was a third of a millisecond of PostgreSQL's time per
 /// CreateObserver. This one's generic plan is the plan for any values, and PostgreSQL keeps it.
-const FACTS_OF_ONE: &str = "ARRAY(SELECT id FROM organizations WHERE id = $5 FOR SHARE) \
+const FACTS_OF_ONE: &str = "ARRAY(SELECT id FROM organizations WHERE id = $5 FOR KEY SHARE) \
                               AS organizations, \
                             ARRAY(SELECT id FROM observers WHERE election_id = $1 AND id = $6) \
                               AS taken_ids, \
@@ -78,12 +81,14 @@ impl Statements {
         Statements {
             load: format!("SELECT {facts}"),
             load_with_election: format!(
-                "SELECT true AS claimed, {election}, {facts} \
+                "SELECT true AS claimed, transaction_timestamp() AS transaction_time, \
+                 {election}, {facts} \
                  LEFT JOIN elections ON elections.id = $1"
             ),
             claim_and_load: format!(
                 "WITH claim AS ({claim} RETURNING 1) \
-                 SELECT EXISTS (SELECT FROM claim) AS claimed, {election}, {facts} \
+                 SELECT EXISTS (SELECT FROM claim) AS claimed, \
+                 transaction_timestamp() AS transaction_time, {election}, {facts} \
                  LEFT JOIN elections ON elections.id = $1",
                 claim = request_ids::claim_statement(7),
             ),
@@ -178,8 +183,13 @@ pub enum Registering {
     Replay,
     /// The first call, but the election does not exist.
     NoElection,
-    /// The first call (or one without a key): the election and the facts.
-    First { election: Election, found: Found },
+    /// The first call (or one without a key): the election, the facts, and the time of the
+    /// transaction, which is the new observers' creation time.
+    First {
+        election: Election,
+        found: Found,
+        now: DateTime<Utc>,
+    },
 }
 
 /// What a registration needs, in one statement where [`load`] and the claim of a create
@@ -214,8 +224,13 @@ pub async fn claim_and_load(
     let Some(election) = store::elections::from_joined_row(&row)? else {
         return Ok(Registering::NoElection);
     };
+    let now = row.try_get("transaction_time")?;
     let found = found(conn, election_id, candidates, FactsRow::from_row(&row)?).await?;
-    Ok(Registering::First { election, found })
+    Ok(Registering::First {
+        election,
+        found,
+        now,
+    })
 }
 
 /// The facts of [`FACTS`]' row, with the delegations the candidates name (a statement more

@@ -4,8 +4,10 @@
 
 use std::collections::HashSet;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
+use prost::Message;
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use super::ObserverApi;
 use super::convert::{ParsedObserver, parse_observer, to_proto};
@@ -24,6 +26,7 @@ use crate::domain::retention;
 use crate::error::{Error, Result, Violations};
 use crate::pb::v1 as pb;
 use crate::store;
+use crate::store::audit::CreateRecord;
 use crate::store::registration::Registering;
 
 const CREATE_METHOD: &str = "/observer_registry.v1.ObserverService/CreateObserver";
@@ -74,18 +77,27 @@ impl ObserverApi {
             .transaction(|tx| {
                 Box::pin(async move {
                     let entries = std::slice::from_ref(entry);
-                    let (election, found) =
-                        match start(tx, key.as_ref(), election_id, entries).await? {
-                            Start::First(election, found) => (election, found),
-                            Start::Replay(first) => return Ok(first),
+                    let registration = match start(tx, key.as_ref(), election_id, entries).await? {
+                        Start::First(registration) => registration,
+                        Start::Replay(first) => return Ok(first),
+                    };
+                    let observer = register(tx, caller, registration, entries, |created| {
+                        let observer = created.first().map(to_proto).ok_or_else(|| {
+                            Error::internal(anyhow::anyhow!("a create registered no observer"))
+                        })?;
+                        let event = skeleton::entry_created(
+                            Some(election_id),
+                            &request.request_id,
+                            &observer,
+                        )
+                        .into_event(caller);
+                        let record = CreateRecord {
+                            event,
+                            remembered: key.as_ref().map(|key| (key, observer.encode_to_vec())),
                         };
-                    let created = register(tx, caller, &election, entries, found).await?;
-                    let observer = created.first().map(to_proto).ok_or_else(|| {
-                        Error::internal(anyhow::anyhow!("insert returned no observer"))
-                    })?;
-                    skeleton::entry_created(Some(election_id), &request.request_id, &observer)
-                        .record_with_response(tx, caller, key.as_ref(), &observer)
-                        .await?;
+                        Ok((observer, Some(record)))
+                    })
+                    .await?;
                     let observer_ = observer.name.to_string();
                     tx.after_commit(
                         move || tracing::info!(observer = %observer_, "observer registered"),
@@ -118,20 +130,13 @@ impl ObserverApi {
             .map_err(|_| Error::internal(anyhow::anyhow!("the registrations gate closed")))?;
         if request.validate_only {
             let mut tx = self.state.db.begin().await?;
-            let (election, found) = match start::<pb::BatchCreateObserversResponse>(
-                &mut tx,
-                None,
-                election_id,
-                &entries,
-            )
-            .await?
-            {
-                Start::First(election, found) => (election, found),
-                Start::Replay(_) => {
+            let registration = match start::<()>(&mut tx, None, election_id, &entries).await? {
+                Start::First(registration) => registration,
+                Start::Replay(()) => {
                     return Err(Error::internal(anyhow::anyhow!("a replay without a key")));
                 }
             };
-            register(&mut tx, caller, &election, &entries, found).await?;
+            register(&mut tx, caller, registration, &entries, |_| Ok(((), None))).await?;
             // Dropping the transaction rolls the checked inserts back.
             return Ok(pb::BatchCreateObserversResponse::default());
         }
@@ -140,29 +145,32 @@ impl ObserverApi {
             .db
             .transaction(|tx| {
                 Box::pin(async move {
-                    let (election, found) =
-                        match start(tx, key.as_ref(), election_id, entries).await? {
-                            Start::First(election, found) => (election, found),
-                            Start::Replay(first) => return Ok(first),
+                    let registration = match start(tx, key.as_ref(), election_id, entries).await? {
+                        Start::First(registration) => registration,
+                        Start::Replay(first) => return Ok(first),
+                    };
+                    let response = register(tx, caller, registration, entries, |created| {
+                        let response = pb::BatchCreateObserversResponse {
+                            observers: created.iter().map(to_proto).collect(),
                         };
-                    let created = register(tx, caller, &election, entries, found).await?;
-                    let response = pb::BatchCreateObserversResponse {
-                        observers: created.iter().map(to_proto).collect(),
-                    };
-                    // One event for the batch, about the election, listing its observers;
-                    // the response remembered in the same statement.
-                    let observers: Vec<_> =
-                        response.observers.iter().map(Resource::audit_json).collect();
-                    let entry = AuditEntry {
-                        election_id: Some(election_id),
-                        resource: &request.parent,
-                        request_id: &request.request_id,
-                        after: Some(serde_json::json!({ "observers": observers })),
-                        ..Default::default()
-                    };
-                    entry
-                        .record_with_response(tx, caller, key.as_ref(), &response)
-                        .await?;
+                        // One event for the batch, about the election, listing its observers.
+                        let observers: Vec<_> =
+                            response.observers.iter().map(Resource::audit_json).collect();
+                        let event = AuditEntry {
+                            election_id: Some(election_id),
+                            resource: &request.parent,
+                            request_id: &request.request_id,
+                            after: Some(serde_json::json!({ "observers": observers })),
+                            ..Default::default()
+                        }
+                        .into_event(caller);
+                        let record = CreateRecord {
+                            event,
+                            remembered: key.as_ref().map(|key| (key, response.encode_to_vec())),
+                        };
+                        Ok((response, Some(record)))
+                    })
+                    .await?;
                     let (election_, count_) = (request.parent.to_string(), response.observers.len());
                     tx.after_commit(move || tracing::info!(election = %election_, count = count_, "observers registered in a batch"));
                     Ok(response)
@@ -266,11 +274,18 @@ pub fn scope(election: &Election) -> ElectionScope<'_> {
 
 /// How a registration starts.
 enum Start<R> {
-    /// The first call with its key (or one without a key): the election and the facts the
-    /// entries are checked against.
-    First(Election, store::registration::Found),
+    /// The first call with its key (or one without a key).
+    First(Registration),
     /// The response of the first call with the same key.
     Replay(R),
+}
+
+/// A first call's registration, started: what its entries are checked against.
+struct Registration {
+    election: Election,
+    found: store::registration::Found,
+    /// The transaction's time: the new observers' creation time.
+    now: DateTime<Utc>,
 }
 
 /// Claims the request id, reads the election and loads the facts about `entries`, in one
@@ -285,7 +300,15 @@ async fn start<R: prost::Message + Default>(
     let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
     let candidates: Vec<Candidate> = entries.iter().map(Entry::candidate).collect();
     match store::registration::claim_and_load(conn, key, election_id, &candidates, &ids).await? {
-        Registering::First { election, found } => Ok(Start::First(election, found)),
+        Registering::First {
+            election,
+            found,
+            now,
+        } => Ok(Start::First(Registration {
+            election,
+            found,
+            now,
+        })),
         Registering::NoElection => Err(Error::not_found(&format!("elections/{election_id}"))),
         Registering::Replay => match key {
             Some(key) => store::request_ids::first_response(conn, key)
@@ -298,15 +321,21 @@ async fn start<R: prost::Message + Default>(
     }
 }
 
-/// Registers parsed entries: every rule checked for all of them against `found`
-/// ([`start`]), then one insert.
-async fn register(
+/// Registers parsed entries: every rule checked for all of them against the facts, then one
+/// statement that inserts the new observers and writes what `answer` makes of them: the
+/// response, and the audit event and remembered response that record it.
+async fn register<'k, R>(
     conn: &mut PgConnection,
     caller: &Caller,
-    election: &Election,
+    registration: Registration,
     entries: &[Entry],
-    found: store::registration::Found,
-) -> Result<Vec<Observer>> {
+    answer: impl FnOnce(&[Observer]) -> Result<(R, Option<CreateRecord<'k>>)>,
+) -> Result<R> {
+    let Registration {
+        election,
+        found,
+        now,
+    } = registration;
     retention::check_registration(&election.name(), election.personal_data_erase_time)?;
     let candidates: Vec<Candidate> = entries.iter().map(Entry::candidate).collect();
     if let Some(taken) = found.taken_ids.first() {
@@ -316,7 +345,7 @@ async fn register(
         )));
     }
     registration::check(
-        scope(election),
+        scope(&election),
         &candidates,
         &found.facts,
         disclosure(caller),
@@ -333,10 +362,15 @@ async fn register(
             organization_id: &e.observer.fields.organization_id,
         })
         .collect();
-    check_invited(conn, election, &senders).await?;
-    let rows: Vec<_> = entries
+    check_invited(conn, &election, &senders).await?;
+    let observers: Vec<Observer> = entries
         .iter()
-        .map(|e| (e.id.clone(), e.observer.fields.clone()))
+        .map(|e| {
+            let fields = e.observer.fields.clone();
+            Observer::registered(&election.id, e.id.clone(), fields, now, Uuid::new_v4())
+        })
         .collect();
-    store::observers::insert_many(conn, &election.id, &rows).await
+    let (response, record) = answer(&observers)?;
+    store::observers::insert_many(conn, &observers, record.as_ref()).await?;
+    Ok(response)
 }
