@@ -72,6 +72,13 @@ pub struct LimitSettings {
     #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub max_concurrent_requests: u32,
 
+    /// Threads that run the calls (tokio's workers); default one fewer than the cores, at
+    /// least one. The service shares its machine with PostgreSQL and its callers: with a
+    /// worker per core, workers park and wake each other between calls, which on 2 cores
+    /// cost GetObserver a third of its CPU time (BENCHMARKS.md).
+    #[arg(long, env = "WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..), global = true)]
+    pub worker_threads: Option<u16>,
+
     /// Coalesced GetObserver batches in flight at once (each one statement for every call
     /// queued); default one per two cores.
     #[arg(long, env = "POINT_READ_BATCHES", global = true)]
@@ -426,6 +433,24 @@ impl Default for LimitSettings {
     }
 }
 
+impl LimitSettings {
+    /// `WORKER_THREADS`, or one fewer than the cores this process may use, at least one.
+    pub fn worker_threads(&self) -> usize {
+        self.worker_threads.map_or_else(
+            || {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                default_worker_threads(cores)
+            },
+            usize::from,
+        )
+    }
+}
+
+/// A core left to PostgreSQL and the callers where there are two or more.
+fn default_worker_threads(cores: usize) -> usize {
+    cores.saturating_sub(1).max(1)
+}
+
 impl Default for RetentionSettings {
     fn default() -> Self {
         defaults()
@@ -449,6 +474,7 @@ impl Settings {
             listen_addr = %self.listen_addr,
             metrics_addr = %self.metrics_addr,
             max_concurrent_requests = limits.max_concurrent_requests,
+            worker_threads = limits.worker_threads(),
             max_concurrent_streams = limits.max_concurrent_streams,
             point_read_batches = ?limits.point_read_batches,
             point_read_cache = limits.point_read_cache,
@@ -523,6 +549,17 @@ pub fn mask_password(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workers_leave_a_core_to_the_database_where_there_is_one_to_spare() {
+        assert_eq!(default_worker_threads(1), 1);
+        assert_eq!(default_worker_threads(2), 1);
+        assert_eq!(default_worker_threads(8), 7);
+        let mut limits = LimitSettings::default();
+        assert!(limits.worker_threads() >= 1);
+        limits.worker_threads = Some(3);
+        assert_eq!(limits.worker_threads(), 3);
+    }
 
     #[test]
     fn passwords_are_masked() {

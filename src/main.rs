@@ -21,17 +21,17 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    runtime()?.block_on(run(cli))
+    runtime(cli.settings.limits.worker_threads())?.block_on(run(cli))
 }
 
-/// tokio's multi-threaded runtime, without the LIFO slot when tokio allows turning it off
-/// (`.cargo/config.toml`): with it, the task a finished call wakes, hyper's connection task,
-/// runs at once, and so writes each answer to its socket alone. Without it, the answers of
-/// one coalesced batch of point reads leave in one write (BENCHMARKS.md, "One write per
-/// batch").
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+/// tokio's multi-threaded runtime with `workers` threads (`WORKER_THREADS`), without the LIFO
+/// slot when tokio allows turning it off (`.cargo/config.toml`): with it, the task a finished
+/// call wakes, hyper's connection task, runs at once, and so writes each answer to its socket
+/// alone. Without it, the answers of one coalesced batch of point reads leave in one write
+/// (BENCHMARKS.md, "One write per batch").
+fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.enable_all();
+    builder.worker_threads(workers).enable_all();
     #[cfg(tokio_unstable)]
     builder.disable_lifo_slot();
     builder.build()
