@@ -80,7 +80,7 @@ pub struct LimitSettings {
     pub worker_threads: Option<u16>,
 
     /// Coalesced GetObserver batches in flight at once (each one statement for every call
-    /// queued); default one per two cores.
+    /// queued); default one per two cores, at least two.
     #[arg(long, env = "POINT_READ_BATCHES", global = true)]
     pub point_read_batches: Option<usize>,
 
