@@ -183,13 +183,16 @@ pub enum Registering {
     Replay,
     /// The first call, but the election does not exist.
     NoElection,
-    /// The first call (or one without a key): the election, the facts, and the time of the
-    /// transaction, which is the new observers' creation time.
-    First {
-        election: Election,
-        found: Found,
-        now: DateTime<Utc>,
-    },
+    /// The first call (or one without a key).
+    First(Box<Loaded>),
+}
+
+/// What a first call's registration is checked against and made with.
+pub struct Loaded {
+    pub election: Election,
+    pub found: Found,
+    /// The time of the transaction: the new observers' creation time.
+    pub now: DateTime<Utc>,
 }
 
 /// What a registration needs, in one statement where [`load`] and the claim of a create
@@ -226,11 +229,11 @@ pub async fn claim_and_load(
     };
     let now = row.try_get("transaction_time")?;
     let found = found(conn, election_id, candidates, FactsRow::from_row(&row)?).await?;
-    Ok(Registering::First {
+    Ok(Registering::First(Box::new(Loaded {
         election,
         found,
         now,
-    })
+    })))
 }
 
 /// The facts of [`FACTS`]' row, with the delegations the candidates name (a statement more

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use prost::Message;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -27,7 +27,7 @@ use crate::error::{Error, Result, Violations};
 use crate::pb::v1 as pb;
 use crate::store;
 use crate::store::audit::CreateRecord;
-use crate::store::registration::Registering;
+use crate::store::registration::{Loaded, Registering};
 
 const CREATE_METHOD: &str = "/observer_registry.v1.ObserverService/CreateObserver";
 const BATCH_CREATE_METHOD: &str = "/observer_registry.v1.ObserverService/BatchCreateObservers";
@@ -274,18 +274,11 @@ pub fn scope(election: &Election) -> ElectionScope<'_> {
 
 /// How a registration starts.
 enum Start<R> {
-    /// The first call with its key (or one without a key).
-    First(Registration),
+    /// The first call with its key (or one without a key): what its entries are checked
+    /// against and made with.
+    First(Box<Loaded>),
     /// The response of the first call with the same key.
     Replay(R),
-}
-
-/// A first call's registration, started: what its entries are checked against.
-struct Registration {
-    election: Election,
-    found: store::registration::Found,
-    /// The transaction's time: the new observers' creation time.
-    now: DateTime<Utc>,
 }
 
 /// Claims the request id, reads the election and loads the facts about `entries`, in one
@@ -300,15 +293,7 @@ async fn start<R: prost::Message + Default>(
     let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
     let candidates: Vec<Candidate> = entries.iter().map(Entry::candidate).collect();
     match store::registration::claim_and_load(conn, key, election_id, &candidates, &ids).await? {
-        Registering::First {
-            election,
-            found,
-            now,
-        } => Ok(Start::First(Registration {
-            election,
-            found,
-            now,
-        })),
+        Registering::First(loaded) => Ok(Start::First(loaded)),
         Registering::NoElection => Err(Error::not_found(&format!("elections/{election_id}"))),
         Registering::Replay => match key {
             Some(key) => store::request_ids::first_response(conn, key)
@@ -327,15 +312,15 @@ async fn start<R: prost::Message + Default>(
 async fn register<'k, R>(
     conn: &mut PgConnection,
     caller: &Caller,
-    registration: Registration,
+    registration: Box<Loaded>,
     entries: &[Entry],
     answer: impl FnOnce(&[Observer]) -> Result<(R, Option<CreateRecord<'k>>)>,
 ) -> Result<R> {
-    let Registration {
+    let Loaded {
         election,
         found,
         now,
-    } = registration;
+    } = *registration;
     retention::check_registration(&election.name(), election.personal_data_erase_time)?;
     let candidates: Vec<Candidate> = entries.iter().map(Entry::candidate).collect();
     if let Some(taken) = found.taken_ids.first() {
