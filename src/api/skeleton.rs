@@ -133,7 +133,7 @@ where
 }
 
 /// What [`claim_in_election`] found.
-pub enum Claimed<R> {
+enum Claimed<R> {
     /// The first call with its key (or one without a key): the election to create in.
     First(Election),
     /// The response of the first call with the same key.
@@ -142,7 +142,7 @@ pub enum Claimed<R> {
 
 /// Claims `key` (as `request_ids::claim` does) and reads the election in the same statement;
 /// NOT_FOUND when a first call finds no election. The claim is undone with the transaction.
-pub async fn claim_in_election<R: prost::Message + Default>(
+async fn claim_in_election<R: prost::Message + Default>(
     conn: &mut PgConnection,
     key: Option<&IdempotencyKey>,
     election_id: &str,

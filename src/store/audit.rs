@@ -1,5 +1,7 @@
 //! SQL for the audit trail.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
@@ -95,10 +97,18 @@ pub static LIST_SPEC: ListSpec = ListSpec {
     default_order_by: "event_time",
 };
 
-/// Writes an event: its fields are `$1`–`$9` ([`bind_event`]).
-const INSERT: &str = "INSERT INTO audit_events (election_id, actor, method, resource, \
-                      request_id, changed_fields, before, after, reason) \
-                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+/// The statement that writes an event, its fields ([`bind_event`]) numbered from `$first`.
+fn insert_statement(first: usize) -> String {
+    let values: Vec<String> = (first..first + 9).map(|n| format!("${n}")).collect();
+    format!(
+        "INSERT INTO audit_events (election_id, actor, method, resource, request_id, \
+         changed_fields, before, after, reason) VALUES ({})",
+        values.join(", ")
+    )
+}
+
+/// [`insert_statement`] at `$1`–`$9`.
+static INSERT: LazyLock<String> = LazyLock::new(|| insert_statement(1));
 
 /// What records a create besides the resource itself: its audit event and, when the call
 /// carried a request id, its response remembered under the key it claimed. Written by the
@@ -113,12 +123,7 @@ impl CreateRecord<'_> {
     /// `, audited AS (…)` and `, remembered AS (…)` with their parameters numbered from
     /// `$first`, bound by [`CreateRecord::bind`].
     pub fn ctes(&self, first: usize) -> String {
-        let values: Vec<String> = (first..first + 9).map(|n| format!("${n}")).collect();
-        let mut ctes = format!(
-            ", audited AS (INSERT INTO audit_events (election_id, actor, method, resource, \
-             request_id, changed_fields, before, after, reason) VALUES ({}))",
-            values.join(", ")
-        );
+        let mut ctes = format!(", audited AS ({})", insert_statement(first));
         if self.remembered.is_some() {
             let [response, agency, request_id] = [9, 10, 11].map(|i| first + i);
             ctes.push_str(&format!(
@@ -146,7 +151,9 @@ impl CreateRecord<'_> {
 }
 
 pub async fn record(conn: &mut PgConnection, event: &NewEvent) -> Result<()> {
-    bind_event(sqlx::query(INSERT), event).execute(conn).await?;
+    bind_event(sqlx::query(sqlx::AssertSqlSafe(INSERT.as_str())), event)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -161,7 +168,8 @@ pub async fn record_with_response(
 ) -> Result<()> {
     let sql = trusted_sql!(
         "WITH remembered AS (UPDATE request_ids SET response = $12 \
-         WHERE agency = $10 AND request_id = $11) {INSERT}"
+         WHERE agency = $10 AND request_id = $11) {insert}",
+        insert = INSERT.as_str()
     );
     bind_event(sqlx::query(sql), event)
         .bind(&key.agency)

@@ -97,14 +97,14 @@ impl Statements {
 
     /// Those for `candidates` and `new_ids`, and their parameters `$1`–`$6` bound.
     fn bound<'q>(
-        candidates: &[Candidate<'q>],
+        candidates: &'q [Candidate<'q>],
         new_ids: &'q [String],
     ) -> (&'static Statements, Binder<'q>) {
         static MANY: LazyLock<Statements> = LazyLock::new(|| Statements::new(FACTS));
         static ONE: LazyLock<Statements> = LazyLock::new(|| Statements::new(FACTS_OF_ONE));
         match (candidates, new_ids) {
             ([one], [] | [_]) => (&ONE, Binder::One(*one, new_ids.first())),
-            _ => (&MANY, Binder::Many(candidates.to_vec(), new_ids)),
+            _ => (&MANY, Binder::Many(candidates, new_ids)),
         }
     }
 }
@@ -112,7 +112,7 @@ impl Statements {
 /// Binds [`FACTS`]' or [`FACTS_OF_ONE`]'s parameters after the election (`$2`–`$6`).
 enum Binder<'q> {
     One(Candidate<'q>, Option<&'q String>),
-    Many(Vec<Candidate<'q>>, &'q [String]),
+    Many(&'q [Candidate<'q>], &'q [String]),
 }
 
 impl<'q> Binder<'q> {

@@ -1,5 +1,6 @@
 //! The idempotency table: the first response of every create that carried a `request_id`.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use prost::Message;
@@ -32,7 +33,8 @@ pub async fn claim<R: Message + Default>(
     key: Option<&IdempotencyKey>,
 ) -> Result<Option<R>> {
     let Some(key) = key else { return Ok(None) };
-    let inserted = sqlx::query(sqlx::AssertSqlSafe(claim_statement(1)))
+    static CLAIM: LazyLock<String> = LazyLock::new(|| claim_statement(1));
+    let inserted = sqlx::query(sqlx::AssertSqlSafe(CLAIM.as_str()))
         .bind(&key.agency)
         .bind(key.request_id)
         .bind(key.method)
