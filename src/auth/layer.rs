@@ -139,7 +139,7 @@ impl AuthLayer {
             };
         }
         let identities = self.identities.current();
-        if let Some(value) = request.headers().get("authorization") {
+        if let Some(value) = request.headers().get(http::header::AUTHORIZATION) {
             let token = value
                 .to_str()
                 .ok()

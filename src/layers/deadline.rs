@@ -82,7 +82,7 @@ where
         }
         let timeout = request
             .headers()
-            .get("grpc-timeout")
+            .get(&GRPC_TIMEOUT)
             .and_then(|value| value.to_str().ok())
             .and_then(parse_grpc_timeout)
             .map_or(self.layer.default_deadline, |client| {
@@ -104,6 +104,9 @@ where
         })
     }
 }
+
+/// Named once: a header looked up by a string is parsed on every lookup.
+static GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
 
 /// `grpc-timeout` per the gRPC HTTP/2 protocol: at most 8 digits and a unit.
 fn parse_grpc_timeout(text: &str) -> Option<Duration> {

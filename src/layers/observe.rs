@@ -229,9 +229,12 @@ impl HttpBody for ObservedBody {
     }
 }
 
+/// Named once: a header looked up by a string is parsed on every lookup.
+static GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+
 fn status_code(headers: &http::HeaderMap) -> Option<Code> {
     headers
-        .get("grpc-status")
+        .get(&GRPC_STATUS)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<i32>().ok())
         .map(Code::from_i32)

@@ -26,6 +26,8 @@ pub struct Method {
     pub path: &'static str,
     /// A method of the contract (not health or reflection, nor unknown).
     pub contract: bool,
+    /// Its place in the table, below [`count`]; `usize::MAX` for unknown.
+    pub slot: usize,
 }
 
 impl Method {
@@ -43,11 +45,17 @@ pub static UNKNOWN: Method = Method {
     },
     path: "unknown",
     contract: false,
+    slot: usize::MAX,
 };
 
 /// The method called at `path` (`/package.Service/Method`), or [`UNKNOWN`].
 pub fn lookup(path: &str) -> &'static Method {
     table().get(path).unwrap_or(&UNKNOWN)
+}
+
+/// How many places the table has: every method's `slot` is below it.
+pub fn count() -> usize {
+    table().values().map(|m| m.slot + 1).max().unwrap_or(0)
 }
 
 /// Every method of the table, in no particular order.
@@ -127,6 +135,7 @@ fn table() -> &'static HashMap<&'static str, Method> {
                             },
                             path: leak(path),
                             contract,
+                            slot: table.len(),
                         };
                         table.insert(entry.path, entry);
                     }

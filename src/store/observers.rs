@@ -2,6 +2,8 @@
 
 mod list_spec;
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -307,6 +309,20 @@ pub async fn get(
     row.map(Observer::try_from).transpose()
 }
 
+/// The statement of [`get_many_since`]. The position comes last, after the observer's
+/// columns, so that `ObserverRow` decodes them by position as everywhere; a row without an
+/// observer carries only the position. The position is read once (`MATERIALIZED`): inlined,
+/// PostgreSQL read it twice, for the answer and for the choice of ids.
+static GET_MANY_SINCE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH p AS MATERIALIZED (SELECT coalesce((SELECT last_position \
+         FROM change_positions WHERE election_id = $1), 0) AS position) \
+         SELECT o.*, p.position FROM p \
+         LEFT JOIN LATERAL (SELECT {COLUMNS} FROM observers WHERE election_id = $1 \
+         AND id = ANY(CASE WHEN p.position = $2 THEN $3::text[] ELSE $4::text[] END)) o ON true"
+    )
+});
+
 /// The election's change-feed position and, in the same snapshot, its observers among
 /// `missing` when that position is still `known`, else among `all` (deleted ones included):
 /// the query behind coalesced GetObserver calls, whose batches keep what they read at a
@@ -319,20 +335,13 @@ pub async fn get_many_since(
     missing: &[&str],
     all: &[&str],
 ) -> Result<(i64, Vec<Observer>)> {
-    // The position comes last, after the observer's columns, so that `ObserverRow` decodes
-    // them by position as everywhere; a row without an observer carries only the position.
-    let rows = sqlx::query(trusted_sql!(
-        "SELECT o.*, p.position FROM (SELECT coalesce((SELECT last_position \
-         FROM change_positions WHERE election_id = $1), 0) AS position) p \
-         LEFT JOIN LATERAL (SELECT {COLUMNS} FROM observers WHERE election_id = $1 \
-         AND id = ANY(CASE WHEN p.position = $2 THEN $3::text[] ELSE $4::text[] END)) o ON true"
-    ))
-    .bind(election_id)
-    .bind(known)
-    .bind(missing)
-    .bind(all)
-    .fetch_all(conn)
-    .await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(GET_MANY_SINCE.as_str()))
+        .bind(election_id)
+        .bind(known)
+        .bind(missing)
+        .bind(all)
+        .fetch_all(conn)
+        .await?;
     let position_column = COLUMNS.split(',').count();
     let mut position = 0;
     let mut observers = Vec::with_capacity(rows.len());

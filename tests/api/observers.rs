@@ -1629,14 +1629,31 @@ async fn a_kept_observer_answers_only_while_its_election_is_unchanged(pool: PgPo
     .await;
     assert_eq!(get_observer(&app, &late).await.given_name, "Late");
 
-    // The metrics count the calls answered from kept observers.
+    // The metrics count the calls answered from kept observers, and the statements the
+    // batches ran: one at least, and no more than the calls, which came one at a time.
     let metrics = app.metrics_text();
-    let kept = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("observer_registry_point_reads_kept_total "))
-        .and_then(|value| value.trim().parse::<f64>().ok())
-        .unwrap_or_default();
+    let counter = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .unwrap_or_default()
+    };
+    let kept = counter("observer_registry_point_reads_kept_total");
     assert!(kept >= 1.0, "no call answered from kept observers: {kept}");
+    let batches = counter("observer_registry_point_read_batches_total");
+    let gets = metrics
+        .lines()
+        .filter(|line| {
+            line.starts_with("grpc_server_handled_total{")
+                && line.contains("grpc_method=\"GetObserver\"")
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>();
+    assert!(
+        (1.0..=gets).contains(&batches),
+        "{batches} point-read batches for {gets} GetObserver calls"
+    );
 }
 
 #[sqlx::test]

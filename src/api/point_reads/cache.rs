@@ -29,8 +29,10 @@ struct Election {
     observers: HashMap<String, Option<Arc<Observer>>>,
 }
 
-/// Bounded by the number of observers kept across elections; beyond it everything kept is
-/// forgotten at once (a miss costs one row of a statement the batch runs anyway).
+/// Bounded by the number of observers kept across elections; beyond it, arbitrary kept
+/// observers are forgotten (a miss costs one row of a statement the batch runs anyway). Which
+/// ones does not matter to random keys and hardly to hot ones, which come back at once;
+/// forgetting everything instead left the keep half empty on average.
 #[derive(Debug)]
 pub struct ObserverCache {
     capacity: usize,
@@ -82,8 +84,11 @@ impl ObserverCache {
             return;
         };
         let kept: usize = elections.values().map(|e| e.observers.len()).sum();
-        if kept + asked.len() > self.capacity {
-            elections.clear();
+        let room = self.capacity.saturating_sub(asked.len());
+        if kept > room {
+            // An eighth more than needed, so that the keeps after this one find room without
+            // evicting again: the scan is paid once per eighth of the capacity.
+            forget(&mut elections, kept - (room - room / 8));
         }
         let election = elections.entry(election_id.to_owned()).or_default();
         if position < election.position {
@@ -108,6 +113,22 @@ impl ObserverCache {
             .map(|elections| elections.values().map(|e| e.observers.len()).sum())
             .unwrap_or(0)
     }
+}
+
+/// Forgets `count` kept observers, whichever the tables list first (an order set by their
+/// ids' hashes, so unrelated to when they were read), and elections left with none.
+fn forget(elections: &mut HashMap<String, Election>, mut count: usize) {
+    for election in elections.values_mut() {
+        if count == 0 {
+            break;
+        }
+        election.observers.retain(|_, _| {
+            let keep = count == 0;
+            count = count.saturating_sub(1);
+            keep
+        });
+    }
+    elections.retain(|_, election| !election.observers.is_empty());
 }
 
 #[cfg(test)]
@@ -167,5 +188,23 @@ mod tests {
         let off = ObserverCache::new(0);
         off.keep("e", 1, &["a"], &found(&[]));
         assert_eq!(off.len(), 0);
+    }
+
+    #[test]
+    fn a_full_keep_forgets_only_some_to_make_room() {
+        let cache = ObserverCache::new(80);
+        let ids: Vec<String> = (0..80).map(|n| format!("o-{n}")).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        cache.keep("e", 1, &ids, &found(&[]));
+        assert_eq!(cache.len(), 80);
+        cache.keep("e", 1, &["new"], &found(&[]));
+        let kept = cache.len();
+        assert!((60..=80).contains(&kept), "kept {kept}");
+        assert!(cache.known("e", &["new"]).kept[0].is_some());
+        let still = ids
+            .iter()
+            .filter(|id| cache.known("e", &[**id]).kept[0].is_some())
+            .count();
+        assert_eq!(still, kept - 1, "only the forgotten are unknown");
     }
 }
