@@ -111,11 +111,6 @@ fn resource() -> Resource {
 /// trace without them) and records its trace and span ids as the fields `trace_id` and
 /// `span_id`, which `span` must declare.
 pub fn join_trace(span: &Span, headers: &http::HeaderMap) {
-    // A span that is off (a level below the log's) records no ids: reading the trace
-    // context from the headers would be work for nothing on every call.
-    if span.is_disabled() {
-        return;
-    }
     let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
         propagator.extract(&HeaderExtractor(headers))
     });
