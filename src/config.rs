@@ -86,11 +86,12 @@ pub struct LimitSettings {
 
     /// Observers GetObserver keeps between calls, each with its election's change-feed
     /// position; a call is answered from them only when its batch's statement finds the
-    /// election unchanged. 0 keeps none. About a kilobyte each.
+    /// election unchanged, and forgotten when it changes. 0 keeps none. About 150-300 bytes
+    /// each (`api::point_reads::kept`), so the default is 15-30 MiB when full.
     #[arg(
         long,
         env = "POINT_READ_CACHE",
-        default_value_t = 10_000,
+        default_value_t = 100_000,
         global = true
     )]
     pub point_read_cache: usize,

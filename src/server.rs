@@ -107,22 +107,25 @@ async fn app_state(
         metrics: options.metrics.clone(),
         route: options.database_route.clone(),
     };
+    let feeds = Feeds::start(
+        &db,
+        stopping,
+        FeedSettings {
+            retention: options.change_retention,
+            identities: options.identities.clone(),
+            max_stream_age: options.limits.max_stream_age,
+            max_watches_per_agency: options.limits.max_watches_per_agency,
+        },
+    );
+    let point_reads = PointReads::start(
+        db.clone(),
+        options.limits.point_read_batches,
+        options.limits.point_read_cache,
+    );
+    point_reads.forget_on_change(feeds.notices());
     Ok(AppState {
-        point_reads: PointReads::start(
-            db.clone(),
-            options.limits.point_read_batches,
-            options.limits.point_read_cache,
-        ),
-        feeds: Feeds::start(
-            &db,
-            stopping,
-            FeedSettings {
-                retention: options.change_retention,
-                identities: options.identities.clone(),
-                max_stream_age: options.limits.max_stream_age,
-                max_watches_per_agency: options.limits.max_watches_per_agency,
-            },
-        ),
+        point_reads,
+        feeds,
         db,
         page_tokens,
         clock: options.clock.clone(),

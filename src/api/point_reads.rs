@@ -8,8 +8,9 @@
 //! while the slots are busy, so batches grow and the database does less per call. Each batch
 //! is a fresh statement that starts after every call in it arrived, so a read never returns
 //! data older than a write acknowledged before the read was sent. The observers it read are
-//! kept with the election's change-feed position ([`cache`]): the next batch's statement
-//! reads only that position and the observers not kept, unless the election changed. The
+//! kept with the election's change-feed position ([`cache`], in a compact form: [`kept`]):
+//! the next batch's statement reads only that position and the observers not kept, unless
+//! the election changed; a change notified by the change feed forgets them at once. The
 //! same batches read elections' positions for ListObservers, which keeps pages likewise.
 //!
 //! Each slot holds its own connection rather than borrowing one from a pool: sqlx's pool
@@ -22,8 +23,9 @@ use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::api::watch::Notice;
 use crate::database::Database;
 use crate::database::PING_AFTER_IDLE;
 use crate::domain::observer::Observer;
@@ -33,6 +35,7 @@ use crate::store;
 use crate::store::verification::Accreditation;
 
 mod cache;
+mod kept;
 
 use cache::ObserverCache;
 
@@ -75,6 +78,7 @@ impl Lookup {
 #[derive(Debug, Clone)]
 pub struct PointReads {
     queue: mpsc::Sender<Lookup>,
+    cache: Arc<ObserverCache>,
 }
 
 impl PointReads {
@@ -98,11 +102,31 @@ impl PointReads {
         tokio::spawn(dispatch(
             db,
             Arc::new(connector),
-            cache,
+            cache.clone(),
             waiting,
             slots.max(1),
         ));
-        PointReads { queue }
+        PointReads { queue, cache }
+    }
+
+    /// Forgets the kept observers of each election named by `notices` as it changes, until
+    /// they end. Only memory depends on it: a batch never answers from observers kept at an
+    /// older position, notified or not.
+    pub fn forget_on_change(&self, mut notices: broadcast::Receiver<Notice>) {
+        let cache = self.cache.clone();
+        tokio::spawn(async move {
+            loop {
+                match notices.recv().await {
+                    Ok(notice) => {
+                        if let Some(election) = notice.election() {
+                            cache.forget_election(election);
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
     }
 
     /// The observer (deleted or not), or None.
@@ -394,7 +418,7 @@ async fn read_observers(
             read.iter().map(|o| (o.id.as_str(), o.clone())).collect();
         if position == known.position {
             metrics.kept_observers_read(ids.len() - missing.len());
-            found.extend(known.kept.into_iter().flatten().flatten());
+            found.extend(known.kept.into_iter().flatten().flatten().map(Arc::new));
             cache.keep(election, position, &missing, &by_id);
         } else {
             cache.keep(election, position, &ids, &by_id);

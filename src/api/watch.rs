@@ -34,7 +34,7 @@ use crate::database::Database;
 use crate::error::{Error, Result};
 use crate::store;
 use crate::store::changes::{ChangeMeta, Feed};
-use listen::Notice;
+pub use listen::Notice;
 use shared::{SharedFeed, SharedReads};
 use slots::WatchSlots;
 use stream::{Item, Watcher};
@@ -102,6 +102,13 @@ impl Feeds {
             max_stream_age: settings.max_stream_age,
             retention: settings.retention,
         }
+    }
+}
+
+impl Feeds {
+    /// A notice for every election that changes from now on (see `listen::Notice`).
+    pub fn notices(&self) -> broadcast::Receiver<Notice> {
+        self.notices.subscribe()
     }
 }
 

@@ -14,7 +14,7 @@ use super::roles::{Access, Role, grants, required_access};
 use super::{Caller, Credential};
 use crate::error::{Error, Reason};
 use crate::layers::refusals::Refusal;
-use crate::layers::refused_response;
+use crate::layers::{after_request_body, refused_response};
 
 /// Authenticates and authorizes every request of the services it wraps.
 #[derive(Debug, Clone)]
@@ -90,41 +90,10 @@ where
                     Reason::Unimplemented => Refusal::UnknownMethod,
                     _ => Refusal::PermissionDenied,
                 };
-                let body = request.into_body();
-                Box::pin(async move {
-                    drain_briefly(body).await;
-                    Ok(refused_response(error, refusal))
-                })
+                after_request_body(request.into_body(), refused_response(error, refusal))
             }
         }
     }
-}
-
-/// What of a refused request's body is read before the refusal is sent, at most.
-const DRAIN_BYTES: usize = 64 * 1024;
-const DRAIN_TIME: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// Reads the rest of a refused request's body, briefly. A response that ends a stream whose
-/// request is still arriving makes h2 reset the stream itself, and h2 closes a connection
-/// after 1,024 such resets (its defence against "MadeYouReset"), failing every call on it: a
-/// client refused often enough on one long-lived connection lost it. A unary request's body
-/// follows its headers at once; a slower or larger one is answered anyway after the bound.
-async fn drain_briefly<B: http_body::Body>(body: B) {
-    let mut body = std::pin::pin!(body);
-    let mut read = 0;
-    let drain = async {
-        while read < DRAIN_BYTES && !body.is_end_stream() {
-            match std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
-                Some(Ok(frame)) => {
-                    if let Some(data) = frame.data_ref() {
-                        read += bytes::Buf::remaining(data);
-                    }
-                }
-                _ => break,
-            }
-        }
-    };
-    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
 }
 
 impl AuthLayer {

@@ -161,7 +161,9 @@ where
     S: tower::Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    B: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Send,
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
@@ -179,7 +181,12 @@ where
         }
         let admitted = match self.layer.admit(peer_ip(&request)) {
             Ok(admitted) => admitted,
-            Err(error) => return Box::pin(std::future::ready(Ok(super::error_response(error)))),
+            Err(error) => {
+                return super::after_request_body(
+                    request.into_body(),
+                    super::error_response(error),
+                );
+            }
         };
         let max_age = self.layer.max_age;
         Box::pin(async move {

@@ -54,7 +54,9 @@ where
     S: tower::Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
-    B: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Send,
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
@@ -86,10 +88,10 @@ where
                         self.layer.limit
                     ),
                 );
-                Box::pin(std::future::ready(Ok(super::refused_response(
-                    error,
-                    Refusal::Overloaded,
-                ))))
+                super::after_request_body(
+                    request.into_body(),
+                    super::refused_response(error, Refusal::Overloaded),
+                )
             }
         }
     }

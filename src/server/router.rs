@@ -103,10 +103,6 @@ where
             options.metrics.clone(),
             Arc::new(RefusalLog::start()),
         ))
-        .layer(ShedLayer::new(
-            limits.max_concurrent_requests,
-            options.metrics.clone(),
-        ))
         .layer(InfraStreamsLayer::new(
             limits.max_infra_streams,
             limits.max_infra_streams_per_peer,
@@ -115,6 +111,10 @@ where
         .layer(AuthLayer::new(
             options.identities.clone(),
             options.allow_anonymous,
+        ))
+        .layer(ShedLayer::new(
+            limits.max_concurrent_requests,
+            options.metrics.clone(),
         ))
         .layer(DeadlineLayer::new(limits.default_deadline))
         .add_routes(contract_services(state, limits))

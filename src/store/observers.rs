@@ -342,12 +342,13 @@ pub async fn get_many_since(
         .bind(all)
         .fetch_all(conn)
         .await?;
-    let position_column = COLUMNS.split(',').count();
+    // Counted once: the position follows the observer's columns.
+    static POSITION_COLUMN: LazyLock<usize> = LazyLock::new(|| COLUMNS.split(',').count());
     let mut position = 0;
     let mut observers = Vec::with_capacity(rows.len());
     for row in &rows {
         use sqlx::Row;
-        position = row.try_get(position_column)?;
+        position = row.try_get(*POSITION_COLUMN)?;
         if row.try_get::<Option<&str>, _>(1)?.is_some() {
             let observer = <ObserverRow as sqlx::FromRow<sqlx::postgres::PgRow>>::from_row(row)?;
             observers.push(Observer::try_from(observer)?);

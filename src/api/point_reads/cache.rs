@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use super::kept::KeptObserver;
 use crate::domain::observer::Observer;
 
 /// What one batch knows of an election before it asks PostgreSQL.
@@ -20,23 +21,39 @@ pub struct Known {
     /// The position the kept observers were read at; -1 (below every position) when none.
     pub position: i64,
     /// Per asked id, what is kept: `Some(None)` for an id known not to exist.
-    pub kept: Vec<Option<Option<Arc<Observer>>>>,
+    pub kept: Vec<Option<Option<Observer>>>,
 }
 
 #[derive(Debug, Default)]
 struct Election {
     position: i64,
-    observers: HashMap<String, Option<Arc<Observer>>>,
+    observers: HashMap<Box<str>, Option<Box<KeptObserver>>>,
+    /// What `observers` hold, as [`entry_bytes`] counts it.
+    bytes: usize,
 }
 
-/// Bounded by the number of observers kept across elections; beyond it, arbitrary kept
-/// observers are forgotten (a miss costs one row of a statement the batch runs anyway). Which
-/// ones does not matter to random keys and hardly to hot ones, which come back at once;
-/// forgetting everything instead left the keep half empty on average.
+/// The bytes a kept observer may take on average: the keep holds at most `capacity` of them
+/// and `capacity` times this, so that observers with long texts (a registrar writes them)
+/// cannot make it much larger than typical ones would (100-250 bytes each).
+const BYTES_PER_PLACE: usize = 256;
+
+/// Bounded by the number of observers kept across elections and by their bytes; beyond
+/// either, arbitrary kept observers are forgotten (a miss costs one row of a statement the
+/// batch runs anyway). Which ones does not matter to random keys and hardly to hot ones,
+/// which come back at once; forgetting everything instead left the keep half empty on
+/// average.
 #[derive(Debug)]
 pub struct ObserverCache {
     capacity: usize,
     elections: Mutex<HashMap<String, Election>>,
+}
+
+/// What an entry of an election's table takes, as the byte bound counts it: its id, the
+/// kept observer if any, and its place in the table.
+fn entry_bytes(id: &str, kept: Option<&KeptObserver>) -> usize {
+    std::mem::size_of::<(Box<str>, Option<Box<KeptObserver>>)>()
+        + id.len()
+        + kept.map_or(0, KeptObserver::bytes)
 }
 
 impl ObserverCache {
@@ -63,7 +80,10 @@ impl ObserverCache {
             position: election.position,
             kept: ids
                 .iter()
-                .map(|id| election.observers.get(*id).cloned())
+                .map(|id| {
+                    let kept = election.observers.get(*id)?;
+                    Some(kept.as_ref().map(|kept| kept.observer(election_id, id)))
+                })
                 .collect(),
         }
     }
@@ -80,15 +100,37 @@ impl ObserverCache {
         if self.capacity == 0 {
             return;
         }
+        // Made before the lock is taken: the copies are the costly part.
+        let asked: Vec<(Box<str>, Option<Box<KeptObserver>>)> = asked
+            .iter()
+            .filter_map(|id| {
+                let kept = match found.get(id) {
+                    Some(observer) => Some(Box::new(KeptObserver::new(observer)?)),
+                    None => None,
+                };
+                Some((Box::from(*id), kept))
+            })
+            .collect();
         let Ok(mut elections) = self.elections.lock() else {
             return;
         };
-        let kept: usize = elections.values().map(|e| e.observers.len()).sum();
+        let adding: usize = asked
+            .iter()
+            .map(|(id, kept)| entry_bytes(id, kept.as_deref()))
+            .sum();
+        let (kept, bytes) = elections.values().fold((0, 0), |(kept, bytes), e| {
+            (kept + e.observers.len(), bytes + e.bytes)
+        });
         let room = self.capacity.saturating_sub(asked.len());
-        if kept > room {
+        let byte_room = (self.capacity * BYTES_PER_PLACE).saturating_sub(adding);
+        if kept > room || bytes > byte_room {
             // An eighth more than needed, so that the keeps after this one find room without
             // evicting again: the scan is paid once per eighth of the capacity.
-            forget(&mut elections, kept - (room - room / 8));
+            forget(
+                &mut elections,
+                kept.saturating_sub(room - room / 8),
+                bytes.saturating_sub(byte_room - byte_room / 8),
+            );
         }
         let election = elections.entry(election_id.to_owned()).or_default();
         if position < election.position {
@@ -97,11 +139,22 @@ impl ObserverCache {
         if position > election.position {
             election.position = position;
             election.observers.clear();
+            election.bytes = 0;
         }
-        for id in asked {
-            election
-                .observers
-                .insert((*id).to_owned(), found.get(id).cloned());
+        for (id, kept) in asked {
+            let id_bytes = entry_bytes(&id, None);
+            election.bytes += entry_bytes(&id, kept.as_deref());
+            if let Some(old) = election.observers.insert(id, kept) {
+                election.bytes -= id_bytes + old.as_deref().map_or(0, KeptObserver::bytes);
+            }
+        }
+    }
+
+    /// Forgets what is kept of an election that changed: the next batch would read it
+    /// again anyway, and meanwhile its memory serves the writes.
+    pub fn forget_election(&self, election_id: &str) {
+        if let Ok(mut elections) = self.elections.lock() {
+            elections.remove(election_id);
         }
     }
 
@@ -113,20 +166,50 @@ impl ObserverCache {
             .map(|elections| elections.values().map(|e| e.observers.len()).sum())
             .unwrap_or(0)
     }
+
+    /// Their bytes, as the bound counts them.
+    #[cfg(test)]
+    pub fn bytes(&self) -> usize {
+        self.elections
+            .lock()
+            .map(|elections| elections.values().map(|e| e.bytes).sum())
+            .unwrap_or(0)
+    }
 }
 
-/// Forgets `count` kept observers, whichever the tables list first (an order set by their
-/// ids' hashes, so unrelated to when they were read), and elections left with none.
-fn forget(elections: &mut HashMap<String, Election>, mut count: usize) {
+#[cfg(test)]
+impl ObserverCache {
+    /// The bytes kept, counted again from the entries.
+    fn recounted(&self) -> usize {
+        let elections = self.elections.lock().unwrap();
+        elections
+            .values()
+            .flat_map(|e| &e.observers)
+            .map(|(id, kept)| entry_bytes(id, kept.as_deref()))
+            .sum()
+    }
+}
+
+/// Forgets at least `count` kept observers and `bytes` of them, whichever the tables list
+/// first (an order set by their ids' hashes, so unrelated to when they were read), and
+/// elections left with none.
+fn forget(elections: &mut HashMap<String, Election>, mut count: usize, mut bytes: usize) {
     for election in elections.values_mut() {
-        if count == 0 {
+        if count == 0 && bytes == 0 {
             break;
         }
-        election.observers.retain(|_, _| {
-            let keep = count == 0;
+        let mut freed = 0;
+        election.observers.retain(|id, kept| {
+            if count == 0 && bytes == 0 {
+                return true;
+            }
+            let size = entry_bytes(id, kept.as_deref());
             count = count.saturating_sub(1);
-            keep
+            bytes = bytes.saturating_sub(size);
+            freed += size;
+            false
         });
+        election.bytes -= freed;
     }
     elections.retain(|_, election| !election.observers.is_empty());
 }
@@ -145,6 +228,60 @@ mod tests {
         let known = cache.known("e", &["a", "b"]);
         assert_eq!(known.position, -1);
         assert!(known.kept.iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn a_kept_observer_is_answered_as_it_was_read() {
+        let cache = ObserverCache::new(10);
+        let observer = crate::api::point_reads::kept::tests::full();
+        cache.keep(
+            &observer.election_id,
+            3,
+            &[observer.id.as_str()],
+            &found(&[("o-1", Arc::new(observer.clone()))]),
+        );
+        let known = cache.known(&observer.election_id, &[observer.id.as_str()]);
+        assert_eq!(known.position, 3);
+        assert_eq!(known.kept[0], Some(Some(observer)));
+    }
+
+    #[test]
+    fn observers_with_long_texts_are_bounded_by_their_bytes() {
+        let cache = ObserverCache::new(10);
+        let mut long = crate::api::point_reads::kept::tests::full();
+        long.accreditation.reason = "x".repeat(1000);
+        for n in 0..5 {
+            let id = format!("o-{n}");
+            let observer = Arc::new(Observer {
+                id: id.clone(),
+                ..long.clone()
+            });
+            cache.keep("e", 1, &[&id], &HashMap::from([(id.as_str(), observer)]));
+            assert!(
+                cache.known("e", &[&id]).kept[0].is_some(),
+                "the last read is kept"
+            );
+            assert!(cache.bytes() <= 10 * BYTES_PER_PLACE, "{}", cache.bytes());
+        }
+        assert!(cache.len() < 5, "kept {}", cache.len());
+        // Forgetting and replacing keep the count of bytes exact.
+        cache.keep("e", 1, &["o-4"], &found(&[]));
+        assert_eq!(cache.bytes(), cache.recounted());
+        cache.keep("f", 1, &["a"], &found(&[]));
+        cache.forget_election("e");
+        assert_eq!(cache.bytes(), cache.recounted());
+        assert_eq!(cache.bytes(), entry_bytes("a", None));
+    }
+
+    #[test]
+    fn a_changed_election_is_forgotten_and_only_it() {
+        let cache = ObserverCache::new(10);
+        cache.keep("e", 1, &["a"], &found(&[]));
+        cache.keep("f", 1, &["b"], &found(&[]));
+        cache.forget_election("e");
+        assert_eq!(cache.known("e", &["a"]).position, -1);
+        assert!(cache.known("e", &["a"]).kept[0].is_none());
+        assert!(cache.known("f", &["b"]).kept[0].is_some());
     }
 
     #[test]

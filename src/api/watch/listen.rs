@@ -25,6 +25,11 @@ pub struct Notice {
 }
 
 impl Notice {
+    /// The election that changed; `None` when every election must be read again.
+    pub fn election(&self) -> Option<&str> {
+        (&*self.election != EVERYONE).then_some(&*self.election)
+    }
+
     fn new(election: &str) -> Self {
         Notice {
             at: Instant::now(),
