@@ -109,6 +109,8 @@ pub struct Metrics {
     pool_max: Gauge,
     watch_reads: Counter,
     kept_observer_reads: Counter,
+    kept_observers: Gauge,
+    kept_observer_bytes: Gauge,
     point_read_batches: Counter,
     verifications: Family<StatusLabels, Counter>,
     probing: Family<ChannelLabels, Counter>,
@@ -213,6 +215,18 @@ impl Metrics {
             "Observers GetObserver batches answered from those kept at their election's unchanged position",
             Counter::default(),
         );
+        let kept_observers = register(
+            r,
+            "observer_registry_point_reads_kept_observers",
+            "Observers (and ids known absent) GetObserver keeps now, at most POINT_READ_CACHE",
+            Gauge::default(),
+        );
+        let kept_observer_bytes = register(
+            r,
+            "observer_registry_point_reads_kept_bytes",
+            "Bytes of the kept observers, as their bound counts them (at most 256 times POINT_READ_CACHE)",
+            Gauge::default(),
+        );
         let point_read_batches = register(
             r,
             "observer_registry_point_read_batches",
@@ -274,6 +288,8 @@ impl Metrics {
             pool_max,
             watch_reads,
             kept_observer_reads,
+            kept_observers,
+            kept_observer_bytes,
             point_read_batches,
             verifications,
             probing,
@@ -371,6 +387,12 @@ impl Metrics {
     /// Point reads answered from kept observers, their election unchanged.
     pub fn kept_observers_read(&self, calls: usize) {
         self.kept_observer_reads.inc_by(calls as u64);
+    }
+
+    /// What GetObserver keeps now: observers (and ids known absent), and their bytes.
+    pub fn observers_kept(&self, observers: usize, bytes: usize) {
+        self.kept_observers.set(observers as i64);
+        self.kept_observer_bytes.set(bytes as i64);
     }
 
     pub fn point_read_batch(&self) {

@@ -98,7 +98,7 @@ impl PointReads {
             timeout: db.pool.options().get_acquire_timeout(),
         };
         let (queue, waiting) = mpsc::channel(MAX_BATCH * 64);
-        let cache = Arc::new(ObserverCache::new(cache_capacity));
+        let cache = Arc::new(ObserverCache::new(cache_capacity, db.metrics.clone()));
         tokio::spawn(dispatch(
             db,
             Arc::new(connector),

@@ -1657,6 +1657,66 @@ async fn a_kept_observer_answers_only_while_its_election_is_unchanged(pool: PgPo
 }
 
 #[sqlx::test]
+async fn a_changed_elections_kept_observers_are_forgotten_at_once(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    open_election(&app, "kz-2023").await;
+    let wei = create_observer(
+        &app,
+        KZ,
+        "wei",
+        observer("Wei", "Wang", "CN", "sco", "E0000001"),
+    )
+    .await;
+    let li = create_observer(
+        &app,
+        KZ,
+        "li",
+        observer("Li", "Na", "CN", "sco", "E0000002"),
+    )
+    .await;
+    let gauge = |name: &str| {
+        app.metrics_text()
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .unwrap_or(-1.0)
+    };
+    // Read one at a time, so that each batch keeps what it read; again until the notices of
+    // the two creations, which forget the election too, have come in.
+    let mut kept = 0.0;
+    for _ in 0..100 {
+        get_observer(&app, &wei.name).await;
+        get_observer(&app, &li.name).await;
+        kept = gauge("observer_registry_point_reads_kept_observers");
+        if kept == 2.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(kept, 2.0);
+    let bytes = gauge("observer_registry_point_reads_kept_bytes");
+    assert!((100.0..=1024.0).contains(&bytes), "{bytes} bytes for two");
+
+    // A change made outside the service is notified after its commit, and the election's
+    // kept observers go without waiting for the next read of them.
+    sqlx::query("UPDATE observers SET phone = '+7 700 000 0000' WHERE id = 'li'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    kept = gauge("observer_registry_point_reads_kept_observers");
+    for _ in 0..100 {
+        if kept == 0.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        kept = gauge("observer_registry_point_reads_kept_observers");
+    }
+    assert_eq!(kept, 0.0, "still kept after the change was notified");
+    assert_eq!(gauge("observer_registry_point_reads_kept_bytes"), 0.0);
+    assert_eq!(get_observer(&app, &li.name).await.phone, "+7 700 000 0000");
+}
+
+#[sqlx::test]
 async fn a_kept_page_answers_only_while_its_election_is_unchanged(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     open_election(&app, "kz-2023").await;

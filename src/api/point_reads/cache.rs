@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use super::kept::KeptObserver;
 use crate::domain::observer::Observer;
+use crate::metrics::Metrics;
 
 /// What one batch knows of an election before it asks PostgreSQL.
 pub struct Known {
@@ -46,6 +47,8 @@ const BYTES_PER_PLACE: usize = 256;
 pub struct ObserverCache {
     capacity: usize,
     elections: Mutex<HashMap<String, Election>>,
+    /// Told what is kept after each change.
+    metrics: Arc<Metrics>,
 }
 
 /// What an entry of an election's table takes, as the byte bound counts it: its id, the
@@ -57,10 +60,11 @@ fn entry_bytes(id: &str, kept: Option<&KeptObserver>) -> usize {
 }
 
 impl ObserverCache {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize, metrics: Arc<Metrics>) -> Self {
         ObserverCache {
             capacity,
             elections: Mutex::default(),
+            metrics,
         }
     }
 
@@ -148,13 +152,23 @@ impl ObserverCache {
                 election.bytes -= id_bytes + old.as_deref().map_or(0, KeptObserver::bytes);
             }
         }
+        self.report(&elections);
+    }
+
+    fn report(&self, elections: &HashMap<String, Election>) {
+        let (kept, bytes) = elections.values().fold((0, 0), |(kept, bytes), e| {
+            (kept + e.observers.len(), bytes + e.bytes)
+        });
+        self.metrics.observers_kept(kept, bytes);
     }
 
     /// Forgets what is kept of an election that changed: the next batch would read it
     /// again anyway, and meanwhile its memory serves the writes.
     pub fn forget_election(&self, election_id: &str) {
-        if let Ok(mut elections) = self.elections.lock() {
-            elections.remove(election_id);
+        if let Ok(mut elections) = self.elections.lock()
+            && elections.remove(election_id).is_some()
+        {
+            self.report(&elections);
         }
     }
 
@@ -179,6 +193,10 @@ impl ObserverCache {
 
 #[cfg(test)]
 impl ObserverCache {
+    fn new_for_test(capacity: usize) -> Self {
+        ObserverCache::new(capacity, Arc::default())
+    }
+
     /// The bytes kept, counted again from the entries.
     fn recounted(&self) -> usize {
         let elections = self.elections.lock().unwrap();
@@ -224,7 +242,7 @@ mod tests {
 
     #[test]
     fn nothing_is_known_of_an_election_never_read() {
-        let cache = ObserverCache::new(10);
+        let cache = ObserverCache::new_for_test(10);
         let known = cache.known("e", &["a", "b"]);
         assert_eq!(known.position, -1);
         assert!(known.kept.iter().all(Option::is_none));
@@ -232,7 +250,7 @@ mod tests {
 
     #[test]
     fn a_kept_observer_is_answered_as_it_was_read() {
-        let cache = ObserverCache::new(10);
+        let cache = ObserverCache::new_for_test(10);
         let observer = crate::api::point_reads::kept::tests::full();
         cache.keep(
             &observer.election_id,
@@ -247,7 +265,7 @@ mod tests {
 
     #[test]
     fn observers_with_long_texts_are_bounded_by_their_bytes() {
-        let cache = ObserverCache::new(10);
+        let cache = ObserverCache::new_for_test(10);
         let mut long = crate::api::point_reads::kept::tests::full();
         long.accreditation.reason = "x".repeat(1000);
         for n in 0..5 {
@@ -275,7 +293,7 @@ mod tests {
 
     #[test]
     fn a_changed_election_is_forgotten_and_only_it() {
-        let cache = ObserverCache::new(10);
+        let cache = ObserverCache::new_for_test(10);
         cache.keep("e", 1, &["a"], &found(&[]));
         cache.keep("f", 1, &["b"], &found(&[]));
         cache.forget_election("e");
@@ -286,7 +304,7 @@ mod tests {
 
     #[test]
     fn absent_ids_are_kept_as_absent_at_their_position() {
-        let cache = ObserverCache::new(10);
+        let cache = ObserverCache::new_for_test(10);
         cache.keep("e", 7, &["a"], &found(&[]));
         let known = cache.known("e", &["a", "b"]);
         assert_eq!(known.position, 7);
@@ -296,7 +314,7 @@ mod tests {
 
     #[test]
     fn a_newer_position_forgets_what_was_read_before_it() {
-        let cache = ObserverCache::new(10);
+        let cache = ObserverCache::new_for_test(10);
         cache.keep("e", 7, &["a", "b"], &found(&[]));
         cache.keep("e", 9, &["c"], &found(&[]));
         let known = cache.known("e", &["a", "c"]);
@@ -307,7 +325,7 @@ mod tests {
 
     #[test]
     fn an_older_read_finishing_late_is_not_kept() {
-        let cache = ObserverCache::new(10);
+        let cache = ObserverCache::new_for_test(10);
         cache.keep("e", 9, &["a"], &found(&[]));
         cache.keep("e", 7, &["b"], &found(&[]));
         let known = cache.known("e", &["b"]);
@@ -317,19 +335,19 @@ mod tests {
 
     #[test]
     fn the_capacity_bounds_what_is_kept() {
-        let cache = ObserverCache::new(3);
+        let cache = ObserverCache::new_for_test(3);
         cache.keep("e", 1, &["a", "b"], &found(&[]));
         cache.keep("f", 1, &["c", "d"], &found(&[]));
         assert!(cache.len() <= 3);
         assert!(cache.known("f", &["c"]).kept[0].is_some());
-        let off = ObserverCache::new(0);
+        let off = ObserverCache::new_for_test(0);
         off.keep("e", 1, &["a"], &found(&[]));
         assert_eq!(off.len(), 0);
     }
 
     #[test]
     fn a_full_keep_forgets_only_some_to_make_room() {
-        let cache = ObserverCache::new(80);
+        let cache = ObserverCache::new_for_test(80);
         let ids: Vec<String> = (0..80).map(|n| format!("o-{n}")).collect();
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         cache.keep("e", 1, &ids, &found(&[]));
