@@ -161,6 +161,74 @@ async fn an_oversized_response_is_refused_not_sent(pool: PgPool) {
 }
 
 #[sqlx::test]
+async fn calls_refused_for_their_credentials_take_no_place_under_the_concurrency_limit(
+    pool: PgPool,
+) {
+    use common::agencies::{ADMIN, Agencies, READER};
+    let agencies = Agencies::standard("shed-after-auth");
+    let options = ServeOptions {
+        limits: Limits {
+            max_concurrent_requests: 1,
+            ..Limits::default()
+        },
+        ..agencies.options()
+    };
+    let app = spawn_app_with_options(pool.clone(), pool.clone(), options).await;
+    let admin = agencies.client(&app, ADMIN);
+    admin
+        .elections()
+        .create_election(pb::CreateElectionRequest {
+            election_id: "kz-2023".into(),
+            election: Some(kz_election("Early parliamentary election")),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    let lock = lock_election(&pool, "kz-2023").await;
+
+    // The one place is taken by an admin's update waiting for the lock.
+    let held = {
+        let elections = admin.elections();
+        tokio::spawn(async move {
+            let mut elections = elections;
+            elections.update_election(describe("kz-2023", "held")).await
+        })
+    };
+    wait_for_lock_waiters(&pool, 1).await;
+
+    // Refused for who they are, not for a full server: they never reach the shedding.
+    let anonymous = client_without_retries(&app, None);
+    let error = anonymous
+        .elections()
+        .get_election(get("kz-2023"))
+        .await
+        .unwrap_err();
+    assert_error(&error, Code::Unauthenticated, "UNAUTHENTICATED");
+    let reader = agencies.client(&app, READER);
+    let error = reader
+        .elections()
+        .update_election(describe("kz-2023", "not mine"))
+        .await
+        .unwrap_err();
+    assert_error(&error, Code::PermissionDenied, "PERMISSION_DENIED");
+    // An authorized call finds the place taken.
+    let error = reader
+        .elections()
+        .get_election(get("kz-2023"))
+        .await
+        .unwrap_err();
+    assert_error(&error, Code::ResourceExhausted, "OVERLOADED");
+
+    lock.rollback().await.unwrap();
+    held.await.unwrap().unwrap();
+    reader
+        .elections()
+        .get_election(get("kz-2023"))
+        .await
+        .unwrap();
+}
+
+#[sqlx::test]
 async fn calls_beyond_the_concurrency_limit_are_shed_at_once_and_probes_still_answer(pool: PgPool) {
     let options = with_limits(Limits {
         max_concurrent_requests: 4,
