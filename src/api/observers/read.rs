@@ -26,7 +26,12 @@ impl ObserverApi {
             .observer(election_id, id)
             .await?
             .ok_or_else(|| Error::not_found(&request.name))?;
-        Ok(for_caller(caller, to_proto(&observer)))
+        // Nearly always this call's alone (the keep holds copies, not the batch's observers):
+        // its strings move into the message instead of being copied.
+        Ok(for_caller(
+            caller,
+            into_proto(Arc::unwrap_or_clone(observer)),
+        ))
     }
 
     pub(super) async fn list(

@@ -25,12 +25,22 @@ pub struct Known {
     pub kept: Vec<Option<Option<Observer>>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Election {
     position: i64,
     observers: HashMap<Box<str>, Option<Box<KeptObserver>>>,
-    /// What `observers` hold, as [`entry_bytes`] counts it.
+    /// What the election takes ([`election_bytes`]) and its `observers` ([`entry_bytes`]).
     bytes: usize,
+}
+
+impl Election {
+    fn new(election_id: &str) -> Self {
+        Election {
+            position: -1,
+            observers: HashMap::new(),
+            bytes: election_bytes(election_id),
+        }
+    }
 }
 
 /// The bytes a kept observer may take on average: the keep holds at most `capacity` of them
@@ -49,6 +59,14 @@ pub struct ObserverCache {
     elections: Mutex<HashMap<String, Election>>,
     /// Told what is kept after each change.
     metrics: Arc<Metrics>,
+}
+
+/// What an election takes beside its observers, as the byte bound counts it: its id, its
+/// place among the elections and the smallest table. Ids of elections that do not exist are
+/// kept too (their observers known absent), so a caller naming many cannot grow the keep
+/// past its bound either.
+fn election_bytes(election_id: &str) -> usize {
+    std::mem::size_of::<(String, Election)>() + election_id.len() + 64
 }
 
 /// What an entry of an election's table takes, as the byte bound counts it: its id, the
@@ -118,10 +136,16 @@ impl ObserverCache {
         let Ok(mut elections) = self.elections.lock() else {
             return;
         };
-        let adding: usize = asked
-            .iter()
-            .map(|(id, kept)| entry_bytes(id, kept.as_deref()))
-            .sum();
+        let new_election = if elections.contains_key(election_id) {
+            0
+        } else {
+            election_bytes(election_id)
+        };
+        let adding: usize = new_election
+            + asked
+                .iter()
+                .map(|(id, kept)| entry_bytes(id, kept.as_deref()))
+                .sum::<usize>();
         let (kept, bytes) = elections.values().fold((0, 0), |(kept, bytes), e| {
             (kept + e.observers.len(), bytes + e.bytes)
         });
@@ -136,14 +160,16 @@ impl ObserverCache {
                 bytes.saturating_sub(byte_room - byte_room / 8),
             );
         }
-        let election = elections.entry(election_id.to_owned()).or_default();
+        let election = elections
+            .entry(election_id.to_owned())
+            .or_insert_with(|| Election::new(election_id));
         if position < election.position {
             return;
         }
         if position > election.position {
             election.position = position;
             election.observers.clear();
-            election.bytes = 0;
+            election.bytes = election_bytes(election_id);
         }
         for (id, kept) in asked {
             let id_bytes = entry_bytes(&id, None);
@@ -197,13 +223,18 @@ impl ObserverCache {
         ObserverCache::new(capacity, Arc::default())
     }
 
-    /// The bytes kept, counted again from the entries.
+    /// The bytes kept, counted again from the elections and their entries.
     fn recounted(&self) -> usize {
         let elections = self.elections.lock().unwrap();
         elections
-            .values()
-            .flat_map(|e| &e.observers)
-            .map(|(id, kept)| entry_bytes(id, kept.as_deref()))
+            .iter()
+            .map(|(election_id, e)| {
+                election_bytes(election_id)
+                    + e.observers
+                        .iter()
+                        .map(|(id, kept)| entry_bytes(id, kept.as_deref()))
+                        .sum::<usize>()
+            })
             .sum()
     }
 }
@@ -288,7 +319,22 @@ mod tests {
         cache.keep("f", 1, &["a"], &found(&[]));
         cache.forget_election("e");
         assert_eq!(cache.bytes(), cache.recounted());
-        assert_eq!(cache.bytes(), entry_bytes("a", None));
+        assert_eq!(cache.bytes(), election_bytes("f") + entry_bytes("a", None));
+    }
+
+    #[test]
+    fn ids_of_many_elections_are_bounded_by_their_bytes_too() {
+        let cache = ObserverCache::new_for_test(100);
+        // Long ids, so that the bytes bind before the count does.
+        let elections: Vec<String> = (0..200)
+            .map(|n| format!("no-such-election-{n}-{}", "x".repeat(200)))
+            .collect();
+        for election in &elections {
+            cache.keep(election, 0, &["x"], &found(&[]));
+            assert!(cache.bytes() <= 100 * BYTES_PER_PLACE, "{}", cache.bytes());
+        }
+        assert_eq!(cache.bytes(), cache.recounted());
+        assert!(cache.len() < 70, "kept {}", cache.len());
     }
 
     #[test]
