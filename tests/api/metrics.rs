@@ -63,16 +63,6 @@ fn resident_bytes(pid: u32) -> u64 {
     kib * 1024
 }
 
-/// The value of the sample line that starts with `prefix` (labels included), or 0.
-fn sample(metrics: &str, prefix: &str) -> f64 {
-    metrics
-        .lines()
-        .find(|line| line.starts_with(prefix))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// The number after `field=` in a log line.
 fn field(line: &str, field: &str) -> u64 {
     line.split_whitespace()

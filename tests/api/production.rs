@@ -488,16 +488,6 @@ async fn calls_fail_fast_while_the_database_is_known_to_be_down(pool: PgPool) {
     }
 }
 
-/// The value of the sample line starting with `prefix` (labels included).
-fn sample(metrics: &str, prefix: &str) -> f64 {
-    metrics
-        .lines()
-        .find(|line| line.starts_with(prefix))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[sqlx::test]
 async fn the_admin_port_serves_metrics_and_probes(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;

@@ -468,6 +468,16 @@ where
     assert!(held.is_ok(), "waited {timeout:?} for {what}");
 }
 
+/// The value of the metrics sample line that starts with `prefix` (labels included), or 0.
+pub fn sample(metrics: &str, prefix: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|line| line.starts_with(prefix))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0.0)
+}
+
 pub const SERVING: i32 = 1;
 pub const NOT_SERVING: i32 = 2;
 
