@@ -39,6 +39,8 @@ pub struct AppState {
     /// a batch of a thousand holds tens of megabytes while it is checked, inserted and
     /// answered, and two at once made the service's peak memory (BENCHMARKS.md).
     pub batch_registrations: std::sync::Arc<tokio::sync::Semaphore>,
+    /// CreateObserver's registrations, coalesced.
+    pub registrations: observers::Registrations,
     /// Badge keys, the verification URL and the limits on verification.
     pub badges: std::sync::Arc<crate::badge::Badges>,
 }

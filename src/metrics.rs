@@ -112,6 +112,8 @@ pub struct Metrics {
     kept_observers: Gauge,
     kept_observer_bytes: Gauge,
     point_read_batches: Counter,
+    registrations_together: Counter,
+    registration_batches: Counter,
     verifications: Family<StatusLabels, Counter>,
     probing: Family<ChannelLabels, Counter>,
 }
@@ -233,6 +235,18 @@ impl Metrics {
             "Statements the coalesced point reads (GetObserver, VerifyAccreditation, list positions) ran: calls per batch is how much coalescing saves",
             Counter::default(),
         );
+        let registrations_together = register(
+            r,
+            "observer_registry_registrations_together",
+            "CreateObserver calls registered in a transaction shared with others",
+            Counter::default(),
+        );
+        let registration_batches = register(
+            r,
+            "observer_registry_registration_batches",
+            "Transactions that registered several CreateObserver calls at once: calls per transaction is how much coalescing saves",
+            Counter::default(),
+        );
         // Labels are the five verdicts and the two channels: never the agency or address,
         // which an attacker could multiply (the warning in the log names them).
         let verifications = register(
@@ -291,6 +305,8 @@ impl Metrics {
             kept_observers,
             kept_observer_bytes,
             point_read_batches,
+            registrations_together,
+            registration_batches,
             verifications,
             probing,
         }
@@ -397,6 +413,12 @@ impl Metrics {
 
     pub fn point_read_batch(&self) {
         self.point_read_batches.inc();
+    }
+
+    /// A transaction registered `calls` CreateObserver calls at once.
+    pub fn registered_together(&self, calls: usize) {
+        self.registration_batches.inc();
+        self.registrations_together.inc_by(calls as u64);
     }
 
     /// Counts a call waiting for a connection until the guard is dropped.

@@ -123,6 +123,7 @@ async fn app_state(
         options.limits.point_read_cache,
     );
     point_reads.forget_on_change(feeds.notices());
+    let registrations = crate::api::observers::Registrations::start(db.clone());
     Ok(AppState {
         point_reads,
         feeds,
@@ -135,6 +136,7 @@ async fn app_state(
         batch_registrations: Arc::new(tokio::sync::Semaphore::new(
             crate::api::observers::MAX_BATCH_CREATE,
         )),
+        registrations,
     })
 }
 

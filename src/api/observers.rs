@@ -24,6 +24,7 @@ use convert::{all_for_caller, for_caller};
 use decide::Decision;
 
 pub use convert::redact;
+pub use register::Registrations;
 
 /// Observers one BatchCreateObservers call registers at most (AIP-233).
 pub const MAX_BATCH_CREATE: usize = register::MAX_BATCH;

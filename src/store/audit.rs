@@ -150,6 +150,116 @@ impl CreateRecord<'_> {
     }
 }
 
+/// What records creates made together by one statement (`api::observers`' coalesced
+/// registrations): an audit event each and, for each that carried a request id, its response
+/// under its key, which the statement claims: a key claimed meanwhile fails it with
+/// `request_ids_pkey`'s unique violation, and nothing of it stays.
+pub struct CreateRecords<'a> {
+    events: Vec<NewEvent>,
+    remembered: Vec<(&'a IdempotencyKey, Vec<u8>)>,
+}
+
+impl<'a> CreateRecords<'a> {
+    pub fn new(events: Vec<NewEvent>, remembered: Vec<(&'a IdempotencyKey, Vec<u8>)>) -> Self {
+        CreateRecords { events, remembered }
+    }
+}
+
+/// The common table expressions that record a create, written by the statement that inserts
+/// the resource (`store::observers::insert_many`).
+pub trait Recording {
+    /// `, audited AS (…)` and `, remembered AS (…)`, their parameters numbered from `$first`.
+    fn ctes(&self, first: usize) -> String;
+    /// Binds the parameters of [`Recording::ctes`], after those bound already.
+    fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+}
+
+impl Recording for CreateRecord<'_> {
+    fn ctes(&self, first: usize) -> String {
+        CreateRecord::ctes(self, first)
+    }
+
+    fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        CreateRecord::bind(self, query)
+    }
+}
+
+impl Recording for CreateRecords<'_> {
+    fn ctes(&self, first: usize) -> String {
+        let n: Vec<usize> = (first..first + 14).collect();
+        // Each event's changed fields as a JSON array: lists of different lengths make no
+        // rectangular array of arrays.
+        let mut ctes = format!(
+            ", audited AS (INSERT INTO audit_events (election_id, actor, method, resource, \
+             request_id, changed_fields, before, after, reason) \
+             SELECT e, a, m, r, q, ARRAY(SELECT jsonb_array_elements_text(c)), b, f, n \
+             FROM unnest(${}::text[], ${}::text[], ${}::text[], ${}::text[], ${}::text[], \
+             ${}::jsonb[], ${}::jsonb[], ${}::jsonb[], ${}::text[]) \
+             AS t(e, a, m, r, q, c, b, f, n))",
+            n[0], n[1], n[2], n[3], n[4], n[5], n[6], n[7], n[8]
+        );
+        if !self.remembered.is_empty() {
+            ctes.push_str(&format!(
+                ", remembered AS (INSERT INTO request_ids \
+                 (agency, request_id, method, fingerprint, response) \
+                 SELECT * FROM unnest(${}::text[], ${}::uuid[], ${}::text[], ${}::bytea[], \
+                 ${}::bytea[]))",
+                n[9], n[10], n[11], n[12], n[13]
+            ));
+        }
+        ctes
+    }
+
+    fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        let events = &self.events;
+        let texts = |get: fn(&NewEvent) -> &str| -> Vec<&str> { events.iter().map(get).collect() };
+        let query = query
+            .bind(
+                events
+                    .iter()
+                    .map(|e| e.election_id.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(texts(|e| &e.actor))
+            .bind(texts(|e| &e.method))
+            .bind(texts(|e| &e.resource))
+            .bind(texts(|e| &e.request_id))
+            .bind(
+                events
+                    .iter()
+                    .map(|e| serde_json::json!(e.changed_fields))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(events.iter().map(|e| e.before.clone()).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.after.clone()).collect::<Vec<_>>())
+            .bind(texts(|e| &e.reason));
+        if self.remembered.is_empty() {
+            return query;
+        }
+        let keys = || self.remembered.iter().map(|(key, _)| *key);
+        query
+            .bind(keys().map(|k| k.agency.as_str()).collect::<Vec<_>>())
+            .bind(keys().map(|k| k.request_id).collect::<Vec<_>>())
+            .bind(keys().map(|k| k.method).collect::<Vec<_>>())
+            .bind(keys().map(|k| k.fingerprint.as_slice()).collect::<Vec<_>>())
+            .bind(
+                self.remembered
+                    .iter()
+                    .map(|(_, response)| response.as_slice())
+                    .collect::<Vec<_>>(),
+            )
+    }
+}
+
 pub async fn record(conn: &mut PgConnection, event: &NewEvent) -> Result<()> {
     bind_event(sqlx::query(sqlx::AssertSqlSafe(INSERT.as_str())), event)
         .execute(conn)

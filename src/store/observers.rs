@@ -17,7 +17,7 @@ use crate::domain::observer::{
     Accreditation, AccreditationState, Observer, ObserverFields, ObserverRole, observer_name,
 };
 use crate::error::{Error, Reason, Result};
-use crate::store::audit::CreateRecord;
+use crate::store::audit::Recording;
 use crate::store::listing::{ListCounts, Source, fetch_page_of_election};
 
 pub use list_spec::LIST_SPEC;
@@ -184,7 +184,7 @@ fn into_observers(rows: Vec<ObserverRow>) -> Result<Vec<Observer>> {
 pub async fn insert_many(
     conn: &mut PgConnection,
     observers: &[Observer],
-    record: Option<&CreateRecord<'_>>,
+    record: Option<&(dyn Recording + Sync)>,
 ) -> Result<Vec<Observer>> {
     let Some(election_id) = observers.first().map(|o| o.election_id.as_str()) else {
         return Ok(Vec::new());

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use prost::Message;
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use crate::aip::request_id::IdempotencyKey;
 use crate::error::{Error, Result};
@@ -54,21 +55,57 @@ pub async fn first_response<R: Message + Default>(
     conn: &mut PgConnection,
     key: &IdempotencyKey,
 ) -> Result<R> {
-    let (method, fingerprint, response): (String, Vec<u8>, Vec<u8>) = sqlx::query_as(
-        "SELECT method, fingerprint, response FROM request_ids \
+    let first: FirstCall = sqlx::query_as(
+        "SELECT agency, request_id, method, fingerprint, response FROM request_ids \
          WHERE agency = $1 AND request_id = $2",
     )
     .bind(&key.agency)
     .bind(key.request_id)
     .fetch_one(&mut *conn)
     .await?;
-    if method != key.method || fingerprint != key.fingerprint {
+    answer(key, &first)
+}
+
+/// What the first call with a key left.
+#[derive(sqlx::FromRow)]
+pub struct FirstCall {
+    pub agency: String,
+    pub request_id: Uuid,
+    pub method: String,
+    pub fingerprint: Vec<u8>,
+    pub response: Vec<u8>,
+}
+
+/// The first calls made with any of `keys` that committed, in one statement.
+pub async fn first_calls(
+    conn: &mut PgConnection,
+    keys: &[&IdempotencyKey],
+) -> Result<Vec<FirstCall>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let agencies: Vec<&str> = keys.iter().map(|k| k.agency.as_str()).collect();
+    let request_ids: Vec<Uuid> = keys.iter().map(|k| k.request_id).collect();
+    Ok(sqlx::query_as(
+        "SELECT agency, request_id, method, fingerprint, response FROM request_ids \
+         WHERE (agency, request_id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))",
+    )
+    .bind(agencies)
+    .bind(request_ids)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// The answer to a call with `key` that `first` made first: its response, or
+/// INVALID_ARGUMENT when it asked for something else.
+pub fn answer<R: Message + Default>(key: &IdempotencyKey, first: &FirstCall) -> Result<R> {
+    if first.method != key.method || first.fingerprint != key.fingerprint {
         return Err(Error::invalid(
             "request_id",
             "this request_id was already used for a different request",
         ));
     }
-    R::decode(response.as_slice()).map_err(Error::internal)
+    R::decode(first.response.as_slice()).map_err(Error::internal)
 }
 
 /// Stores the response of a first call under its key, in the same transaction as the change.

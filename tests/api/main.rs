@@ -11,6 +11,7 @@ mod badges;
 mod client_retries;
 mod client_streams;
 mod client_transport;
+mod coalesced_creates;
 mod database;
 mod decisions;
 mod delegations;

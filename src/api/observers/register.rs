@@ -7,7 +7,12 @@ use std::collections::HashSet;
 use chrono::NaiveDate;
 use prost::Message;
 use sqlx::PgConnection;
+use tokio::time::Instant;
 use uuid::Uuid;
+
+mod together;
+
+pub use together::{Outcome, Registrations};
 
 use super::ObserverApi;
 use super::convert::{ParsedObserver, parse_observer, to_proto};
@@ -17,6 +22,7 @@ use crate::api::audit::AuditEntry;
 use crate::api::invitations::check_invited;
 use crate::api::skeleton::{self, Resource};
 use crate::auth::Caller;
+use crate::database::Database;
 use crate::domain::election::Election;
 use crate::domain::invitation::Sender;
 use crate::domain::names;
@@ -24,9 +30,10 @@ use crate::domain::observer::Observer;
 use crate::domain::observer::registration::{self, Candidate, Disclosure, ElectionScope};
 use crate::domain::retention;
 use crate::error::{Error, Result, Violations};
+use crate::layers::deadline::current_deadline;
 use crate::pb::v1 as pb;
 use crate::store;
-use crate::store::audit::CreateRecord;
+use crate::store::audit::{CreateRecord, Recording};
 use crate::store::registration::{Loaded, Registering};
 
 const CREATE_METHOD: &str = "/observer_registry.v1.ObserverService/CreateObserver";
@@ -71,41 +78,18 @@ impl ObserverApi {
                 "validation passed without values"
             )));
         };
-        let (key, entry, request) = (&key, &entry, &request);
-        self.state
-            .db
-            .transaction(|tx| {
-                Box::pin(async move {
-                    let entries = std::slice::from_ref(entry);
-                    let registration = match start(tx, key.as_ref(), election_id, entries).await? {
-                        Start::First(registration) => registration,
-                        Start::Replay(first) => return Ok(first),
-                    };
-                    let observer = register(tx, caller, registration, entries, |created| {
-                        let observer = created.first().map(to_proto).ok_or_else(|| {
-                            Error::internal(anyhow::anyhow!("a create registered no observer"))
-                        })?;
-                        let event = skeleton::entry_created(
-                            Some(election_id),
-                            &request.request_id,
-                            &observer,
-                        )
-                        .into_event(caller);
-                        let record = CreateRecord {
-                            event,
-                            remembered: key.as_ref().map(|key| (key, observer.encode_to_vec())),
-                        };
-                        Ok((observer, Some(record)))
-                    })
-                    .await?;
-                    let observer_ = observer.name.to_string();
-                    tx.after_commit(
-                        move || tracing::info!(observer = %observer_, "observer registered"),
-                    );
-                    Ok(observer)
-                })
-            })
-            .await
+        let registration = Registration {
+            caller: caller.clone(),
+            key,
+            election_id: election_id.to_owned(),
+            request_id: request.request_id,
+            entry,
+            deadline: current_deadline(),
+        };
+        match self.state.registrations.register(registration).await {
+            Outcome::Done(result) => *result,
+            Outcome::Alone(registration) => register_alone(&self.state.db, &registration).await,
+        }
     }
 
     pub(super) async fn batch_create(
@@ -177,6 +161,71 @@ impl ObserverApi {
                 })
             })
             .await
+    }
+}
+
+/// One CreateObserver, parsed, on its way to PostgreSQL.
+pub struct Registration {
+    pub caller: Caller,
+    pub key: Option<IdempotencyKey>,
+    pub election_id: String,
+    /// As the caller sent it, for the audit event.
+    pub request_id: String,
+    pub entry: Entry,
+    /// The call's; its statements are bounded by it wherever they run.
+    pub deadline: Option<Instant>,
+}
+
+/// Registers one observer in a transaction of its own.
+pub(super) async fn register_alone(
+    db: &Database,
+    registration: &Registration,
+) -> Result<pb::Observer> {
+    let Registration {
+        caller,
+        key,
+        election_id,
+        request_id,
+        entry,
+        ..
+    } = registration;
+    db.transaction(|tx| {
+        Box::pin(async move {
+            let entries = std::slice::from_ref(entry);
+            let registration = match start(tx, key.as_ref(), election_id, entries).await? {
+                Start::First(registration) => registration,
+                Start::Replay(first) => return Ok(first),
+            };
+            let record = created(caller, key.as_ref(), election_id, request_id);
+            let observer = register(tx, caller, registration, entries, record).await?;
+            let observer_ = observer.name.to_string();
+            tx.after_commit(move || tracing::info!(observer = %observer_, "observer registered"));
+            Ok(observer)
+        })
+    })
+    .await
+}
+
+/// What a CreateObserver answers with the observer it registers, and the records of it: its
+/// audit event and the response remembered under the key claimed.
+fn created<'k>(
+    caller: &Caller,
+    key: Option<&'k IdempotencyKey>,
+    election_id: &str,
+    request_id: &str,
+) -> impl FnOnce(&[Observer]) -> Result<(pb::Observer, Option<CreateRecord<'k>>)> {
+    move |created| {
+        let observer = created
+            .first()
+            .map(to_proto)
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("a create registered no observer")))?;
+        let event =
+            skeleton::entry_created(Some(election_id), request_id, &observer).into_event(caller);
+        let record = CreateRecord {
+            event,
+            remembered: key.map(|key| (key, observer.encode_to_vec())),
+        };
+        Ok((observer, Some(record)))
     }
 }
 
@@ -356,6 +405,11 @@ async fn register<'k, R>(
         })
         .collect();
     let (response, record) = answer(&observers)?;
-    store::observers::insert_many(conn, &observers, record.as_ref()).await?;
+    store::observers::insert_many(
+        conn,
+        &observers,
+        record.as_ref().map(|r| r as &(dyn Recording + Sync)),
+    )
+    .await?;
     Ok(response)
 }
