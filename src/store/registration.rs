@@ -34,7 +34,11 @@ pub struct Found {
 /// observers of the election with a candidate's citizenship and travel document, as three
 /// arrays (one row, NULLs when there are none). Parameters: `$1` the election, `$2` the
 /// candidates' citizenships and `$3` their travel documents, `$4` the observer excepted, `$5`
-/// the organizations named, `$6` the new ids.
+/// the organizations named, `$6` the new ids. Each candidate's registrations are looked up
+/// through the one-person index (`OFFSET 0` keeps the lookup a nested loop): PostgreSQL keeps
+/// a generic plan of this statement, and one made while an election was small hashed its
+/// whole table, which it went on doing on every registration as the election grew (without
+/// autovacuum's ANALYZE, which this machine's PostgreSQL runs without, nothing replans it).
 const FACTS: &str = "ARRAY(SELECT id FROM organizations WHERE id = ANY($5) ORDER BY id FOR KEY SHARE) \
                        AS organizations, \
                      ARRAY(SELECT id FROM observers WHERE election_id = $1 AND id = ANY($6)) \
@@ -44,11 +48,12 @@ const FACTS: &str = "ARRAY(SELECT id FROM organizations WHERE id = ANY($5) ORDER
                                   array_agg(o.travel_document_number) AS documents, \
                                   array_agg(o.id) AS ids \
                            FROM unnest($2::text[], $3::text[]) AS p(citizenship, document) \
-                           JOIN observers o ON o.election_id = $1 \
-                            AND o.citizenship = p.citizenship \
-                            AND o.travel_document_number = p.document \
-                            AND o.delete_time IS NULL \
-                           WHERE o.id IS DISTINCT FROM $4) AS r";
+                           CROSS JOIN LATERAL (SELECT id, citizenship, travel_document_number \
+                             FROM observers \
+                            WHERE election_id = $1 AND citizenship = p.citizenship \
+                              AND travel_document_number = p.document \
+                              AND delete_time IS NULL AND id IS DISTINCT FROM $4 \
+                           OFFSET 0) AS o) AS r";
 
 /// [`FACTS`] of one candidate, with one organization and at most one new id, its parameters
 /// values instead of arrays. PostgreSQL cannot know how long an array parameter is, so it

@@ -86,9 +86,13 @@ pub async fn first_calls(
     }
     let agencies: Vec<&str> = keys.iter().map(|k| k.agency.as_str()).collect();
     let request_ids: Vec<Uuid> = keys.iter().map(|k| k.request_id).collect();
+    // A lookup by primary key per key (`OFFSET 0` keeps it a nested loop): PostgreSQL keeps a
+    // generic plan, and one made while the table was small scanned all of it, and went on
+    // doing so as it grew (nothing replans it without an ANALYZE).
     Ok(sqlx::query_as(
-        "SELECT agency, request_id, method, fingerprint, response FROM request_ids \
-         WHERE (agency, request_id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))",
+        "SELECT r.* FROM unnest($1::text[], $2::uuid[]) AS k(agency, request_id) \
+         CROSS JOIN LATERAL (SELECT agency, request_id, method, fingerprint, response \
+           FROM request_ids WHERE agency = k.agency AND request_id = k.request_id OFFSET 0) AS r",
     )
     .bind(agencies)
     .bind(request_ids)
