@@ -11,10 +11,11 @@
 //!
 //! Each call keeps its own answer: its own replay, refusal or observer. Registrations that
 //! could refuse one another (the same id, the same person, the same request id) are not made
-//! together: the later ones are made alone after the batch, and see its observers. If the
-//! batch's write fails (a change made meanwhile by someone else, a request id claimed
-//! meanwhile), nothing of it stays and each call registers alone, with its own precise
-//! answer.
+//! together: the later ones are made alone after the batch, and see its observers. A shared
+//! transaction is bounded by the earliest deadline among its calls, so a call with less than
+//! a second left is made alone. If the batch's write fails (a change made meanwhile by
+//! someone else, a request id claimed meanwhile), nothing of it stays and each call
+//! registers alone, with its own precise answer.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -50,6 +51,9 @@ const MAX_TOGETHER: usize = 64;
 /// while the next is checked and inserted keeps PostgreSQL busy without splitting the queue
 /// into batches too small to share anything.
 const SLOTS: usize = 2;
+
+/// The least time a call must have left to share a transaction.
+const TIME_TO_SHARE: Duration = Duration::from_secs(1);
 
 /// The deadline of a batch whose calls have none (never a call's: the deadline layer gives
 /// each one).
@@ -144,6 +148,15 @@ fn by_election(batch: Vec<Waiting>) -> Vec<Vec<Waiting>> {
 /// Makes one election's registrations: alone when there is one, else together; those that
 /// could refuse one another, alone after the others.
 async fn make(db: &Database, election: Vec<Waiting>) {
+    // A shared transaction is bounded by the earliest deadline among its calls: a call with
+    // little time left goes alone, and cannot cut the others' transaction short.
+    let share_until = Instant::now() + TIME_TO_SHARE;
+    let (election, hurried): (Vec<_>, Vec<_>) = election
+        .into_iter()
+        .partition(|w| w.registration.deadline.is_none_or(|d| d >= share_until));
+    for waiting in hurried {
+        let _ = waiting.reply.send(Outcome::Alone(waiting.registration));
+    }
     let (together, after) = apart_from_each_other(election);
     match <[Waiting; 1]>::try_from(together) {
         Ok([one]) => {
@@ -155,7 +168,7 @@ async fn make(db: &Database, election: Vec<Waiting>) {
         Err(together) => {
             let registrations: Vec<&Registration> =
                 together.iter().map(|w| &*w.registration).collect();
-            let deadline = registrations.iter().map(|r| r.deadline).max().flatten();
+            let deadline = registrations.iter().filter_map(|r| r.deadline).min();
             let registrations = &registrations;
             let made = within(
                 deadline,
