@@ -243,3 +243,51 @@ async fn a_registration_refused_only_when_written_refuses_its_own_call_alone(poo
     assert_eq!(app.count("observers").await, 36);
     assert_eq!(create_events(&app).await, 36);
 }
+
+#[sqlx::test]
+async fn one_request_id_sent_with_different_requests_at_once_registers_one_and_disturbs_no_other_call(
+    pool: PgPool,
+) {
+    let app = spawn_app(pool).await;
+    open_election(&app, "kz-2023").await;
+    // A caller reusing one request id for ten different people, among twenty honest calls.
+    let reused = new_request_id();
+    let mut requests: Vec<_> = (0..10)
+        .map(|i| pb::CreateObserverRequest {
+            request_id: reused.clone(),
+            ..create_observer_request(
+                KZ,
+                "",
+                observer(
+                    "Eve",
+                    &format!("Reuse{i}"),
+                    "DE",
+                    "cec-az",
+                    &format!("E{i:07}"),
+                ),
+            )
+        })
+        .collect();
+    requests.extend((0..20).map(|i| {
+        keyed(
+            "",
+            observer(
+                "Ana",
+                &format!("Honest{i}"),
+                "RO",
+                "cec-az",
+                &format!("H{i:07}"),
+            ),
+        )
+    }));
+    let answers = all_at_once(&app, requests).await;
+    let (reusing, honest) = answers.split_at(10);
+    assert!(honest.iter().all(Result::is_ok), "{honest:?}");
+    let made: Vec<_> = reusing.iter().filter_map(|a| a.as_ref().ok()).collect();
+    assert_eq!(made.len(), 1, "{reusing:?}");
+    for error in reusing.iter().filter_map(|a| a.as_ref().err()) {
+        assert_error(error, Code::InvalidArgument, "INVALID_ARGUMENT");
+    }
+    assert_eq!(app.count("observers").await, 21);
+    assert_eq!(create_events(&app).await, 21);
+}

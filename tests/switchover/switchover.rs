@@ -500,20 +500,31 @@ async fn connections_to_a_read_only_server_are_dropped_once_the_address_leads_to
     create_organization_as(&admin, "sco", "Shanghai Cooperation Organization").await;
     create_open_kz_election_as(&admin, "Early parliamentary election").await;
     let once = client_with(service.address, &agencies, REGISTRAR, RetryPolicy::never()).await;
+    // A registration of a person of its own under `id`.
+    let registration = |id: &str| {
+        let document = format!("STANDBY{}", id.to_uppercase().replace('-', ""));
+        create_observer_request(KZ, id, observer("Wei", "Standby", "CN", "sco", &document))
+    };
     let create = |id: String| {
         let once = once.clone();
-        async move {
-            let document = format!("STANDBY{}", id.to_uppercase().replace('-', ""));
-            let person = observer("Wei", "Standby", "CN", "sco", &document);
-            once.observers()
-                .create_observer(create_observer_request(KZ, &id, person))
-                .await
-        }
+        let request = registration(&id);
+        async move { once.observers().create_observer(request).await }
     };
 
     // New connections lead to the standby; a burst of writes needs more than the pool holds.
+    // Batches of one, each a transaction of its own: CreateObserver calls arriving together
+    // would share a transaction (and a connection).
     proxy.retarget(pair.standby);
-    let burst = join_all((0..16).map(|i| create(format!("b{i}")))).await;
+    let batch = |id: String| {
+        let once = once.clone();
+        let request = pb::BatchCreateObserversRequest {
+            parent: KZ.to_owned(),
+            requests: vec![registration(&id)],
+            ..Default::default()
+        };
+        async move { once.observers().batch_create_observers(request).await }
+    };
+    let burst = join_all((0..16).map(|i| batch(format!("b{i}")))).await;
     let refused: Vec<&Status> = burst.iter().filter_map(|r| r.as_ref().err()).collect();
     assert!(!refused.is_empty(), "no write reached the standby");
     for status in &refused {
