@@ -291,3 +291,53 @@ async fn one_request_id_sent_with_different_requests_at_once_registers_one_and_d
     assert_eq!(app.count("observers").await, 21);
     assert_eq!(create_events(&app).await, 21);
 }
+
+#[sqlx::test]
+async fn callers_without_a_token_or_the_registrar_role_never_reach_the_registrations(pool: PgPool) {
+    use common::agencies::{Agencies, READER};
+    let setup = spawn_app(pool.clone()).await;
+    open_election(&setup, "kz-2023").await;
+    let agencies = Agencies::standard("coalesced-weak");
+    let app = spawn_app_with_options(pool.clone(), pool, agencies.options()).await;
+    let person = |i: usize| {
+        keyed(
+            "",
+            observer(
+                "Eve",
+                &format!("Weak{i}"),
+                "DE",
+                "cec-az",
+                &format!("W{i:07}"),
+            ),
+        )
+    };
+    let anonymous = client_without_retries(&app, None);
+    let reader = agencies.client(&app, READER);
+    let calls = (0..40).map(|i| {
+        let client = if i % 2 == 0 {
+            anonymous.clone()
+        } else {
+            reader.clone()
+        };
+        let request = person(i);
+        tokio::spawn(async move { client.observers().create_observer(request).await })
+    });
+    for (i, answer) in futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        let error = answer.unwrap().unwrap_err();
+        match i % 2 {
+            0 => assert_error(&error, Code::Unauthenticated, "UNAUTHENTICATED"),
+            _ => assert_eq!(error.code(), Code::PermissionDenied, "{error:?}"),
+        }
+    }
+    assert_eq!(app.count("observers").await, 0);
+    assert_eq!(create_events(&app).await, 0);
+    let metrics = app.metrics_text();
+    assert_eq!(
+        sample(&metrics, "observer_registry_registrations_together_total"),
+        0.0
+    );
+}

@@ -34,7 +34,7 @@ use crate::layers::deadline::current_deadline;
 use crate::pb::v1 as pb;
 use crate::store;
 use crate::store::audit::{CreateRecord, Recording};
-use crate::store::registration::{Loaded, Registering};
+use crate::store::registration::{Found, Loaded, Registering};
 
 const CREATE_METHOD: &str = "/observer_registry.v1.ObserverService/CreateObserver";
 const BATCH_CREATE_METHOD: &str = "/observer_registry.v1.ObserverService/BatchCreateObservers";
@@ -355,31 +355,30 @@ async fn start<R: prost::Message + Default>(
     }
 }
 
-/// Registers parsed entries: every rule checked for all of them against the facts, then one
-/// statement that inserts the new observers and writes what `answer` makes of them: the
-/// response, and the audit event and remembered response that record it.
-async fn register<'k, R>(
+/// Every rule `entries` are registered under, checked against the facts `found` (which may
+/// be about more entries than these): the first refusal, naming each entry it concerns. A
+/// lone call, a batch, and each call made together with others are checked alike.
+async fn check(
     conn: &mut PgConnection,
     caller: &Caller,
-    registration: Box<Loaded>,
+    election: &Election,
+    found: &Found,
     entries: &[Entry],
-    answer: impl FnOnce(&[Observer]) -> Result<(R, Option<CreateRecord<'k>>)>,
-) -> Result<R> {
-    let Loaded {
-        election,
-        found,
-        now,
-    } = *registration;
+) -> Result<()> {
     retention::check_registration(&election.name(), election.personal_data_erase_time)?;
-    let candidates: Vec<Candidate> = entries.iter().map(Entry::candidate).collect();
-    if let Some(taken) = found.taken_ids.first() {
+    if let Some(taken) = found
+        .taken_ids
+        .iter()
+        .find(|taken| entries.iter().any(|e| e.id == **taken))
+    {
         return Err(Error::already_exists(&store::observers::name(
             &election.id,
             taken,
         )));
     }
+    let candidates: Vec<Candidate> = entries.iter().map(Entry::candidate).collect();
     registration::check(
-        scope(&election),
+        scope(election),
         &candidates,
         &found.facts,
         disclosure(caller),
@@ -396,7 +395,25 @@ async fn register<'k, R>(
             organization_id: &e.observer.fields.organization_id,
         })
         .collect();
-    check_invited(conn, &election, &senders).await?;
+    check_invited(conn, election, &senders).await
+}
+
+/// Registers parsed entries: every rule checked for all of them against the facts, then one
+/// statement that inserts the new observers and writes what `answer` makes of them: the
+/// response, and the audit event and remembered response that record it.
+async fn register<'k, R>(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    registration: Box<Loaded>,
+    entries: &[Entry],
+    answer: impl FnOnce(&[Observer]) -> Result<(R, Option<CreateRecord<'k>>)>,
+) -> Result<R> {
+    let Loaded {
+        election,
+        found,
+        now,
+    } = *registration;
+    check(conn, caller, &election, &found, entries).await?;
     let observers: Vec<Observer> = entries
         .iter()
         .map(|e| {

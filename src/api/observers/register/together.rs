@@ -26,22 +26,18 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::{Registration, disclosure, register_alone, scope};
-use crate::api::invitations::check_invited;
+use super::{Registration, check, register_alone};
 use crate::api::observers::convert::to_proto;
 use crate::api::skeleton;
 use crate::database::{Database, Tx};
-use crate::domain::election::Election;
-use crate::domain::invitation::Sender;
 use crate::domain::observer::Observer;
-use crate::domain::observer::registration::{self, Candidate};
-use crate::domain::retention;
+use crate::domain::observer::registration::Candidate;
 use crate::error::{Error, Result};
 use crate::layers::deadline::run_with_deadline;
 use crate::pb::v1 as pb;
 use crate::store;
 use crate::store::audit::CreateRecords;
-use crate::store::registration::{Found, Loaded, Registering};
+use crate::store::registration::{Loaded, Registering};
 
 /// Registrations made together at most: a statement's arrays stay small, and a batch holds
 /// its observers' memory only briefly.
@@ -255,8 +251,7 @@ async fn register_together(
             .collect();
         match store::registration::claim_and_load(tx, None, election_id, &candidates, &ids).await? {
             Registering::First(loaded) => {
-                let made =
-                    check_and_insert(tx, registrations, &first, &candidates, *loaded).await?;
+                let made = check_and_insert(tx, registrations, &first, *loaded).await?;
                 for (i, answer) in first.into_iter().zip(made) {
                     answers[i] = Some(answer);
                 }
@@ -273,12 +268,7 @@ async fn register_together(
             }
         }
     }
-    answers
-        .into_iter()
-        .map(|answer| {
-            answer.ok_or_else(|| Error::internal(anyhow::anyhow!("a registration went unanswered")))
-        })
-        .collect()
+    answered(answers)
 }
 
 /// Answers the registrations whose request id a committed call used first.
@@ -312,7 +302,6 @@ async fn check_and_insert(
     tx: &mut Tx<'_>,
     registrations: &[&Registration],
     first: &[usize],
-    candidates: &[Candidate<'_>],
     loaded: Loaded,
 ) -> Result<Vec<Result<pb::Observer>>> {
     let Loaded {
@@ -322,9 +311,10 @@ async fn check_and_insert(
     } = loaded;
     let mut answers = Vec::with_capacity(first.len());
     let mut made: Vec<(usize, Observer)> = Vec::new();
-    for (at, (&i, candidate)) in first.iter().zip(candidates).enumerate() {
+    for (at, &i) in first.iter().enumerate() {
         let registration = registrations[i];
-        match check(tx, registration, &election, &found, candidate).await {
+        let entries = std::slice::from_ref(&registration.entry);
+        match check(tx, &registration.caller, &election, &found, entries).await {
             Ok(()) => {
                 let entry = &registration.entry;
                 let observer = Observer::registered(
@@ -362,40 +352,15 @@ async fn check_and_insert(
             answers[at] = Some(Ok(response));
         }
     }
+    answered(answers)
+}
+
+/// Every registration's answer, or INTERNAL if one went unanswered.
+fn answered(answers: Vec<Option<Result<pb::Observer>>>) -> Result<Vec<Result<pb::Observer>>> {
     answers
         .into_iter()
         .map(|answer| {
             answer.ok_or_else(|| Error::internal(anyhow::anyhow!("a registration went unanswered")))
         })
         .collect()
-}
-
-/// The rules one registration is checked against (as `register` checks a lone one).
-async fn check(
-    tx: &mut Tx<'_>,
-    registration: &Registration,
-    election: &Election,
-    found: &Found,
-    candidate: &Candidate<'_>,
-) -> Result<()> {
-    retention::check_registration(&election.name(), election.personal_data_erase_time)?;
-    let entry = &registration.entry;
-    if found.taken_ids.contains(&entry.id) {
-        return Err(Error::already_exists(&store::observers::name(
-            &election.id,
-            &entry.id,
-        )));
-    }
-    registration::check(
-        scope(election),
-        std::slice::from_ref(candidate),
-        &found.facts,
-        disclosure(&registration.caller),
-    )?;
-    let at = format!("{}.organization", entry.at);
-    let sender = Sender {
-        at: &at,
-        organization_id: &entry.observer.fields.organization_id,
-    };
-    check_invited(tx, election, std::slice::from_ref(&sender)).await
 }
